@@ -1,0 +1,70 @@
+# MQTTER build, test, demo, benchmark and fuzz targets.
+# Needs only Go; Debian packages (gcc for -race, mosquitto for the bench) are
+# installed with apt-get when missing and running as root.
+
+GO       ?= go
+GOFMT    ?= $(shell $(GO) env GOROOT)/bin/gofmt
+FUZZTIME ?= 30s
+# Extra flags for mqbench, e.g. make bench BENCHFLAGS='--only latency --n 2000'.
+BENCHFLAGS ?=
+
+.PHONY: all build test fmt-check vet demo bench bench-quick baremochi fuzz clean
+
+all: build
+
+build:
+	$(GO) build -o bin/mqtter ./cmd/mqtter
+
+# test builds first so end-to-end tests find bin/mqtter (also given to them as
+# $MQTTER_BIN). -race needs cgo and a C compiler: installed when possible,
+# otherwise the tests run without it and say so.
+test: build fmt-check vet
+	@if [ "$$($(GO) env CGO_ENABLED)" != 1 ]; then ./.ci/apt-install gcc libc6-dev || true; fi; \
+	race=-race; \
+	if [ "$$($(GO) env CGO_ENABLED)" != 1 ]; then \
+		race=; echo "note: no C compiler, so no race detector (apt-get install -y gcc)"; \
+	fi; \
+	echo "$(GO) test $$race -count=1 -timeout 20m ./..."; \
+	MQTTER_BIN="$(CURDIR)/bin/mqtter" $(GO) test $$race -count=1 -timeout 20m ./...
+
+fmt-check:
+	@files=$$(find . -name '*.go' -not -path './.*' -not -path '*/testdata/*' | xargs -r $(GOFMT) -l); \
+	if [ -n "$$files" ]; then echo "gofmt needed on:"; echo "$$files"; exit 1; fi
+
+vet:
+	$(GO) vet ./...
+
+demo:
+	$(GO) run ./cmd/mqtter demo
+
+baremochi:
+	$(GO) build -o bin/baremochi ./bench/cmd/baremochi
+
+# bench compares the server with Mosquitto and a bare mochi broker on
+# loopback, then runs the packages' micro benchmarks. Figures are reported,
+# never asserted.
+bench: build baremochi
+	@command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || ./.ci/apt-install mosquitto || \
+		echo "mosquitto missing: the bench runs without it (apt-get install -y mosquitto)"
+	$(GO) run ./bench/cmd/mqbench --mqtter bin/mqtter --baremochi bin/baremochi $(BENCHFLAGS)
+	$(GO) test -run '^$$' -bench . -benchtime 2000x ./...
+
+# bench-quick is the same run with small numbers: a smoke test in seconds.
+bench-quick: build baremochi
+	$(GO) run ./bench/cmd/mqbench --mqtter bin/mqtter --baremochi bin/baremochi --quick $(BENCHFLAGS)
+
+# fuzz runs every native fuzz target in the repository for FUZZTIME each.
+fuzz:
+	@list=$$($(GO) test -list '^Fuzz' ./...) || { echo "$$list"; exit 1; }; \
+	targets=$$(echo "$$list" | awk '/^Fuzz/ { names = names " " $$1; next } \
+		/^ok/ { n = split(names, a, " "); for (i = 1; i <= n; i++) print $$2, a[i]; names = "" }'); \
+	if [ -z "$$targets" ]; then echo "no fuzz targets"; exit 0; fi; \
+	set -- $$targets; \
+	while [ $$# -gt 0 ]; do \
+		echo "== $$1 $$2 ($(FUZZTIME))"; \
+		$(GO) test -run '^$$' -fuzz "^$$2\$$" -fuzztime $(FUZZTIME) "$$1" || exit 1; \
+		shift 2; \
+	done
+
+clean:
+	rm -rf bin coverage.out coverage.html cover.out

@@ -1,0 +1,103 @@
+// Command mqtter is MQTTER's one binary: the central server, the node daemon
+// and the command line that drives a running node.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+)
+
+const usage = `usage:
+  mqtter server --data DIR [--mqtt ADDR] [--ws ADDR] [--http ADDR] [flags]
+  mqtter user add NAME --data DIR [--thing]     password: $MQTTER_PASSWORD or stdin
+  mqtter demo                                   run a local demo on loopback
+
+Run "mqtter COMMAND -h" for a command's flags.
+`
+
+// errUsage marks an error caused by how the command was called.
+var errUsage = errors.New("usage")
+
+func main() {
+	if len(os.Args) > 1 && os.Args[1] == "server" {
+		reexecWithSmallStacks()
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(0)
+		}
+		fmt.Fprintln(os.Stderr, "mqtter:", err)
+		if errors.Is(err, errUsage) {
+			fmt.Fprint(os.Stderr, usage)
+			os.Exit(2)
+		}
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		return fmt.Errorf("%w: no command", errUsage)
+	}
+	switch args[0] {
+	case "server":
+		return runServer(ctx, args[1:], stderr)
+	case "user":
+		return runUser(ctx, args[1:], stdin, stdout, stderr)
+	case "demo":
+		return runDemo(ctx, stdout)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	return fmt.Errorf("%w: unknown command %q", errUsage, args[0])
+}
+
+// parseInterspersed parses fs from args, allowing flags after positional
+// arguments ("user add alice --data DIR"), and returns the positionals.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return pos, nil
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+	}
+}
+
+// reexecWithSmallStacks restarts the server with GODEBUG
+// adaptivestackstart=0 unless the operator set it. The runtime otherwise
+// sizes new goroutine stacks by the average of the stacks it has seen, and
+// the server's few deep ones (SQLite is transpiled C) make every one of the
+// two goroutines per idle MQTT connection start at 16 KiB or more: about a
+// quarter of the memory of 1,000 idle connections. If the exec fails the
+// server simply runs as it is.
+func reexecWithSmallStacks() {
+	godebug := os.Getenv("GODEBUG")
+	if strings.Contains(godebug, "adaptivestackstart") {
+		return
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return
+	}
+	if godebug != "" {
+		godebug += ","
+	}
+	env := append(os.Environ(), "GODEBUG="+godebug+"adaptivestackstart=0")
+	syscall.Exec(exe, os.Args, env)
+}

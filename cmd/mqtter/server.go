@@ -1,0 +1,144 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"runtime/pprof"
+	"strings"
+
+	"github.com/mqtter/mqtter/server"
+)
+
+func runServer(ctx context.Context, args []string, stderr io.Writer) error {
+	fs := flag.NewFlagSet("server", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var cfg server.Config
+	var proxyAllow, logLevel, logFormat string
+	fs.StringVar(&cfg.DataDir, "data", "", "data directory (required)")
+	fs.StringVar(&cfg.MQTTAddr, "mqtt", "127.0.0.1:1883", "MQTT TCP listen address (\"\" for none)")
+	fs.StringVar(&cfg.WSAddr, "ws", "", "MQTT over WebSocket listen address")
+	fs.StringVar(&cfg.HTTPAddr, "http", "127.0.0.1:8080", "HTTP API listen address (\"\" for none)")
+	fs.StringVar(&cfg.TLSCert, "tls-cert", "", "TLS certificate (PEM) for every listener")
+	fs.StringVar(&cfg.TLSKey, "tls-key", "", "TLS private key (PEM)")
+	fs.StringVar(&cfg.NodeID, "node-id", "n1", "this service node's id in routing rules")
+	fs.StringVar(&proxyAllow, "proxy-allow", "", "comma-separated hosts (host or host:port) the http(s) proxy may reach")
+	fs.StringVar(&cfg.S2SToken, "s2s-token", os.Getenv("MQTTER_S2S_TOKEN"), "bearer token for POST /v1/s2s/push (default $MQTTER_S2S_TOKEN)")
+	fs.IntVar(&cfg.MaxBody, "max-body", 0, "request body limit in bytes (default 256 KiB)")
+	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&logFormat, "log-format", "text", "text or json")
+	fs.BoolVar(&cfg.Pprof, "pprof", false, "serve /debug/pprof/ on the HTTP API (no auth: keep the API on loopback)")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile to this file until the server stops")
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return fmt.Errorf("%w: server takes no arguments, got %q", errUsage, pos)
+	}
+	if cfg.DataDir == "" {
+		return fmt.Errorf("%w: server needs --data DIR", errUsage)
+	}
+	for _, h := range strings.Split(proxyAllow, ",") {
+		if h = strings.TrimSpace(h); h != "" {
+			cfg.ProxyAllow = append(cfg.ProxyAllow, h)
+		}
+	}
+	log, err := newLogger(stderr, logLevel, logFormat)
+	if err != nil {
+		return err
+	}
+	cfg.Logger = log
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return fmt.Errorf("cpu profile: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("cpu profile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
+	}
+	srv, err := server.New(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	return srv.Run(ctx)
+}
+
+func runUser(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] != "add" {
+		return fmt.Errorf("%w: user add NAME --data DIR [--thing]", errUsage)
+	}
+	fs := flag.NewFlagSet("user add", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	dataDir := fs.String("data", "", "the server's data directory (required)")
+	thing := fs.Bool("thing", false, "the account is a thing, not a person")
+	pos, err := parseInterspersed(fs, args[1:])
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 || *dataDir == "" {
+		return fmt.Errorf("%w: user add NAME --data DIR [--thing]", errUsage)
+	}
+	password, err := readPassword(stdin)
+	if err != nil {
+		return err
+	}
+	kind := server.KindPerson
+	if *thing {
+		kind = server.KindThing
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	srv, err := server.New(ctx, server.Config{DataDir: *dataDir, Logger: log})
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+	code, err := srv.AddUser(ctx, pos[0], password, kind)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "added %s %s\n", kind, pos[0])
+	if code != "" {
+		fmt.Fprintf(stdout, "pairing code: %s (valid 10 minutes; the thing can ask for a new one)\n", code)
+	}
+	return nil
+}
+
+// readPassword takes $MQTTER_PASSWORD, or else the first line of stdin.
+func readPassword(stdin io.Reader) (string, error) {
+	if p := os.Getenv("MQTTER_PASSWORD"); p != "" {
+		return p, nil
+	}
+	line, err := bufio.NewReader(stdin).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return "", fmt.Errorf("read password from stdin: %w", err)
+	}
+	line = strings.TrimRight(line, "\r\n")
+	if line == "" {
+		return "", errors.New("no password: set $MQTTER_PASSWORD or give it on stdin")
+	}
+	return line, nil
+}
+
+func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("%w: --log-level %q", errUsage, level)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("%w: --log-format %q", errUsage, format)
+}

@@ -1,0 +1,214 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"strings"
+	"time"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/mqtter/mqtter/server/store"
+	"github.com/mqtter/mqtter/wire"
+)
+
+// requestTopic is what a client's PUBLISH topic becomes once the hook has
+// queued the request: a valid MQTT topic name (the URI topics may hold '#'
+// or '+', which MQTT forbids in a topic name) that nothing subscribes to.
+const requestTopic = "$mqtter/request"
+
+// hook connects mochi to the IM service.
+type hook struct {
+	mqtt.HookBase
+	srv *Server
+}
+
+func (h *hook) ID() string { return "mqtter" }
+
+func (h *hook) Provides(b byte) bool {
+	return bytes.Contains([]byte{
+		mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnSessionEstablish, mqtt.OnSessionEstablished,
+		mqtt.OnDisconnect, mqtt.OnPacketRead, mqtt.OnPublish,
+	}, []byte{b})
+}
+
+// OnConnectAuthenticate checks the account's password and binds the client
+// id to the account as its device. The work runs on a goroutine of its own:
+// SQLite (transpiled C) grows a goroutine's stack to tens of KiB, and the
+// connection's goroutine, which then idles in its read loop for hours, would
+// keep that stack.
+func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
+	ok := make(chan bool, 1)
+	go func() { ok <- h.authenticate(cl, pk) }()
+	return <-ok
+}
+
+func (h *hook) authenticate(cl *mqtt.Client, pk packets.Packet) bool {
+	s := h.srv
+	account := string(cl.Properties.Username)
+	log := s.log.With("account", account, "device", cl.ID, "remote", cl.Net.Remote)
+	refuse := func(reason string, args ...any) bool {
+		log.Info("connect refused", append([]any{"reason", reason}, args...)...)
+		s.metrics.connectsRefused.Inc()
+		return false
+	}
+	// unavailable answers a failure of ours with CONNACK "server
+	// unavailable", which clients retry, instead of the "bad user name or
+	// password" that returning false sends (and clients give up on).
+	unavailable := func(reason string, err error) bool {
+		log.Warn("connect failed", "reason", reason, "err", err)
+		s.mqtt.SendConnack(cl, packets.ErrServerUnavailable, false, nil)
+		cl.Stop(err)
+		return false
+	}
+	if !wire.ValidAccount(account) {
+		return refuse("bad account name")
+	}
+	if cl.ID == "" || len(cl.ID) > 128 {
+		return refuse("bad client id")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	acct, err := s.db.Account(ctx, account)
+	if errors.Is(err, store.ErrNotFound) {
+		return refuse("unknown account")
+	}
+	if err != nil {
+		return unavailable("store", err)
+	}
+	ok, err := s.verified.check(account, acct.PassHash, string(pk.Connect.Password))
+	if err != nil {
+		return refuse("password check", "err", err)
+	}
+	if !ok {
+		return refuse("wrong password")
+	}
+	ctx, cancel = context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	owner, err := s.db.DeviceAccount(ctx, cl.ID)
+	switch {
+	case err == nil && owner != account:
+		return refuse("device belongs to another account")
+	case errors.Is(err, store.ErrNotFound):
+		_, err := s.db.TouchDevice(ctx, cl.ID, account, time.Now())
+		if errors.Is(err, store.ErrDeviceTaken) {
+			return refuse("device belongs to another account")
+		}
+		if err != nil {
+			return unavailable("device", err)
+		}
+	case err != nil:
+		return unavailable("store", err)
+	}
+	s.byClient.Store(cl, newSession(s, cl, account, acct.Kind))
+	return true
+}
+
+// OnACLCheck lets a client publish only what the hook turned into a request,
+// and subscribe only under the protocol's own schemes, where nothing but its
+// own answers and pushes ever arrive.
+func (h *hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
+	if write {
+		return topic == requestTopic
+	}
+	for _, p := range []string{"im://", "impush://", "http://", "https://"} {
+		if strings.HasPrefix(topic, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// OnSessionEstablish registers the device before its CONNACK goes out, so
+// that anything sent to it once its client can act is pushed to it.
+func (h *hook) OnSessionEstablish(cl *mqtt.Client, _ packets.Packet) {
+	sess := h.srv.session(cl)
+	if sess == nil {
+		return
+	}
+	h.srv.sessions.add(sess)
+	h.srv.metrics.connections.Inc()
+	h.srv.log.Debug("connected", "account", sess.account, "device", sess.device)
+}
+
+// OnSessionEstablished tells related accounts the device is online, and
+// queues the replay of what it missed.
+func (h *hook) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
+	sess := h.srv.session(cl)
+	if sess == nil {
+		return
+	}
+	sess.opened()
+	sess.enqueue(request{task: func() {
+		h.srv.presenceChanged(sess, statusOnline)
+		h.srv.replay(sess)
+	}})
+}
+
+// OnDisconnect records last-seen and tells related accounts the device went
+// offline, unless a newer connection of the same device took over.
+func (h *hook) OnDisconnect(cl *mqtt.Client, err error, _ bool) {
+	s := h.srv
+	v, ok := s.byClient.LoadAndDelete(cl)
+	if !ok {
+		return
+	}
+	sess := v.(*session)
+	sess.close()
+	if !s.sessions.remove(sess) {
+		return
+	}
+	s.metrics.connections.Dec()
+	s.log.Debug("disconnected", "account", sess.account, "device", sess.device, "err", err)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := s.db.SetLastSeen(ctx, sess.device, time.Now()); err != nil {
+		s.log.Warn("record last seen", "device", sess.device, "err", err)
+	}
+	s.presenceChanged(sess, statusOffline)
+}
+
+// OnPacketRead queues every PUBLISH as a request of its client, in order,
+// before mochi validates the topic; PINGREQ refreshes presence.
+func (h *hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	switch pk.FixedHeader.Type {
+	case packets.Publish:
+		sess := h.srv.session(cl)
+		if sess == nil {
+			return pk, nil
+		}
+		sess.touch()
+		r := request{topic: pk.TopicName, body: pk.Payload, received: time.Now()}
+		if !inlineTopic(r.topic) || !sess.tryInline(r) {
+			sess.enqueue(r)
+		}
+		pk.TopicName = requestTopic
+	case packets.Pingreq:
+		if sess := h.srv.session(cl); sess != nil {
+			sess.touch()
+		}
+	}
+	return pk, nil
+}
+
+// OnPublish acknowledges requests without routing them to subscribers.
+func (h *hook) OnPublish(_ *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	return pk, packets.CodeSuccessIgnore
+}
+
+func (s *Server) session(cl *mqtt.Client) *session {
+	v, ok := s.byClient.Load(cl)
+	if !ok {
+		return nil
+	}
+	return v.(*session)
+}
+
+// inlineTopic reports a request cheap enough to run on the client's read
+// loop: a send, which only checks the message and queues it to the store.
+func inlineTopic(topic string) bool {
+	t, err := wire.ParseTopic(topic)
+	return err == nil && t.Scheme == wire.SchemeIM && t.Method() == wire.MethodSend
+}

@@ -1,0 +1,208 @@
+package server
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"slices"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/mqtter/mqtter/wire"
+)
+
+// Device presence.
+const (
+	statusOnline  = "online"
+	statusAway    = "away"
+	statusOffline = "offline"
+)
+
+const maxAddrs = 32
+
+// pushAccount sends a push to every connected device of account.
+func (s *Server) pushAccount(account, topic string, body []byte) {
+	sessions := s.sessions.sessions(account)
+	for _, sess := range sessions {
+		sess.send(topic, body)
+	}
+	s.metrics.pushes.WithLabelValues(pushKind(topic)).Add(float64(len(sessions)))
+}
+
+func pushKind(topic string) string {
+	switch topic {
+	case wire.PushNews:
+		return "news"
+	case wire.PushPresence:
+		return "presence"
+	case wire.PushRelation, wire.PushRelations:
+		return "relation"
+	}
+	return "other"
+}
+
+// presenceChanged records sess's status and tells the account's other
+// devices and its contacts.
+func (s *Server) presenceChanged(sess *session, status string) {
+	if status != statusOffline {
+		sess.status.Store(status)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	related, err := s.contacts(ctx, sess.account)
+	if err != nil {
+		s.log.Warn("presence: contacts", "account", sess.account, "err", err)
+		return
+	}
+	body, err := json.Marshal(wire.Presence{User: sess.account, Device: sess.device, Status: status, LastSeen: sess.lastSeen.Load()})
+	if err != nil {
+		return
+	}
+	for _, account := range append(related, sess.account) {
+		for _, other := range s.sessions.sessions(account) {
+			if other != sess {
+				other.send(wire.PushPresence, body)
+			}
+		}
+	}
+}
+
+func (s *Server) presence(ctx context.Context, c *call) (any, error) {
+	var req wire.PresenceReq
+	if err := decode(c.body, &req); err != nil {
+		return nil, err
+	}
+	if req.Status != statusOnline && req.Status != statusAway {
+		return nil, badRequest("status must be %q or %q", statusOnline, statusAway)
+	}
+	if c.sess.Status() != req.Status {
+		s.presenceChanged(c.sess, req.Status)
+	}
+	return nil, nil
+}
+
+func (s *Server) registerDevice(ctx context.Context, c *call) (any, error) {
+	var req wire.RegisterDevice
+	if err := decode(c.body, &req); err != nil {
+		return nil, err
+	}
+	if err := need("peer_id", req.PeerID); err != nil {
+		return nil, err
+	}
+	if req.PeerID != c.sess.device {
+		return nil, forbidden("peer_id must be this connection's client id %q", c.sess.device)
+	}
+	id, err := peer.Decode(req.PeerID)
+	if err != nil {
+		return nil, badRequest("peer_id: %v", err)
+	}
+	if req.PubKey != "" {
+		raw, err := base64.StdEncoding.DecodeString(req.PubKey)
+		if err != nil {
+			return nil, badRequest("pubkey: not base64: %v", err)
+		}
+		pub, err := crypto.UnmarshalPublicKey(raw)
+		if err != nil {
+			return nil, badRequest("pubkey: %v", err)
+		}
+		if !id.MatchesPublicKey(pub) {
+			return nil, badRequest("pubkey does not match peer_id")
+		}
+	} else if pub, err := id.ExtractPublicKey(); err == nil {
+		raw, err := crypto.MarshalPublicKey(pub)
+		if err == nil {
+			req.PubKey = base64.StdEncoding.EncodeToString(raw)
+		}
+	}
+	if len(req.Addrs) > maxAddrs {
+		return nil, badRequest("more than %d addrs", maxAddrs)
+	}
+	for _, a := range req.Addrs {
+		if _, err := ma.NewMultiaddr(a); err != nil {
+			return nil, badRequest("addr %q: %v", a, err)
+		}
+	}
+	if req.Addrs == nil {
+		req.Addrs = []string{}
+	}
+	if err := s.db.RegisterDevice(ctx, c.sess.device, c.sess.account, req.PubKey, req.Addrs); err != nil {
+		return nil, err
+	}
+	s.presenceChanged(c.sess, c.sess.Status())
+	return nil, nil
+}
+
+func (s *Server) peers(ctx context.Context, c *call) (any, error) {
+	return s.Peers(ctx, c.sess.account, c.sess.device)
+}
+
+// contacts returns the accounts that see account's devices: those with an
+// active relation to it and those sharing a group with it, sorted, without
+// account itself.
+func (s *Server) contacts(ctx context.Context, account string) ([]string, error) {
+	accounts, err := s.relatedAccounts(ctx, account)
+	if err != nil {
+		return nil, err
+	}
+	groups, err := s.db.GroupsOf(ctx, account)
+	if err != nil {
+		return nil, err
+	}
+	for _, feeds := range groups {
+		g, found, err := s.dir.group(ctx, feeds)
+		if err != nil {
+			return nil, err
+		}
+		if found {
+			accounts = append(accounts, g.Members...)
+		}
+	}
+	slices.Sort(accounts)
+	accounts = slices.Compact(accounts)
+	return slices.DeleteFunc(accounts, func(a string) bool { return a == account }), nil
+}
+
+// Peers lists the devices of the accounts related to account (by an active
+// relation or a shared group) and account's own devices other than self,
+// with their status and addresses.
+func (s *Server) Peers(ctx context.Context, account, self string) ([]wire.PeerInfo, error) {
+	accounts, err := s.contacts(ctx, account)
+	if err != nil {
+		return nil, err
+	}
+	accounts = append(accounts, account)
+	out := []wire.PeerInfo{}
+	for _, a := range accounts {
+		devices, err := s.db.Devices(ctx, a)
+		if err != nil {
+			return nil, err
+		}
+		for _, d := range devices {
+			if d.ID == self {
+				continue
+			}
+			status := statusOffline
+			if sess, ok := s.sessions.device(d.ID); ok && !sess.cl.Closed() {
+				status = sess.Status()
+			}
+			addrs := d.Addrs
+			if addrs == nil {
+				addrs = []string{}
+			}
+			out = append(out, wire.PeerInfo{User: a, Device: d.ID, Status: status, Addrs: addrs})
+		}
+	}
+	return out, nil
+}
+
+func (s *Server) token(ctx context.Context, c *call) (any, error) {
+	token, hash := randomToken()
+	expires := time.Now().Add(s.cfg.TokenTTL)
+	if err := s.db.PutToken(ctx, hash, c.sess.account, expires); err != nil {
+		return nil, err
+	}
+	return wire.Token{Token: token, Expires: expires.UnixMilli()}, nil
+}

@@ -1,0 +1,484 @@
+package server
+
+import (
+	"bytes"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/mqtter/mqtter/wire"
+)
+
+const (
+	// maxQueuedRequests bounds a client's requests waiting for a worker; past
+	// it the client's own read loop waits, so one busy client slows only
+	// itself.
+	maxQueuedRequests = 1024
+	// maxOutbound bounds answers and pushes waiting to be written to a
+	// client; a client that falls this far behind is disconnected, and gets
+	// what it missed replayed from the store when it reconnects.
+	maxOutbound = 32 * 1024
+	// replayWindow is how many replayed pushes may wait to be written before
+	// the replay reads the next page.
+	replayWindow = 1024
+	// fairShare is how many requests a session handles before giving its
+	// worker to the next waiting session.
+	fairShare = 64
+	// maxWrite is the most bytes written to a client in one write.
+	maxWrite = 64 << 10
+	// writeTimeout bounds one write to a client; a client that takes
+	// longer is disconnected.
+	writeTimeout = 10 * time.Second
+)
+
+// request is one PUBLISH from a client, or an internal task run in the
+// client's request order.
+type request struct {
+	topic    string
+	body     []byte
+	received time.Time
+	task     func()
+}
+
+// outPacket is an answer or a push waiting to be written.
+type outPacket struct {
+	topic string
+	body  []byte
+}
+
+// heldNews is a news push waiting for the replay to finish.
+type heldNews struct {
+	feeds string
+	seq   int64
+	body  []byte
+}
+
+// session is the server's state for one connected client.
+type session struct {
+	srv     *Server
+	cl      *mqtt.Client
+	account string
+	kind    string
+	device  string
+
+	// Requests, handled one at a time in arrival order.
+	mu      sync.Mutex
+	queue   []request
+	running bool
+	slots   chan struct{}  // one per queued request; full means the reader waits
+	pending sync.WaitGroup // sends handed to the store and not yet answered
+
+	// Answers and pushes, written in order by one short-lived goroutine.
+	omu     sync.Mutex
+	out     []outPacket
+	spare   []outPacket
+	writing bool
+	open    bool // CONNACK sent: writes may start
+	// From registration until the replay of stored messages is done, live
+	// news is held, so the device gets the relation snapshot first and
+	// every conversation in SeqId order.
+	replaying bool
+	held      []heldNews
+	closed    bool
+	drained   chan struct{} // signalled after each written batch
+
+	status   atomic.Value // "online" or "away"
+	lastSeen atomic.Int64 // unix ms of the last packet
+}
+
+func newSession(srv *Server, cl *mqtt.Client, account, kind string) *session {
+	s := &session{
+		srv: srv, cl: cl, account: account, kind: kind, device: cl.ID,
+		slots:     make(chan struct{}, maxQueuedRequests),
+		drained:   make(chan struct{}, 1),
+		replaying: true,
+	}
+	s.status.Store(statusOnline)
+	s.touch()
+	return s
+}
+
+func (s *session) touch() { s.lastSeen.Store(time.Now().UnixMilli()) }
+
+func (s *session) Status() string { return s.status.Load().(string) }
+
+// enqueue queues r behind the client's earlier requests. It blocks while the
+// client already has maxQueuedRequests waiting.
+func (s *session) enqueue(r request) {
+	s.slots <- struct{}{}
+	s.mu.Lock()
+	s.queue = append(s.queue, r)
+	start := !s.running
+	s.running = true
+	s.mu.Unlock()
+	if start {
+		go s.drain()
+	}
+}
+
+// tryInline handles r on the calling goroutine (the client's read loop)
+// when the client has nothing queued and a worker slot is free, sparing a
+// goroutine switch; it reports false, doing nothing, otherwise. Only for
+// requests that merely check and hand work to the store.
+func (s *session) tryInline(r request) bool {
+	s.mu.Lock()
+	if s.running || len(s.queue) > 0 {
+		s.mu.Unlock()
+		return false
+	}
+	select {
+	case s.srv.workers <- struct{}{}:
+	default:
+		s.mu.Unlock()
+		return false
+	}
+	s.running = true
+	s.mu.Unlock()
+	s.srv.handle(s, r)
+	<-s.srv.workers
+	s.mu.Lock()
+	more := len(s.queue) > 0
+	s.running = more
+	s.mu.Unlock()
+	if more {
+		go s.drain()
+	}
+	return true
+}
+
+// drain handles queued requests on a worker from the server's pool until the
+// queue is empty.
+func (s *session) drain() {
+	workers, done := s.srv.workers, s.srv.done
+	select {
+	case workers <- struct{}{}:
+	case <-done:
+		return
+	}
+	held := true
+	defer func() {
+		if held {
+			<-workers
+		}
+	}()
+	for n := 1; ; n++ {
+		s.mu.Lock()
+		if len(s.queue) == 0 || isClosed(done) {
+			s.running = false
+			s.queue = nil
+			s.mu.Unlock()
+			return
+		}
+		r := s.queue[0]
+		s.queue[0] = request{}
+		s.queue = s.queue[1:]
+		s.mu.Unlock()
+		<-s.slots
+		if r.task != nil {
+			s.pending.Wait()
+			r.task()
+		} else {
+			s.srv.handle(s, r)
+		}
+		if n%fairShare == 0 {
+			<-workers
+			select {
+			case workers <- struct{}{}:
+			case <-done:
+				held = false
+				s.mu.Lock()
+				s.running = false
+				s.mu.Unlock()
+				return
+			}
+		}
+	}
+}
+
+// send queues a PUBLISH for this client. It never blocks.
+func (s *session) send(topic string, body []byte) {
+	s.omu.Lock()
+	start := s.queueLocked(topic, body)
+	s.omu.Unlock()
+	if start {
+		go s.flush()
+	}
+}
+
+// sendNews queues a live news push, or holds it while the replay runs.
+func (s *session) sendNews(feeds string, seq int64, body []byte) {
+	s.omu.Lock()
+	if s.replaying && !s.closed {
+		if len(s.held) < maxOutbound {
+			s.held = append(s.held, heldNews{feeds, seq, body})
+		} else {
+			s.tooSlowLocked()
+		}
+		s.omu.Unlock()
+		return
+	}
+	start := s.queueLocked(wire.PushNews, body)
+	s.omu.Unlock()
+	if start {
+		go s.flush()
+	}
+}
+
+// replayed ends the replay: held news the replay did not already carry
+// (replayed maps feeds to the last SeqId it pushed) is queued, in order,
+// before any later push.
+func (s *session) replayed(replayed map[string]int64) {
+	s.omu.Lock()
+	held := s.held
+	s.held, s.replaying = nil, false
+	start := false
+	for _, h := range held {
+		if h.seq > replayed[h.feeds] {
+			start = s.queueLocked(wire.PushNews, h.body) || start
+		}
+	}
+	s.omu.Unlock()
+	if start {
+		go s.flush()
+	}
+}
+
+// queueLocked appends a packet to the outbound queue and reports whether
+// the caller must start the writer.
+func (s *session) queueLocked(topic string, body []byte) bool {
+	if s.closed {
+		return false
+	}
+	if len(s.out) >= maxOutbound {
+		s.tooSlowLocked()
+		return false
+	}
+	s.out = append(s.out, outPacket{topic, body})
+	start := s.open && !s.writing
+	s.writing = s.writing || start
+	return start
+}
+
+// tooSlowLocked drops a client that let maxOutbound packets pile up; it
+// gets what it missed replayed when it reconnects.
+func (s *session) tooSlowLocked() {
+	s.closed = true
+	s.out, s.held = nil, nil
+	s.srv.log.Warn("client too slow, disconnecting", "account", s.account, "device", s.device)
+	s.srv.metrics.slowClients.Inc()
+	go s.srv.mqtt.DisconnectClient(s.cl, packets.ErrQuotaExceeded)
+}
+
+// opened lets writes start once the CONNACK is out; what was queued before
+// (pushes for a device registered a moment earlier) goes first.
+func (s *session) opened() {
+	s.omu.Lock()
+	s.open = true
+	start := len(s.out) > 0 && !s.writing
+	s.writing = s.writing || start
+	s.omu.Unlock()
+	if start {
+		go s.flush()
+	}
+}
+
+func (s *session) backlog() int {
+	s.omu.Lock()
+	defer s.omu.Unlock()
+	return len(s.out)
+}
+
+// waitBacklog waits until fewer than n packets wait to be written, or the
+// client is gone (false).
+func (s *session) waitBacklog(n int) bool {
+	for {
+		s.omu.Lock()
+		closed, l := s.closed, len(s.out)
+		s.omu.Unlock()
+		if closed || s.cl.Closed() {
+			return false
+		}
+		if l < n {
+			return true
+		}
+		select {
+		case <-s.drained:
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// flush writes queued packets until the queue is empty. Packets waiting
+// together go out in one write: under load a client's answers and pushes
+// share syscalls.
+func (s *session) flush() {
+	var buf bytes.Buffer
+	for {
+		s.omu.Lock()
+		batch := s.out
+		if len(batch) == 0 || s.closed {
+			s.out = nil
+			s.writing = false
+			s.omu.Unlock()
+			return
+		}
+		s.out, s.spare = s.spare[:0], nil
+		s.omu.Unlock()
+		buf.Reset()
+		n := 0
+		var err error
+		for i, p := range batch {
+			if err == nil {
+				s.encode(&buf, p)
+				n++
+				if buf.Len() >= maxWrite {
+					err = s.writeOut(buf.Bytes(), n)
+					buf.Reset()
+					n = 0
+				}
+			}
+			batch[i] = outPacket{}
+		}
+		if err == nil && buf.Len() > 0 {
+			err = s.writeOut(buf.Bytes(), n)
+		}
+		if err != nil {
+			s.srv.log.Debug("write to client", "device", s.device, "err", err)
+			s.close()
+		}
+		s.omu.Lock()
+		s.spare = batch[:0]
+		s.omu.Unlock()
+		select {
+		case s.drained <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// encode appends p as a QoS 0 PUBLISH. QoS 0 because delivery is already
+// at least once above MQTT: a lost answer is retried by the client (every
+// method is idempotent or harmless to repeat), and a lost push is replayed
+// from the store at the next CONNECT, up to the device's cursor.
+func (s *session) encode(buf *bytes.Buffer, p outPacket) {
+	pk := packets.Packet{
+		FixedHeader:     packets.FixedHeader{Type: packets.Publish},
+		TopicName:       p.topic,
+		Payload:         p.body,
+		ProtocolVersion: s.cl.Properties.ProtocolVersion,
+	}
+	pk.PublishEncode(buf) // cannot fail at QoS 0
+}
+
+// writeOut writes encoded packets to the client's connection, under the
+// client's lock so they never interleave with the broker's own writes.
+func (s *session) writeOut(b []byte, packetCount int) error {
+	cl := s.cl
+	if cl.Closed() {
+		return mqtt.ErrConnectionClosed
+	}
+	cl.Lock()
+	conn := cl.Net.Conn
+	conn.SetWriteDeadline(time.Now().Add(writeTimeout))
+	n, err := conn.Write(b)
+	conn.SetWriteDeadline(time.Time{})
+	cl.Unlock()
+	info := s.srv.mqtt.Info
+	atomic.AddInt64(&info.BytesSent, int64(n))
+	atomic.AddInt64(&info.PacketsSent, int64(packetCount))
+	atomic.AddInt64(&info.MessagesSent, int64(packetCount))
+	if err != nil {
+		go s.srv.mqtt.DisconnectClient(cl, packets.ErrUnspecifiedError)
+		return err
+	}
+	return nil
+}
+
+// close marks the session gone: nothing more is written to it.
+func (s *session) close() {
+	s.omu.Lock()
+	s.closed = true
+	s.out, s.held = nil, nil
+	s.omu.Unlock()
+}
+
+// registry indexes the sessions of connected clients.
+type registry struct {
+	mu        sync.RWMutex
+	byDevice  map[string]*session
+	byAccount map[string][]*session
+}
+
+func newRegistry() *registry {
+	return &registry{byDevice: make(map[string]*session), byAccount: make(map[string][]*session)}
+}
+
+// add registers s, replacing any earlier session of the same device.
+func (r *registry) add(s *session) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if old, ok := r.byDevice[s.device]; ok {
+		r.removeLocked(old)
+	}
+	r.byDevice[s.device] = s
+	r.byAccount[s.account] = append(r.byAccount[s.account], s)
+}
+
+// remove unregisters s if it is still the device's current session.
+func (r *registry) remove(s *session) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.byDevice[s.device] != s {
+		return false
+	}
+	r.removeLocked(s)
+	return true
+}
+
+func (r *registry) removeLocked(s *session) {
+	delete(r.byDevice, s.device)
+	list := r.byAccount[s.account]
+	for i, x := range list {
+		if x == s {
+			list = append(list[:i:i], list[i+1:]...)
+			break
+		}
+	}
+	if len(list) == 0 {
+		delete(r.byAccount, s.account)
+	} else {
+		r.byAccount[s.account] = list
+	}
+}
+
+// sessions returns the connected sessions of account.
+func (r *registry) sessions(account string) []*session {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.byAccount[account]
+}
+
+func (r *registry) device(id string) (*session, bool) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	s, ok := r.byDevice[id]
+	return s, ok
+}
+
+func (r *registry) count() int {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return len(r.byDevice)
+}
+
+func isClosed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}
