@@ -338,7 +338,12 @@ func (s *Server) ack(ctx context.Context, c *call) (any, error) {
 	if _, _, err := s.members(ctx, c.sess.account, req.Feeds); err != nil {
 		return nil, err
 	}
-	return nil, s.db.SetCursor(ctx, c.sess.device, req.Feeds, req.SeqID)
+	// A cursor past the end would skip messages not yet sent.
+	last, err := s.db.LastSeq(ctx, req.Feeds)
+	if err != nil {
+		return nil, err
+	}
+	return nil, s.db.SetCursor(ctx, c.sess.device, req.Feeds, min(req.SeqID, last))
 }
 
 // replay pushes a connecting device its relation snapshot, then every

@@ -309,3 +309,22 @@ func TestReplayWhileOthersSend(t *testing.T) {
 		bob.Close()
 	}
 }
+
+// An ack beyond the conversation's last SeqId stops at it: messages sent
+// later are still replayed to the device.
+func TestAckPastTheEndIsClamped(t *testing.T) {
+	t.Parallel()
+	inst, c := start(t, "alice", "bob")
+	alice, bob := c[0], c[1]
+	befriend(t, alice, bob)
+	dm := wire.DM("alice", "bob")
+	send(t, alice, text(dm, "one"))
+	bob.News()
+	bob.OK("ack", wire.AckReq{Feeds: dm, SeqID: 1000}, nil)
+	bob.Close()
+	send(t, alice, text(dm, "two"))
+	bob2 := dial(t, inst, "bob", bob.Device)
+	if n := bob2.News(); n.Message.SeqId != 2 {
+		t.Fatalf("replay after ack(1000) with last SeqId 1 = SeqId %d, want 2", n.Message.SeqId)
+	}
+}

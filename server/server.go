@@ -15,7 +15,6 @@ import (
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
-	"github.com/mochi-mqtt/server/v2/listeners"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/mqtter/mqtter/server/store"
@@ -79,10 +78,9 @@ func (s *Server) Store() *store.DB { return s.db }
 
 // Listeners are already-bound sockets for Serve; a nil one is not served.
 type Listeners struct {
-	MQTT net.Listener
-	HTTP net.Listener
-	// WSAddr is an address for the WebSocket listener (mochi binds it).
-	WSAddr string
+	MQTT net.Listener // MQTT over TCP
+	WS   net.Listener // MQTT over WebSocket
+	HTTP net.Listener // the HTTP API
 }
 
 // Run binds the addresses of the config and serves until ctx is cancelled.
@@ -98,10 +96,10 @@ func (s *Server) Run(ctx context.Context) error {
 		return l
 	}
 	ls.MQTT = listen(s.cfg.MQTTAddr)
+	ls.WS = listen(s.cfg.WSAddr)
 	ls.HTTP = listen(s.cfg.HTTPAddr)
-	ls.WSAddr = s.cfg.WSAddr
 	if err != nil {
-		for _, l := range []net.Listener{ls.MQTT, ls.HTTP} {
+		for _, l := range []net.Listener{ls.MQTT, ls.WS, ls.HTTP} {
 			if l != nil {
 				l.Close()
 			}
@@ -144,12 +142,15 @@ func (s *Server) Serve(ctx context.Context, ls Listeners) error {
 			return fmt.Errorf("server: mqtt listener: %w", err)
 		}
 	}
-	if ls.WSAddr != "" {
-		ws := listeners.NewWebsocket(listeners.Config{Type: "ws", ID: "ws", Address: ls.WSAddr, TLSConfig: tlsConf})
-		if err := s.mqtt.AddListener(ws); err != nil {
+	if ls.WS != nil {
+		l := ls.WS
+		if tlsConf != nil {
+			l = tls.NewListener(l, tlsConf)
+		}
+		s.setAddr("ws", ls.WS.Addr().String())
+		if err := s.mqtt.AddListener(newWSListener("ws", l)); err != nil {
 			return fmt.Errorf("server: websocket listener: %w", err)
 		}
-		s.setAddr("ws", ls.WSAddr)
 	}
 	if err := s.mqtt.Serve(); err != nil {
 		return fmt.Errorf("server: start broker: %w", err)

@@ -2,6 +2,7 @@ package servertest
 
 import (
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"strconv"
@@ -51,6 +52,12 @@ func Dial(t testing.TB, inst *Instance, user, password, device string) *Client {
 // TryDial connects and returns the CONNECT error instead of failing.
 func TryDial(t testing.TB, broker, user, password, device string) (*Client, error) {
 	t.Helper()
+	return TryDialTLS(t, broker, user, password, device, nil)
+}
+
+// TryDialTLS is TryDial with a TLS config for ssl:// and wss:// brokers.
+func TryDialTLS(t testing.TB, broker, user, password, device string, tlsConf *tls.Config) (*Client, error) {
+	t.Helper()
 	cl := &Client{t: t, User: user, Device: device, waiters: make(map[string]chan []byte), pushes: make(chan Push, 10000)}
 	// OrderMatters keeps pushes in the order the server wrote them (tests
 	// check replay order); receive never blocks, so this cannot deadlock.
@@ -58,6 +65,9 @@ func TryDial(t testing.TB, broker, user, password, device string) (*Client, erro
 		SetUsername(user).SetPassword(password).SetCleanSession(true).
 		SetAutoReconnect(false).SetConnectRetry(false).SetKeepAlive(30 * time.Second).
 		SetOrderMatters(true).SetDefaultPublishHandler(cl.receive)
+	if tlsConf != nil {
+		opts.SetTLSConfig(tlsConf)
+	}
 	cl.c = paho.NewClient(opts)
 	tok := cl.c.Connect()
 	if !tok.WaitTimeout(Timeout) {

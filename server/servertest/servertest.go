@@ -24,6 +24,7 @@ type Instance struct {
 	Dir  string
 	MQTT string // tcp://127.0.0.1:port
 	HTTP string // http://127.0.0.1:port
+	WS   string // ws://127.0.0.1:port when the config has a WSAddr
 
 	cfg    server.Config
 	cancel context.CancelFunc
@@ -61,7 +62,11 @@ func (i *Instance) start(t testing.TB, mqttAddr, httpAddr string) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	i.Server, i.cancel, i.done = srv, cancel, make(chan error, 1)
-	go func() { i.done <- srv.Serve(ctx, server.Listeners{MQTT: mqttLn, HTTP: httpLn, WSAddr: i.cfg.WSAddr}) }()
+	var wsLn net.Listener
+	if i.cfg.WSAddr != "" {
+		wsLn = listen(t, i.cfg.WSAddr)
+	}
+	go func() { i.done <- srv.Serve(ctx, server.Listeners{MQTT: mqttLn, WS: wsLn, HTTP: httpLn}) }()
 	select {
 	case <-srv.Ready():
 	case err := <-i.done:
@@ -71,6 +76,10 @@ func (i *Instance) start(t testing.TB, mqttAddr, httpAddr string) {
 	}
 	i.MQTT = "tcp://" + mqttLn.Addr().String()
 	i.HTTP = "http://" + httpLn.Addr().String()
+	if wsLn != nil {
+		i.WS = "ws://" + wsLn.Addr().String()
+		i.cfg.WSAddr = wsLn.Addr().String() // a restart binds the same port
+	}
 }
 
 // listen binds addr, retrying a little: a restart reuses the old port.
