@@ -180,6 +180,12 @@ func (h *hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet,
 			return pk, nil
 		}
 		sess.touch()
+		if pk.FixedHeader.Qos == 1 && pk.PacketID != 0 {
+			// Acknowledged by us, ahead of the answer and through the same
+			// queue; mochi then treats it as QoS 0 and sends nothing.
+			sess.puback(pk.PacketID)
+			pk.FixedHeader.Qos, pk.PacketID = 0, 0
+		}
 		r := request{topic: pk.TopicName, body: pk.Payload, received: time.Now()}
 		if !inlineTopic(r.topic) || !sess.tryInline(r) {
 			sess.enqueue(r)

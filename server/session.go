@@ -43,10 +43,11 @@ type request struct {
 	task     func()
 }
 
-// outPacket is an answer or a push waiting to be written.
+// outPacket is an answer, a push or a PUBACK waiting to be written.
 type outPacket struct {
 	topic string
 	body  []byte
+	ack   uint16 // a PUBACK for this packet id when topic is ""
 }
 
 // heldNews is a news push waiting for the replay to finish.
@@ -208,6 +209,24 @@ func (s *session) send(topic string, body []byte) {
 	}
 }
 
+// puback queues the PUBACK of a QoS 1 request. It goes through the same
+// queue as answers and pushes, so under load it shares their writes
+// instead of costing a syscall of its own; PUBACKs stay in the order the
+// PUBLISHes came.
+func (s *session) puback(id uint16) {
+	s.omu.Lock()
+	start := false
+	if !s.closed {
+		s.out = append(s.out, outPacket{ack: id})
+		start = s.open && !s.writing
+		s.writing = s.writing || start
+	}
+	s.omu.Unlock()
+	if start {
+		go s.flush()
+	}
+}
+
 // sendNews queues a live news push, or holds it while the replay runs.
 func (s *session) sendNews(feeds string, seq int64, body []byte) {
 	s.omu.Lock()
@@ -256,7 +275,7 @@ func (s *session) queueLocked(topic string, body []byte) bool {
 		s.tooSlowLocked()
 		return false
 	}
-	s.out = append(s.out, outPacket{topic, body})
+	s.out = append(s.out, outPacket{topic: topic, body: body})
 	start := s.open && !s.writing
 	s.writing = s.writing || start
 	return start
@@ -364,6 +383,15 @@ func (s *session) flush() {
 // method is idempotent or harmless to repeat), and a lost push is replayed
 // from the store at the next CONNECT, up to the device's cursor.
 func (s *session) encode(buf *bytes.Buffer, p outPacket) {
+	if p.topic == "" {
+		ack := packets.Packet{
+			FixedHeader:     packets.FixedHeader{Type: packets.Puback},
+			PacketID:        p.ack,
+			ProtocolVersion: s.cl.Properties.ProtocolVersion,
+		}
+		ack.PubackEncode(buf)
+		return
+	}
 	pk := packets.Packet{
 		FixedHeader:     packets.FixedHeader{Type: packets.Publish},
 		TopicName:       p.topic,
