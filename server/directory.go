@@ -16,7 +16,7 @@ const maxCached = 100_000
 // entries it changes after they commit; a generation counter keeps a read
 // that raced a change from caching the old value.
 type directory struct {
-	db *store.DB
+	db relationStore
 
 	mu     sync.RWMutex
 	gen    uint64
@@ -34,7 +34,7 @@ type cachedGroup struct {
 	found bool
 }
 
-func newDirectory(db *store.DB) *directory {
+func newDirectory(db relationStore) *directory {
 	return &directory{db: db, rels: make(map[[2]string]cachedRelation), groups: make(map[string]cachedGroup)}
 }
 

@@ -25,7 +25,7 @@ import (
 type Server struct {
 	cfg      Config
 	log      *slog.Logger
-	db       *store.DB
+	db       Store
 	mqtt     *mqtt.Server
 	sessions *registry
 	dir      *directory
@@ -74,7 +74,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 }
 
 // Store gives tools in this module (user add) the server's store.
-func (s *Server) Store() *store.DB { return s.db }
+func (s *Server) Store() Store { return s.db }
 
 // Listeners are already-bound sockets for Serve; a nil one is not served.
 type Listeners struct {
