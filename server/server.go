@@ -15,6 +15,7 @@ import (
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/listeners"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/mqtter/mqtter/server/store"
@@ -132,24 +133,24 @@ func (s *Server) Serve(ctx context.Context, ls Listeners) error {
 	if err := s.mqtt.AddHook(&hook{srv: s}, nil); err != nil {
 		return fmt.Errorf("server: add hook: %w", err)
 	}
-	if ls.MQTT != nil {
-		l := ls.MQTT
+	for _, b := range []struct {
+		name string
+		ln   net.Listener
+		make func(id string, ln net.Listener) listeners.Listener
+	}{
+		{"mqtt", ls.MQTT, func(id string, ln net.Listener) listeners.Listener { return newNetListener(id, ln) }},
+		{"ws", ls.WS, func(id string, ln net.Listener) listeners.Listener { return newWSListener(id, ln) }},
+	} {
+		if b.ln == nil {
+			continue
+		}
+		l := b.ln
 		if tlsConf != nil {
 			l = tls.NewListener(l, tlsConf)
 		}
-		s.setAddr("mqtt", ls.MQTT.Addr().String())
-		if err := s.mqtt.AddListener(newNetListener("tcp", l)); err != nil {
-			return fmt.Errorf("server: mqtt listener: %w", err)
-		}
-	}
-	if ls.WS != nil {
-		l := ls.WS
-		if tlsConf != nil {
-			l = tls.NewListener(l, tlsConf)
-		}
-		s.setAddr("ws", ls.WS.Addr().String())
-		if err := s.mqtt.AddListener(newWSListener("ws", l)); err != nil {
-			return fmt.Errorf("server: websocket listener: %w", err)
+		s.setAddr(b.name, b.ln.Addr().String())
+		if err := s.mqtt.AddListener(b.make(b.name, l)); err != nil {
+			return fmt.Errorf("server: %s listener: %w", b.name, err)
 		}
 	}
 	if err := s.mqtt.Serve(); err != nil {
