@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/mqtter/mqtter/wire"
@@ -153,6 +154,8 @@ func (c *call) answer(result any, err error) {
 			s.log.Debug("request refused", "trace", c.trace, "method", c.method, "account", c.sess.account, "err", err)
 		}
 		body = wire.Fail(c.trace, text)
+	} else if s.log.Enabled(context.Background(), slog.LevelDebug) {
+		s.log.Debug("request", "trace", c.trace, "method", c.method, "account", c.sess.account, "device", c.sess.device, "took", time.Since(c.start))
 	}
 	s.metrics.request(c.method, err, time.Since(c.start))
 	c.sess.send(c.topic, body)
