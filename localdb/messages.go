@@ -1,0 +1,224 @@
+package localdb
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"sort"
+
+	"github.com/mqtter/mqtter/wire"
+)
+
+// How this device first got a message, as Stored.Via says.
+const (
+	ViaLocal  = "local"  // sent from this device
+	ViaP2P    = "p2p"    // a direct frame from a peer's device
+	ViaServer = "server" // a push or send answer from the server
+	ViaSync   = "sync"   // a history pull
+)
+
+// ValidVia reports whether via is one of the Via constants.
+func ValidVia(via string) bool {
+	switch via {
+	case ViaLocal, ViaP2P, ViaServer, ViaSync:
+		return true
+	}
+	return false
+}
+
+// Stored is a message as this device holds it.
+type Stored struct {
+	wire.Message
+	Via        string // how this device first got it: one of the Via constants
+	LocalOrder int64  // grows with every message this device stores
+}
+
+const messageCols = `msg_id, feeds, seq, msg_type, sender, payload, time_create, device, sig`
+
+const insertMessage = `INSERT INTO messages (` + messageCols + `, via)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (msg_id) DO NOTHING`
+
+// learnSeq records a SeqId for a message stored without one.
+const learnSeq = `UPDATE messages SET seq = ? WHERE msg_id = ? AND seq = 0`
+
+func messageArgs(m *wire.Message, via string) []any {
+	payload := []byte(m.Payload)
+	if payload == nil {
+		payload = []byte{} // the column is NOT NULL
+	}
+	return []any{m.MsgId, m.Feeds, m.SeqId, m.MsgType, m.From, payload, m.TimeCreate, m.Device, m.Sig, via}
+}
+
+// AddMessages stores msgs, all in one transaction, and reports which of them
+// were new. A MsgId stored before keeps its row and Via, except that a SeqId
+// learned later (the stored message has none, the incoming one has) is
+// recorded. via is one of the Via constants.
+func (db *DB) AddMessages(ctx context.Context, msgs []wire.Message, via string) ([]bool, error) {
+	if !ValidVia(via) {
+		return nil, fmt.Errorf("localdb: add messages: unknown via %q", via)
+	}
+	added := make([]bool, len(msgs))
+	if len(msgs) == 0 {
+		return added, nil
+	}
+	err := db.inTx(ctx, "add messages", func(tx *sql.Tx) error {
+		insert, err := tx.PrepareContext(ctx, insertMessage)
+		if err != nil {
+			return err
+		}
+		defer insert.Close()
+		var update *sql.Stmt
+		for i := range msgs {
+			m := &msgs[i]
+			r, err := insert.ExecContext(ctx, messageArgs(m, via)...)
+			if err != nil {
+				return fmt.Errorf("insert %s: %w", m.MsgId, err)
+			}
+			n, err := r.RowsAffected()
+			if err != nil {
+				return fmt.Errorf("insert %s: %w", m.MsgId, err)
+			}
+			added[i] = n > 0
+			if added[i] || m.SeqId == 0 {
+				continue
+			}
+			if update == nil {
+				if update, err = tx.PrepareContext(ctx, learnSeq); err != nil {
+					return err
+				}
+				defer update.Close()
+			}
+			if _, err := update.ExecContext(ctx, m.SeqId, m.MsgId); err != nil {
+				return fmt.Errorf("set seq of %s: %w", m.MsgId, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return added, nil
+}
+
+// SetSeqs records the SeqIds the server assigned, by MsgId. MsgIds this
+// device does not hold are skipped.
+func (db *DB) SetSeqs(ctx context.Context, seqs map[string]int64) error {
+	if len(seqs) == 0 {
+		return nil
+	}
+	return db.inTx(ctx, "set seqs", func(tx *sql.Tx) error {
+		st, err := tx.PrepareContext(ctx, `UPDATE messages SET seq = ? WHERE msg_id = ? AND seq != ?`)
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		for id, seq := range seqs {
+			if seq <= 0 {
+				return fmt.Errorf("%s: SeqId %d is not positive", id, seq)
+			}
+			if _, err := st.ExecContext(ctx, seq, id, seq); err != nil {
+				return fmt.Errorf("%s: %w", id, err)
+			}
+		}
+		return nil
+	})
+}
+
+// History returns the messages of one conversation oldest first: the
+// sequenced ones by SeqId, then the unsequenced ones in local order. With
+// limit > 0 it returns the newest limit messages of that order, still
+// oldest first.
+func (db *DB) History(ctx context.Context, feeds string, limit int) ([]Stored, error) {
+	n := int64(limit)
+	if limit <= 0 {
+		n = -1 // SQLite: no limit
+	}
+	// One statement, so both halves come from the same snapshot even while
+	// SetSeqs moves messages from one half to the other. Each half reads
+	// its end of the (feeds, seq, local_order) index newest first.
+	rows, err := db.read.QueryContext(ctx, `
+		SELECT * FROM (SELECT `+messageCols+`, via, local_order, 1 FROM messages
+			WHERE feeds = ?1 AND seq = 0 ORDER BY local_order DESC LIMIT ?2)
+		UNION ALL
+		SELECT * FROM (SELECT `+messageCols+`, via, local_order, 0 FROM messages
+			WHERE feeds = ?1 AND seq > 0 ORDER BY seq DESC LIMIT ?2)`, feeds, n)
+	if err != nil {
+		return nil, fmt.Errorf("localdb: history of %s: %w", feeds, err)
+	}
+	defer rows.Close()
+	type row struct {
+		s           Stored
+		unsequenced bool
+	}
+	var got []row
+	for rows.Next() {
+		var r row
+		if err := rows.Scan(append(scanArgs(&r.s.Message), &r.s.Via, &r.s.LocalOrder, &r.unsequenced)...); err != nil {
+			return nil, fmt.Errorf("localdb: history of %s: %w", feeds, err)
+		}
+		got = append(got, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("localdb: history of %s: %w", feeds, err)
+	}
+	sort.Slice(got, func(i, j int) bool {
+		a, b := got[i], got[j]
+		if a.unsequenced != b.unsequenced {
+			return !a.unsequenced
+		}
+		if a.unsequenced {
+			return a.s.LocalOrder < b.s.LocalOrder
+		}
+		if a.s.SeqId != b.s.SeqId {
+			return a.s.SeqId < b.s.SeqId
+		}
+		return a.s.LocalOrder < b.s.LocalOrder
+	})
+	if limit > 0 && len(got) > limit {
+		got = got[len(got)-limit:]
+	}
+	out := make([]Stored, len(got))
+	for i, r := range got {
+		out[i] = r.s
+	}
+	return out, nil
+}
+
+// Unsequenced returns up to limit messages that have no SeqId yet, across
+// all conversations, in local order: what history_push sends next. limit
+// <= 0 means all of them.
+func (db *DB) Unsequenced(ctx context.Context, limit int) ([]wire.Message, error) {
+	n := int64(limit)
+	if limit <= 0 {
+		n = -1
+	}
+	rows, err := db.read.QueryContext(ctx, `SELECT `+messageCols+` FROM messages
+		WHERE seq = 0 ORDER BY local_order LIMIT ?`, n)
+	if err != nil {
+		return nil, fmt.Errorf("localdb: unsequenced: %w", err)
+	}
+	msgs, err := scanMessages(rows)
+	if err != nil {
+		return nil, fmt.Errorf("localdb: unsequenced: %w", err)
+	}
+	return msgs, nil
+}
+
+// scanArgs points at m's fields in messageCols order.
+func scanArgs(m *wire.Message) []any {
+	return []any{&m.MsgId, &m.Feeds, &m.SeqId, &m.MsgType, &m.From, (*[]byte)(&m.Payload), &m.TimeCreate, &m.Device, &m.Sig}
+}
+
+// scanMessages reads rows of messageCols and closes rows.
+func scanMessages(rows *sql.Rows) ([]wire.Message, error) {
+	defer rows.Close()
+	var msgs []wire.Message
+	for rows.Next() {
+		var m wire.Message
+		if err := rows.Scan(scanArgs(&m)...); err != nil {
+			return nil, err
+		}
+		msgs = append(msgs, m)
+	}
+	return msgs, rows.Err()
+}

@@ -1,0 +1,78 @@
+package localdb
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"sync"
+
+	"github.com/mqtter/mqtter/sqlitedb"
+)
+
+//go:embed sql/*.sql
+var migrations embed.FS
+
+// ErrNotFound is returned when the asked-for row does not exist.
+var ErrNotFound = errors.New("localdb: not found")
+
+// readConns is the size of the read pool.
+const readConns = 4
+
+// DB is the node's store. It is safe for concurrent use.
+type DB struct {
+	log   *slog.Logger
+	read  *sql.DB // query_only connections
+	write *sql.DB // exactly one connection: SQLite has one writer anyway
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Open opens (creating if needed) the database file at path and applies
+// the pending migrations. log may be nil.
+func Open(ctx context.Context, path string, log *slog.Logger) (*DB, error) {
+	if log == nil {
+		log = slog.Default()
+	}
+	schema, err := fs.Sub(migrations, "sql")
+	if err != nil {
+		return nil, err
+	}
+	write, read, err := sqlitedb.Open(ctx, path, sqlitedb.Options{ReadConns: readConns, Migrations: schema})
+	if err != nil {
+		return nil, fmt.Errorf("localdb: open %s: %w", path, err)
+	}
+	log.Debug("localdb opened", "path", path)
+	return &DB{log: log, read: read, write: write}, nil
+}
+
+// Close closes the database. It is safe to call more than once.
+func (db *DB) Close() error {
+	db.closeOnce.Do(func() {
+		db.closeErr = errors.Join(db.read.Close(), db.write.Close())
+		if db.closeErr != nil {
+			db.closeErr = fmt.Errorf("localdb: close: %w", db.closeErr)
+		}
+	})
+	return db.closeErr
+}
+
+// inTx runs fn in one write transaction and commits it when fn succeeds.
+func (db *DB) inTx(ctx context.Context, op string, fn func(tx *sql.Tx) error) error {
+	tx, err := db.write.BeginTx(ctx, nil) // BEGIN IMMEDIATE (_txlock)
+	if err != nil {
+		return fmt.Errorf("localdb: %s: begin: %w", op, err)
+	}
+	defer tx.Rollback()
+	if err := fn(tx); err != nil {
+		return fmt.Errorf("localdb: %s: %w", op, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("localdb: %s: commit: %w", op, err)
+	}
+	return nil
+}

@@ -1,0 +1,109 @@
+package localdb
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/mqtter/mqtter/wire"
+)
+
+// Enqueue stores one of this device's own messages (Via local) and puts it
+// in the outbox, in one transaction. Once it returns the message survives a
+// crash of the process (WAL with synchronous NORMAL; a power loss may undo
+// the last commits). Enqueueing a MsgId again is not an error and queues it
+// only once.
+func (db *DB) Enqueue(ctx context.Context, m wire.Message) error {
+	return db.inTx(ctx, "enqueue "+m.MsgId, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, insertMessage, messageArgs(&m, ViaLocal)...); err != nil {
+			return fmt.Errorf("store message: %w", err)
+		}
+		_, err := tx.ExecContext(ctx, `INSERT INTO outbox (msg_id, queued)
+			SELECT msg_id, local_order FROM messages WHERE msg_id = ?
+			ON CONFLICT (msg_id) DO NOTHING`, m.MsgId)
+		if err != nil {
+			return fmt.Errorf("queue: %w", err)
+		}
+		return nil
+	})
+}
+
+// Outbox returns the messages waiting in the outbox, in the order they
+// were enqueued.
+func (db *DB) Outbox(ctx context.Context) ([]wire.Message, error) {
+	rows, err := db.read.QueryContext(ctx, `SELECT m.msg_id, m.feeds, m.seq, m.msg_type, m.sender,
+		m.payload, m.time_create, m.device, m.sig
+		FROM outbox o JOIN messages m ON m.msg_id = o.msg_id ORDER BY o.queued`)
+	if err != nil {
+		return nil, fmt.Errorf("localdb: outbox: %w", err)
+	}
+	msgs, err := scanMessages(rows)
+	if err != nil {
+		return nil, fmt.Errorf("localdb: outbox: %w", err)
+	}
+	return msgs, nil
+}
+
+// Delivered takes msgID out of the outbox once path ("p2p" or "server")
+// delivered it. A message no longer in the outbox is not an error, so a
+// delivery reported twice (say, by both paths) is harmless.
+func (db *DB) Delivered(ctx context.Context, msgID, path string) error {
+	if path != ViaP2P && path != ViaServer {
+		return fmt.Errorf("localdb: delivered %s: unknown path %q", msgID, path)
+	}
+	return db.inTx(ctx, "delivered "+msgID, func(tx *sql.Tx) error {
+		r, err := tx.ExecContext(ctx, `DELETE FROM outbox WHERE msg_id = ?`, msgID)
+		if err != nil {
+			return err
+		}
+		if n, _ := r.RowsAffected(); n > 0 {
+			db.log.Debug("outbox: delivered", "msg_id", msgID, "path", path)
+		}
+		return nil
+	})
+}
+
+// OutboxAttempt records a failed delivery attempt of msgID: it counts the
+// attempt and keeps errMsg and the time as the last failure. It returns
+// ErrNotFound if msgID is not in the outbox.
+func (db *DB) OutboxAttempt(ctx context.Context, msgID, errMsg string) error {
+	return db.inTx(ctx, "outbox attempt "+msgID, func(tx *sql.Tx) error {
+		r, err := tx.ExecContext(ctx, `UPDATE outbox
+			SET attempts = attempts + 1, last_error = ?, last_attempt = ? WHERE msg_id = ?`,
+			errMsg, time.Now().UnixMilli(), msgID)
+		if err != nil {
+			return err
+		}
+		if n, err := r.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			return ErrNotFound
+		}
+		return nil
+	})
+}
+
+// OutboxEntry is the delivery state of one message in the outbox.
+type OutboxEntry struct {
+	MsgId       string
+	Attempts    int
+	LastError   string
+	LastAttempt int64 // unix milliseconds; 0 before the first failure
+}
+
+// OutboxState returns the delivery state of msgID, or ErrNotFound if it is
+// not in the outbox.
+func (db *DB) OutboxState(ctx context.Context, msgID string) (OutboxEntry, error) {
+	e := OutboxEntry{MsgId: msgID}
+	err := db.read.QueryRowContext(ctx, `SELECT attempts, last_error, last_attempt
+		FROM outbox WHERE msg_id = ?`, msgID).Scan(&e.Attempts, &e.LastError, &e.LastAttempt)
+	if errors.Is(err, sql.ErrNoRows) {
+		return OutboxEntry{}, fmt.Errorf("localdb: outbox state of %s: %w", msgID, ErrNotFound)
+	}
+	if err != nil {
+		return OutboxEntry{}, fmt.Errorf("localdb: outbox state of %s: %w", msgID, err)
+	}
+	return e, nil
+}
