@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mqtter/mqtter/server/servertest"
 	"github.com/mqtter/mqtter/wire"
 )
 
@@ -16,16 +15,11 @@ import (
 func TestStoppedServerLeaksNoGoroutines(t *testing.T) {
 	before := runtime.NumGoroutine()
 	func() {
-		inst := servertest.Start(t)
-		inst.AddUser(t, "alice", "pa", false)
-		inst.AddUser(t, "bob", "pb", false)
-		a := servertest.Dial(t, inst, "alice", "pa", "alice-leak")
-		b := servertest.Dial(t, inst, "bob", "pb", "bob-leak")
-		a.OK("add_friend", map[string]string{"user": "bob"}, nil)
-		b.OK("accept_friend", map[string]string{"user": "alice"}, nil)
+		inst, c := start(t, "alice", "bob")
+		a, b := c[0], c[1]
+		befriend(t, a, b)
 		for range 20 {
-			a.OK("send", wire.Message{MsgId: wire.NewMsgID(), Feeds: wire.DM("alice", "bob"), MsgType: "text",
-				Payload: []byte(`{"text":"x"}`), TimeCreate: 1}, nil)
+			send(t, a, text(wire.DM("alice", "bob"), "x"))
 		}
 		b.News()
 		// Stop the server under connected clients, then close them.
