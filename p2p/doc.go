@@ -1,0 +1,18 @@
+// Package p2p is the node's direct link to the devices of related accounts:
+// a libp2p host (TCP, Noise, yamux, identify, ping) speaking the packet
+// protocol of PROTOCOL.md §7.
+//
+// On a stream of protocol [ProtocolID] the opener sends request frames
+// (wire.AppendFrame) and the acceptor answers each on the identical topic, in
+// the order the requests came; a request may go unanswered. Many
+// request/answer pairs share one stream:
+//
+//	opener                                  acceptor
+//	  frame(topic A, body) ──────────────▶  Handler.HandlePacket
+//	  frame(topic B, body) ──────────────▶  Handler.HandlePacket
+//	                       ◀──────────────  frame(topic A, answer)
+//	                       ◀──────────────  frame(topic B, answer)
+//
+// A stream is accepted only from a peer that Config.Authorize approves; a
+// malformed frame resets the stream.
+package p2p

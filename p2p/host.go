@@ -1,0 +1,207 @@
+package p2p
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
+	"github.com/libp2p/go-libp2p/p2p/muxer/yamux"
+	"github.com/libp2p/go-libp2p/p2p/security/noise"
+	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
+)
+
+// ProtocolID is the libp2p protocol of the packet stream (PROTOCOL.md §7).
+const ProtocolID protocol.ID = "/mqtter/packet/1.0.0"
+
+// Defaults for the zero values of Config's durations.
+const (
+	DefaultIdleTimeout    = 2 * time.Minute
+	DefaultWriteTimeout   = 30 * time.Second
+	DefaultRequestTimeout = 30 * time.Second
+	DefaultAddrTTL        = 10 * time.Minute
+)
+
+// ErrClosed is returned by Request once the host is closed.
+var ErrClosed = errors.New("p2p: host closed")
+
+// Handler answers the packets that arrive on accepted streams.
+type Handler interface {
+	// HandlePacket handles one request from peer from and returns the body
+	// of the answer to send on the identical topic, or nil to send none.
+	// Requests on one stream are handled one at a time, in order; ctx is
+	// cancelled when the host closes.
+	HandlePacket(ctx context.Context, from peer.ID, topic string, body []byte) []byte
+}
+
+// HandlerFunc adapts a function to Handler.
+type HandlerFunc func(ctx context.Context, from peer.ID, topic string, body []byte) []byte
+
+// HandlePacket calls f.
+func (f HandlerFunc) HandlePacket(ctx context.Context, from peer.ID, topic string, body []byte) []byte {
+	return f(ctx, from, topic, body)
+}
+
+// Config is what the node sets for its host.
+type Config struct {
+	// Key is the device's identity; its peer id is the device id. A nil Key
+	// gives a fresh random identity (tests only).
+	Key crypto.PrivKey
+	// ListenAddrs are multiaddrs such as /ip4/127.0.0.1/tcp/0.
+	ListenAddrs []string
+	// Authorize reports whether a peer may open a stream to us. A nil
+	// Authorize refuses every peer.
+	Authorize func(peer.ID) bool
+	// Handler answers inbound requests. Required.
+	Handler Handler
+	// Logger receives the host's logs; slog.Default() when nil.
+	Logger *slog.Logger
+
+	// IdleTimeout closes an inbound stream that sends nothing for this long.
+	IdleTimeout time.Duration
+	// WriteTimeout bounds each frame write.
+	WriteTimeout time.Duration
+	// RequestTimeout bounds a Request whose ctx has no deadline.
+	RequestTimeout time.Duration
+	// AddrTTL is how long addresses given to Request stay in the peerstore.
+	AddrTTL time.Duration
+}
+
+func (c *Config) ensureDefaults() error {
+	if c.Handler == nil {
+		return errors.New("p2p: Config.Handler is required")
+	}
+	if c.Authorize == nil {
+		c.Authorize = func(peer.ID) bool { return false }
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.IdleTimeout <= 0 {
+		c.IdleTimeout = DefaultIdleTimeout
+	}
+	if c.WriteTimeout <= 0 {
+		c.WriteTimeout = DefaultWriteTimeout
+	}
+	if c.RequestTimeout <= 0 {
+		c.RequestTimeout = DefaultRequestTimeout
+	}
+	if c.AddrTTL <= 0 {
+		c.AddrTTL = DefaultAddrTTL
+	}
+	return nil
+}
+
+// Host is a libp2p host that serves and sends packets.
+type Host struct {
+	cfg    Config
+	log    *slog.Logger
+	h      host.Host
+	ctx    context.Context // cancelled by Close; handlers run under it
+	cancel context.CancelFunc
+
+	mu     sync.Mutex
+	closed bool
+	peers  map[peer.ID]*peerLink
+	wg     sync.WaitGroup // stream handlers and outbound readers
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// New builds and starts a host listening on cfg.ListenAddrs. The ctx only
+// bounds construction; Close stops the host.
+func New(ctx context.Context, cfg Config) (*Host, error) {
+	if err := cfg.ensureDefaults(); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("p2p: new host: %w", err)
+	}
+	opts := []libp2p.Option{
+		libp2p.ListenAddrStrings(cfg.ListenAddrs...),
+		libp2p.Transport(tcp.NewTCPTransport),
+		libp2p.Security(noise.ID, noise.New),
+		libp2p.Muxer(yamux.ID, yamux.DefaultTransport),
+		libp2p.Ping(true),
+		libp2p.DisableRelay(),
+		libp2p.DisableMetrics(),
+	}
+	if cfg.Key != nil {
+		opts = append(opts, libp2p.Identity(cfg.Key))
+	}
+	lh, err := libp2p.New(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("p2p: new host: %w", err)
+	}
+	hctx, cancel := context.WithCancel(context.Background())
+	h := &Host{
+		cfg:    cfg,
+		log:    cfg.Logger.With("peer", lh.ID().String()),
+		h:      lh,
+		ctx:    hctx,
+		cancel: cancel,
+		peers:  make(map[peer.ID]*peerLink),
+	}
+	lh.SetStreamHandler(ProtocolID, h.handleStream)
+	return h, nil
+}
+
+// ID is the host's peer id (the device id).
+func (h *Host) ID() peer.ID { return h.h.ID() }
+
+// Addrs returns the host's listen addresses as full multiaddrs ending in
+// /p2p/<id>, ready to hand to another node.
+func (h *Host) Addrs() []string {
+	suffix := "/p2p/" + h.h.ID().String()
+	addrs := h.h.Addrs()
+	out := make([]string, 0, len(addrs))
+	for _, a := range addrs {
+		out = append(out, a.String()+suffix)
+	}
+	return out
+}
+
+// Close stops serving, closes every stream and connection and waits for the
+// host's goroutines. It is safe to call more than once.
+func (h *Host) Close() error {
+	h.closeOnce.Do(func() {
+		h.mu.Lock()
+		h.closed = true
+		var open []*outStream
+		for _, l := range h.peers {
+			if l.st != nil {
+				open = append(open, l.st)
+			}
+		}
+		h.peers = nil
+		h.mu.Unlock()
+
+		h.cancel()
+		h.h.RemoveStreamHandler(ProtocolID)
+		for _, st := range open {
+			st.fail(ErrClosed)
+		}
+		h.closeErr = h.h.Close()
+		h.wg.Wait()
+	})
+	return h.closeErr
+}
+
+// track registers a goroutine with Close; it reports false once closing.
+func (h *Host) track() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return false
+	}
+	h.wg.Add(1)
+	return true
+}

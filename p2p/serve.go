@@ -1,0 +1,100 @@
+package p2p
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/mqtter/mqtter/wire"
+)
+
+// Stream error codes an acceptor resets a stream with, so that the opener
+// can tell a refusal from a failure.
+const (
+	codeRefused       network.StreamErrorCode = 0x4d510001 // Authorize said no
+	codeBadFrame      network.StreamErrorCode = network.StreamProtocolViolation
+	codeStreamFailure network.StreamErrorCode = 0x4d510002 // idle, write failed, host closing
+)
+
+// answerTooLarge is the Error text sent in place of an answer that the
+// opener's frame reader would refuse.
+const answerTooLarge = "answer too large"
+
+// handleStream serves one inbound stream of ProtocolID.
+func (h *Host) handleStream(s network.Stream) {
+	from := s.Conn().RemotePeer()
+	if !h.cfg.Authorize(from) {
+		h.log.Info("p2p: refused stream from unauthorized peer", "from", from.String())
+		_ = s.ResetWithError(codeRefused)
+		return
+	}
+	if !h.track() {
+		_ = s.Reset()
+		return
+	}
+	defer h.wg.Done()
+	err := serveStream(h.ctx, s, from, h.cfg.Handler, h.cfg.IdleTimeout, h.cfg.WriteTimeout)
+	if err != nil {
+		h.log.Debug("p2p: inbound stream ended", "from", from.String(), "err", err)
+		code := codeStreamFailure
+		if errors.Is(err, wire.ErrBadFrame) || errors.Is(err, wire.ErrFrameTooLarge) {
+			code = codeBadFrame
+		}
+		_ = s.ResetWithError(code)
+		return
+	}
+	_ = s.Close()
+}
+
+// deadliner is the part of a stream (or net.Conn) that serveStream uses to
+// bound reads and writes when the ReadWriter offers it.
+type deadliner interface {
+	SetReadDeadline(time.Time) error
+	SetWriteDeadline(time.Time) error
+}
+
+// serveStream reads request frames from rw one after another, hands each to
+// hd and writes the answer, if any, on the identical topic. It returns nil
+// when the peer ends the stream cleanly between frames, and an error for a
+// malformed frame, an idle or failed read, a failed write or a cancelled ctx;
+// the caller then resets the stream. If rw has deadlines, a read waits at
+// most idle and a write at most write.
+func serveStream(ctx context.Context, rw io.ReadWriter, from peer.ID, hd Handler, idle, write time.Duration) error {
+	dl, _ := rw.(deadliner)
+	fr := wire.NewFrameReader(rw, wire.DefaultMaxBody)
+	var frame []byte
+	for {
+		if dl != nil {
+			_ = dl.SetReadDeadline(time.Now().Add(idle))
+		}
+		topic, body, err := fr.Next()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("read request: %w", err)
+		}
+		answer := hd.HandlePacket(ctx, from, topic, body)
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if answer == nil {
+			continue
+		}
+		if len(answer) > wire.DefaultMaxBody {
+			answer = wire.Fail("", answerTooLarge)
+		}
+		if dl != nil {
+			_ = dl.SetWriteDeadline(time.Now().Add(write))
+		}
+		frame = wire.AppendFrame(frame[:0], topic, answer)
+		if _, err := rw.Write(frame); err != nil {
+			return fmt.Errorf("write answer: %w", err)
+		}
+	}
+}
