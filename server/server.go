@@ -196,7 +196,6 @@ func (s *Server) capabilities() *mqtt.Capabilities {
 	c.MaximumPacketSize = uint32(4*s.cfg.MaxBody + wire.MaxTopicLen + 64)
 	// Nothing is broadcast through mochi's queues; keep them small.
 	c.MaximumClientWritesPending = 64
-	c.MaximumInflight = 8192
 	c.MaximumQos = 1
 	c.RetainAvailable = 0
 	c.MaximumSessionExpiryInterval = 0

@@ -304,12 +304,6 @@ func (s *session) opened() {
 	}
 }
 
-func (s *session) backlog() int {
-	s.omu.Lock()
-	defer s.omu.Unlock()
-	return len(s.out)
-}
-
 // waitBacklog waits until fewer than n packets wait to be written, or the
 // client is gone (false).
 func (s *session) waitBacklog(n int) bool {

@@ -139,7 +139,7 @@ func (cl *Client) RawQoS(topic string, qos byte, body []byte) ([]byte, error) {
 // returns the parsed answer, failing the test if none comes.
 func (cl *Client) Call(method string, body any) wire.Answer {
 	cl.t.Helper()
-	return cl.CallTopic(wire.RequestTopic("modulus", method, cl.device()+"-"+strconv.FormatInt(cl.nextID.Add(1), 10)), body)
+	return cl.CallTopic(wire.RequestTopic("modulus", method, cl.Device+"-"+strconv.FormatInt(cl.nextID.Add(1), 10)), body)
 }
 
 // CallTopic is Call on an explicit topic.
@@ -162,8 +162,6 @@ func (cl *Client) CallTopic(topic string, body any) wire.Answer {
 	}
 	return a
 }
-
-func (cl *Client) device() string { return cl.Device }
 
 // OK calls method and fails the test unless it succeeds; it decodes the
 // Result into out when out is not nil.

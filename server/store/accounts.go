@@ -50,20 +50,6 @@ func (db *DB) AddAccount(ctx context.Context, a Account) error {
 	})
 }
 
-// SetPassword replaces an account's password hash.
-func (db *DB) SetPassword(ctx context.Context, name, hash string) error {
-	return db.writer.do(ctx, func(ctx context.Context, tx Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE accounts SET pass_hash = ? WHERE name = ?`, hash, name)
-		if err != nil {
-			return fmt.Errorf("store: set password: %w", err)
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return fmt.Errorf("store: set password %s: %w", name, ErrNotFound)
-		}
-		return nil
-	})
-}
-
 // Account returns the named account or ErrNotFound.
 func (db *DB) Account(ctx context.Context, name string) (Account, error) {
 	a := Account{Name: name}

@@ -56,22 +56,6 @@ func (db *DB) History(ctx context.Context, feeds string, afterSeq int64, limit i
 	return out, nil
 }
 
-// Message returns the stored message with msgID.
-func (db *DB) Message(ctx context.Context, msgID string) (wire.Message, error) {
-	var m wire.Message
-	var payload []byte
-	err := db.read.QueryRowContext(ctx, `SELECT feeds, seq, msg_id, msg_type, sender, payload, time_create, device, sig
-		FROM messages WHERE msg_id = ?`, msgID).Scan(&m.Feeds, &m.SeqId, &m.MsgId, &m.MsgType, &m.From, &payload, &m.TimeCreate, &m.Device, &m.Sig)
-	if errors.Is(err, sql.ErrNoRows) {
-		return m, ErrNotFound
-	}
-	if err != nil {
-		return m, fmt.Errorf("store: message %s: %w", msgID, err)
-	}
-	m.Payload = payload
-	return m, nil
-}
-
 // LastSeq returns the last SeqId of feeds, 0 when it has none.
 func (db *DB) LastSeq(ctx context.Context, feeds string) (int64, error) {
 	var seq int64
