@@ -13,8 +13,10 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
+	"github.com/libp2p/go-libp2p/p2p/discovery/mdns"
 	"github.com/libp2p/go-libp2p/p2p/muxer/yamux"
 	"github.com/libp2p/go-libp2p/p2p/security/noise"
+	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
 )
 
@@ -72,6 +74,15 @@ type Config struct {
 	RequestTimeout time.Duration
 	// AddrTTL is how long addresses given to Request stay in the peerstore.
 	AddrTTL time.Duration
+
+	// MDNS announces and looks for nodes on the local network (service
+	// tag MDNSServiceTag). Off by default; tests leave it off.
+	MDNS bool
+	// OnPeerFound is told of every peer mDNS finds; it must not block.
+	OnPeerFound func(peer.AddrInfo)
+	// OnConnectedness is told when a connection to a peer opens or
+	// closes; it runs on libp2p's goroutines and must not block.
+	OnConnectedness func(id peer.ID, connected bool)
 }
 
 func (c *Config) ensureDefaults() error {
@@ -104,6 +115,7 @@ type Host struct {
 	cfg    Config
 	log    *slog.Logger
 	h      host.Host
+	mdns   mdns.Service
 	ctx    context.Context // cancelled by Close; handlers run under it
 	cancel context.CancelFunc
 
@@ -128,6 +140,7 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 	opts := []libp2p.Option{
 		libp2p.ListenAddrStrings(cfg.ListenAddrs...),
 		libp2p.Transport(tcp.NewTCPTransport),
+		libp2p.Transport(quic.NewTransport),
 		libp2p.Security(noise.ID, noise.New),
 		libp2p.Muxer(yamux.ID, yamux.DefaultTransport),
 		libp2p.Ping(true),
@@ -151,6 +164,10 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 		peers:  make(map[peer.ID]*peerLink),
 	}
 	lh.SetStreamHandler(ProtocolID, h.handleStream)
+	if err := h.startDiscovery(); err != nil {
+		h.Close()
+		return nil, fmt.Errorf("p2p: mdns: %w", err)
+	}
 	return h, nil
 }
 
@@ -185,6 +202,9 @@ func (h *Host) Close() error {
 		h.mu.Unlock()
 
 		h.cancel()
+		if h.mdns != nil {
+			h.mdns.Close()
+		}
 		h.h.RemoveStreamHandler(ProtocolID)
 		for _, st := range open {
 			st.fail(ErrClosed)

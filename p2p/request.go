@@ -90,8 +90,9 @@ func (h *Host) stream(ctx context.Context, to peer.ID, addrs []multiaddr.Multiad
 		return st, nil
 	}
 
-	if h.h.Network().Connectedness(to) != network.Connected {
+	if h.h.Network().Connectedness(to) != network.Connected && len(addrs) > 0 {
 		h.h.Peerstore().AddAddrs(to, dialAddrs(to, addrs), h.cfg.AddrTTL)
+		h.clearBackoff(to) // the caller has fresh addresses: dial them now
 	}
 	openCtx, cancel := context.WithCancel(ctx)
 	defer cancel()

@@ -17,7 +17,25 @@ import (
 const usage = `usage:
   mqtter server --data DIR [--mqtt ADDR] [--ws ADDR] [--http ADDR] [flags]
   mqtter user add NAME --data DIR [--thing]     password: $MQTTER_PASSWORD or stdin
+  mqtter node --home DIR --server tcp://HOST:PORT --user NAME [--p2p MULTIADDR]...
+              [--api ADDR] [--no-mdns] [--password-file FILE] [flags]
+                                                password: $MQTTER_PASSWORD or --password-file
   mqtter demo                                   run a local demo on loopback
+
+Drive the node running in DIR (--home may be anywhere; default $MQTTER_HOME):
+  mqtter --home DIR status [--json]
+  mqtter --home DIR send <user|feeds> <text...>  prints the MsgId
+  mqtter --home DIR history <user|feeds> [--json] [--limit N]
+  mqtter --home DIR friend add|accept|reject|remove|restore USER
+  mqtter --home DIR friend list [--json]
+  mqtter --home DIR group create NAME [MEMBER...]  prints the feeds id
+  mqtter --home DIR group apply FEEDS | agree FEEDS APPLICANT | remove FEEDS MEMBER
+  mqtter --home DIR group dissolve FEEDS | list [--json]
+  mqtter --home DIR thing code | bind THING CODE | unbind THING
+  mqtter --home DIR thing associate A B | dissociate A B
+  mqtter --home DIR peers [--json]
+  mqtter --home DIR sync
+  mqtter --home DIR events [--json]             follow the node's events
 
 Run "mqtter COMMAND -h" for a command's flags.
 `
@@ -55,9 +73,14 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return runUser(ctx, args[1:], stdin, stdout, stderr)
 	case "demo":
 		return runDemo(ctx, stdout)
+	case "node":
+		return runNode(ctx, args[1:], stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
+	}
+	if isCLI(args[0]) {
+		return runCLI(ctx, args, stdout, stderr)
 	}
 	return fmt.Errorf("%w: unknown command %q", errUsage, args[0])
 }

@@ -1,0 +1,198 @@
+package node
+
+import (
+	"slices"
+	"sync"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/multiformats/go-multiaddr"
+
+	"github.com/mqtter/mqtter/wire"
+)
+
+// book is the node's in-memory view of whom it may talk to: the devices of
+// related accounts (from the server's peers answer, cached in localdb so it
+// holds while the server is down, plus addresses found by mDNS), the
+// account's relations and its groups.
+type book struct {
+	mu        sync.RWMutex
+	self      string // this account
+	devices   map[string]wire.PeerInfo
+	found     map[string][]multiaddr.Multiaddr // by device: addresses from mDNS
+	relations map[string]wire.Relation
+	groups    map[string]wire.Group // by feeds
+}
+
+func newBook(self string) *book {
+	return &book{
+		self:      self,
+		devices:   make(map[string]wire.PeerInfo),
+		found:     make(map[string][]multiaddr.Multiaddr),
+		relations: make(map[string]wire.Relation),
+		groups:    make(map[string]wire.Group),
+	}
+}
+
+func (b *book) setPeers(peers []wire.PeerInfo) {
+	m := make(map[string]wire.PeerInfo, len(peers))
+	for _, p := range peers {
+		m[p.Device] = p
+	}
+	b.mu.Lock()
+	b.devices = m
+	b.mu.Unlock()
+}
+
+func (b *book) setRelations(rels []wire.Relation) {
+	m := make(map[string]wire.Relation, len(rels))
+	for _, r := range rels {
+		m[r.User] = r
+	}
+	b.mu.Lock()
+	b.relations = m
+	b.mu.Unlock()
+}
+
+func (b *book) setGroups(groups []wire.Group) {
+	m := make(map[string]wire.Group, len(groups))
+	for _, g := range groups {
+		m[g.Feeds] = g
+	}
+	b.mu.Lock()
+	b.groups = m
+	b.mu.Unlock()
+}
+
+// setStatus records a presence change of a known device; it reports false
+// for a device the book does not know.
+func (b *book) setStatus(device, status string) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	p, ok := b.devices[device]
+	if ok {
+		p.Status = status
+		b.devices[device] = p
+	}
+	return ok
+}
+
+// addFound records addresses that mDNS found for a device.
+func (b *book) addFound(device string, addrs []multiaddr.Multiaddr) {
+	b.mu.Lock()
+	b.found[device] = addrs
+	b.mu.Unlock()
+}
+
+// authorized reports whether id is a device of a related account (or of
+// this account), the only peers whose streams are accepted.
+func (b *book) authorized(id peer.ID) bool {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	_, ok := b.devices[id.String()]
+	return ok
+}
+
+// account returns the account a device belongs to.
+func (b *book) account(device string) (string, bool) {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	p, ok := b.devices[device]
+	return p.User, ok
+}
+
+// target is a device to try directly, with every address known for it.
+type target struct {
+	id    peer.ID
+	addrs []multiaddr.Multiaddr
+}
+
+// devicesOf returns the devices of the accounts, with their addresses.
+func (b *book) devicesOf(accounts ...string) []target {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	var out []target
+	for dev, p := range b.devices {
+		if !slices.Contains(accounts, p.User) {
+			continue
+		}
+		id, err := peer.Decode(dev)
+		if err != nil {
+			continue // a plain MQTT device: reachable through the server only
+		}
+		t := target{id: id}
+		for _, a := range p.Addrs {
+			if ma, err := multiaddr.NewMultiaddr(a); err == nil {
+				t.addrs = append(t.addrs, ma)
+			}
+		}
+		t.addrs = append(t.addrs, b.found[dev]...)
+		out = append(out, t)
+	}
+	slices.SortFunc(out, func(x, y target) int { return compareStrings(string(x.id), string(y.id)) })
+	return out
+}
+
+func compareStrings(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// peers returns the known devices, by user and device.
+func (b *book) peers() []wire.PeerInfo {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	out := make([]wire.PeerInfo, 0, len(b.devices))
+	for _, p := range b.devices {
+		out = append(out, p)
+	}
+	slices.SortFunc(out, func(x, y wire.PeerInfo) int {
+		if c := compareStrings(x.User, y.User); c != 0 {
+			return c
+		}
+		return compareStrings(x.Device, y.Device)
+	})
+	return out
+}
+
+// canMessage reports whether a dm with user is allowed: an active
+// relation of friends, a bound thing or associated things.
+func (b *book) canMessage(user string) bool {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	switch b.relations[user].State {
+	case wire.StateFriend, wire.StateBound, wire.StateAssociated:
+		return true
+	}
+	return false
+}
+
+// group returns a group this account is a member of.
+func (b *book) group(feeds string) (wire.Group, bool) {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	g, ok := b.groups[feeds]
+	return g, ok
+}
+
+// members returns the accounts of the conversation other than this one.
+func (b *book) members(f wire.Feeds, feeds string) []string {
+	if f.Kind == wire.FeedsDM {
+		return []string{f.Peer(b.self)}
+	}
+	g, ok := b.group(feeds)
+	if !ok {
+		return nil
+	}
+	var out []string
+	for _, m := range g.Members {
+		if m != b.self {
+			out = append(out, m)
+		}
+	}
+	return out
+}

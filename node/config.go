@@ -1,0 +1,27 @@
+package node
+
+import (
+	"log/slog"
+	"time"
+)
+
+// Config is what an operator sets for a node.
+type Config struct {
+	Home     string // directory of the identity, the database and the api files
+	Server   string // tcp://HOST:PORT (also ssl://, ws://)
+	User     string
+	Password string
+	// ListenAddrs are the libp2p listen multiaddrs (--p2p); default TCP and
+	// QUIC on every interface, port 0.
+	ListenAddrs []string
+	// APIAddr is the local API's listen address; default 127.0.0.1:0.
+	APIAddr string
+	// NoMDNS turns local network discovery off.
+	NoMDNS bool
+	// SyncInterval is how often unsequenced messages go up; default 3 s.
+	SyncInterval time.Duration
+	// DirectTimeout bounds a direct delivery attempt before the server is
+	// used instead; default 2 s.
+	DirectTimeout time.Duration
+	Logger        *slog.Logger
+}

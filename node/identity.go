@@ -1,0 +1,112 @@
+package node
+
+import (
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"syscall"
+
+	"github.com/libp2p/go-libp2p/core/crypto"
+)
+
+// Files of a node's home directory besides the api files.
+const (
+	identityFile = "identity.key" // the device's Ed25519 key, libp2p-marshalled, mode 0600
+	databaseFile = "node.db"
+	lockFile     = "node.lock" // held (flock) while a node runs in the home
+)
+
+// ErrHomeInUse is returned by Run when another node already runs in the home.
+var ErrHomeInUse = errors.New("another node is running in this home")
+
+// loadIdentity reads the device key from home, creating it on first start.
+// A key file that others may read is refused, as ssh does.
+func loadIdentity(home string) (crypto.PrivKey, error) {
+	path := filepath.Join(home, identityFile)
+	raw, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return createIdentity(path)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("identity: %w", err)
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("identity: %w", err)
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		return nil, fmt.Errorf("identity: %s is readable by others (mode %v): chmod 600 it", path, fi.Mode().Perm())
+	}
+	key, err := crypto.UnmarshalPrivateKey(raw)
+	if err != nil {
+		return nil, fmt.Errorf("identity: %s: %w", path, err)
+	}
+	if key.Type() != crypto.Ed25519 {
+		return nil, fmt.Errorf("identity: %s holds a %v key, want Ed25519", path, key.Type())
+	}
+	return key, nil
+}
+
+func createIdentity(path string) (crypto.PrivKey, error) {
+	key, _, err := crypto.GenerateEd25519Key(rand.Reader)
+	if err != nil {
+		return nil, fmt.Errorf("identity: generate: %w", err)
+	}
+	raw, err := crypto.MarshalPrivateKey(key)
+	if err != nil {
+		return nil, fmt.Errorf("identity: marshal: %w", err)
+	}
+	if err := writeFileAtomic(path, raw, 0o600); err != nil {
+		return nil, fmt.Errorf("identity: %w", err)
+	}
+	return key, nil
+}
+
+// writeFileAtomic writes data to path through a temporary file and a
+// rename, so a reader never sees half a file.
+func writeFileAtomic(path string, data []byte, perm fs.FileMode) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if err := tmp.Chmod(perm); err != nil {
+		tmp.Close()
+		return err
+	}
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
+
+// lockHome takes the home's lock file, so two nodes never share a database
+// and an identity. The lock goes with the process, also on kill -9.
+func lockHome(home string) (release func(), err error) {
+	f, err := os.OpenFile(filepath.Join(home, lockFile), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("lock home: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("%w: %s", ErrHomeInUse, home)
+		}
+		return nil, fmt.Errorf("lock home: %w", err)
+	}
+	return func() {
+		syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		f.Close()
+	}, nil
+}

@@ -1,0 +1,89 @@
+package node
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// counters are the node's delivery counters. Each is shown in Status and
+// exported on the local API's /metrics.
+type counters struct {
+	sentP2P        atomic.Int64 // own messages a peer device stored
+	sentServer     atomic.Int64 // own messages the server stored by send
+	failP2P        atomic.Int64 // failed direct attempts
+	failServer     atomic.Int64 // failed server attempts
+	recvP2P        atomic.Int64 // messages new to this device from direct frames
+	recvServer     atomic.Int64 // from server pushes
+	recvSync       atomic.Int64 // from history pulls
+	refused        atomic.Int64 // incoming messages refused (signature, sender, membership)
+	pushed         atomic.Int64 // messages sequenced by history_push
+	eventsDropped  atomic.Int64 // events a slow subscriber missed
+	serverConnects atomic.Int64
+}
+
+// all names every counter, for Status and /metrics.
+func (c *counters) all() map[string]*atomic.Int64 {
+	return map[string]*atomic.Int64{
+		"sent_p2p":        &c.sentP2P,
+		"sent_server":     &c.sentServer,
+		"fail_p2p":        &c.failP2P,
+		"fail_server":     &c.failServer,
+		"received_p2p":    &c.recvP2P,
+		"received_server": &c.recvServer,
+		"received_sync":   &c.recvSync,
+		"refused":         &c.refused,
+		"pushed":          &c.pushed,
+		"events_dropped":  &c.eventsDropped,
+		"server_connects": &c.serverConnects,
+	}
+}
+
+func (c *counters) snapshot() map[string]int64 {
+	out := make(map[string]int64)
+	for name, v := range c.all() {
+		out[name] = v.Load()
+	}
+	return out
+}
+
+// registry returns a Prometheus registry exporting the counters.
+func (c *counters) registry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	for name, v := range c.all() {
+		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Namespace: "mqtter", Subsystem: "node", Name: name + "_total",
+			Help: "MQTTER node counter " + name + ".",
+		}, func() float64 { return float64(v.Load()) }))
+	}
+	return reg
+}
+
+// maxFailures is how many path failures Status keeps.
+const maxFailures = 32
+
+// failureLog keeps the latest path failures.
+type failureLog struct {
+	mu   sync.Mutex
+	ring []PathFailure
+}
+
+func (f *failureLog) add(p PathFailure) {
+	if p.Time == 0 {
+		p.Time = time.Now().UnixMilli()
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.ring = append(f.ring, p)
+	if len(f.ring) > maxFailures {
+		f.ring = append(f.ring[:0], f.ring[len(f.ring)-maxFailures:]...)
+	}
+}
+
+func (f *failureLog) list() []PathFailure {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]PathFailure{}, f.ring...)
+}

@@ -1,0 +1,150 @@
+package node
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/mqtter/mqtter/wire"
+)
+
+func decodePeer(device string) (peer.ID, error) { return peer.Decode(device) }
+
+// status reports what the node is doing now.
+func (n *Node) status(ctx context.Context) (Status, error) {
+	st := Status{
+		User:      n.cfg.User,
+		Device:    n.self.String(),
+		Server:    ServerDisconnected,
+		ServerURL: n.cfg.Server,
+		Addrs:     n.host.Addrs(),
+		Peers:     []string{},
+		Failures:  n.failures.list(),
+		Counters:  n.counts.snapshot(),
+	}
+	if n.link.Connected() {
+		st.Server = ServerConnected
+	} else if err := n.link.Err(); err != nil {
+		st.ServerError = err.Error()
+	}
+	for _, id := range n.host.ConnectedPeers() {
+		st.Peers = append(st.Peers, id.String())
+	}
+	outbox, err := n.db.Outbox(ctx)
+	if err != nil {
+		return Status{}, err
+	}
+	st.Outbox = len(outbox)
+	unsynced, err := n.db.Unsequenced(ctx, 0)
+	if err != nil {
+		return Status{}, err
+	}
+	st.Unsynced = len(unsynced)
+	return st, nil
+}
+
+// resolveFeeds turns a user or a feeds id into a conversation of this
+// account.
+func (n *Node) resolveFeeds(to string) (wire.Feeds, string, error) {
+	to = strings.TrimSpace(to)
+	if to == "" {
+		return wire.Feeds{}, "", badRequest("no recipient: give a user or a group (g:…)")
+	}
+	if strings.Contains(to, ":") {
+		f, err := wire.ParseFeeds(to)
+		if err != nil {
+			return wire.Feeds{}, "", badRequest("%v", err)
+		}
+		if f.Kind == wire.FeedsDM && !f.Has(n.cfg.User) {
+			return wire.Feeds{}, "", forbidden("%s is not a conversation of %s", to, n.cfg.User)
+		}
+		return f, f.String(), nil
+	}
+	if !wire.ValidAccount(to) {
+		return wire.Feeds{}, "", badRequest("%q is not a user name", to)
+	}
+	if to == n.cfg.User {
+		return wire.Feeds{}, "", badRequest("that is you: messages go to another user or a group")
+	}
+	feeds := wire.DM(n.cfg.User, to)
+	f, err := wire.ParseFeeds(feeds)
+	if err != nil {
+		return wire.Feeds{}, "", badRequest("%v", err)
+	}
+	return f, feeds, nil
+}
+
+// send makes, signs and enqueues one of this device's messages; it returns
+// once the message is durable in the outbox.
+func (n *Node) send(ctx context.Context, req SendRequest) (SendResult, error) {
+	f, feeds, err := n.resolveFeeds(req.To)
+	if err != nil {
+		return SendResult{}, err
+	}
+	switch f.Kind {
+	case wire.FeedsDM:
+		other := f.Peer(n.cfg.User)
+		if !n.book.canMessage(other) {
+			return SendResult{}, forbidden("not a friend: %s (ask first: mqtter friend add %s)", other, other)
+		}
+	case wire.FeedsGroup:
+		if _, ok := n.book.group(feeds); !ok {
+			return SendResult{}, forbidden("not a member of %s", feeds)
+		}
+	}
+	m := wire.Message{
+		MsgId:      wire.NewMsgID(),
+		Feeds:      feeds,
+		MsgType:    req.MsgType,
+		From:       n.cfg.User,
+		Payload:    req.Payload,
+		TimeCreate: time.Now().UnixMilli(),
+	}
+	if m.MsgType == "" {
+		m.MsgType = wire.MsgTypeText
+	}
+	if len(m.Payload) == 0 {
+		if req.Text == "" {
+			return SendResult{}, badRequest("empty message")
+		}
+		p, err := json.Marshal(map[string]string{"text": req.Text})
+		if err != nil {
+			return SendResult{}, badRequest("text: %v", err)
+		}
+		m.Payload = p
+	}
+	if err := m.Sign(n.key); err != nil {
+		return SendResult{}, badRequest("%v", err)
+	}
+	if err := m.Validate(); err != nil {
+		return SendResult{}, badRequest("%v", err)
+	}
+	if err := n.db.Enqueue(ctx, m); err != nil {
+		return SendResult{}, &userError{http.StatusInternalServerError, fmt.Sprintf("store: %v", err)}
+	}
+	n.out.add(m)
+	n.events.publish(EventMessage, HistoryEntry{Message: m, Via: "local"})
+	return SendResult{MsgId: m.MsgId, Feeds: feeds}, nil
+}
+
+// history returns a conversation as this device holds it.
+func (n *Node) history(ctx context.Context, with string, limit int) (HistoryResult, error) {
+	_, feeds, err := n.resolveFeeds(with)
+	if err != nil {
+		return HistoryResult{}, err
+	}
+	stored, err := n.db.History(ctx, feeds, limit)
+	if err != nil {
+		return HistoryResult{}, err
+	}
+	res := HistoryResult{Feeds: feeds, Messages: make([]HistoryEntry, len(stored))}
+	for i, s := range stored {
+		res.Messages[i] = HistoryEntry{Message: s.Message, Via: s.Via}
+	}
+	return res, nil
+}

@@ -1,0 +1,319 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/mqtter/mqtter/localdb"
+	"github.com/mqtter/mqtter/wire"
+)
+
+// Outbox tuning.
+const (
+	maxConversationsInFlight = 32 // conversations delivered at once
+	maxBatch                 = 256
+	retryMin                 = 500 * time.Millisecond
+	retryMax                 = 30 * time.Second
+)
+
+// outbox delivers this device's own messages. Every message is durable in
+// localdb's outbox before it gets here; it leaves the outbox only once a
+// peer device or the server stored it. One conversation's messages are
+// delivered in order, by one worker at a time; conversations go in
+// parallel. A failed attempt is recorded and retried with backoff, sooner
+// when something changes (the server or a peer comes back).
+type outbox struct {
+	n      *Node
+	newc   chan wire.Message
+	kickc  chan struct{}
+	donec  chan batchResult
+	gone   chan []string // MsgIds delivered by another way (history_push)
+	stopc  chan struct{}
+	loopWG sync.WaitGroup
+
+	// Owned by the loop goroutine.
+	queues map[string]*convQueue // by feeds
+}
+
+type convQueue struct {
+	msgs     []wire.Message // in send order
+	busy     bool
+	attempts int
+	next     time.Time
+}
+
+type batchResult struct {
+	feeds     string
+	delivered map[string]bool // MsgId → stored somewhere
+	err       error           // why the rest was not delivered
+}
+
+func newOutbox(n *Node) *outbox {
+	return &outbox{
+		n:      n,
+		newc:   make(chan wire.Message, 1024),
+		kickc:  make(chan struct{}, 1),
+		donec:  make(chan batchResult, maxConversationsInFlight),
+		gone:   make(chan []string, 16),
+		stopc:  make(chan struct{}),
+		queues: make(map[string]*convQueue),
+	}
+}
+
+// start loads what the outbox held at the last stop and starts the loop.
+func (o *outbox) start(ctx context.Context) error {
+	msgs, err := o.n.db.Outbox(ctx)
+	if err != nil {
+		return fmt.Errorf("node: %w", err)
+	}
+	for _, m := range msgs {
+		o.queue(m)
+	}
+	if len(msgs) > 0 {
+		o.n.log.Info("outbox: resuming", "messages", len(msgs))
+	}
+	o.loopWG.Add(1)
+	go o.loop()
+	return nil
+}
+
+// add hands a newly enqueued message to the loop.
+func (o *outbox) add(m wire.Message) {
+	select {
+	case o.newc <- m:
+	case <-o.stopc:
+	}
+}
+
+// kick retries waiting conversations now.
+func (o *outbox) kick() {
+	select {
+	case o.kickc <- struct{}{}:
+	default:
+	}
+}
+
+// delivered drops messages that another way (history_push) delivered.
+func (o *outbox) delivered(ids []string) {
+	select {
+	case o.gone <- ids:
+	case <-o.stopc:
+	}
+}
+
+func (o *outbox) stop() {
+	select {
+	case <-o.stopc:
+	default:
+		close(o.stopc)
+	}
+	o.loopWG.Wait()
+}
+
+func (o *outbox) queue(m wire.Message) {
+	q := o.queues[m.Feeds]
+	if q == nil {
+		q = &convQueue{}
+		o.queues[m.Feeds] = q
+	}
+	for _, have := range q.msgs {
+		if have.MsgId == m.MsgId {
+			return
+		}
+	}
+	q.msgs = append(q.msgs, m)
+}
+
+// pending counts the messages waiting.
+func (o *outbox) size() int {
+	n := 0
+	for _, q := range o.queues {
+		n += len(q.msgs)
+	}
+	return n
+}
+
+func (o *outbox) loop() {
+	defer o.loopWG.Done()
+	var workers sync.WaitGroup
+	defer workers.Wait()
+	inFlight := 0
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		now := time.Now()
+		wake := now.Add(time.Hour)
+		for feeds, q := range o.queues {
+			if q.busy || len(q.msgs) == 0 {
+				continue
+			}
+			if q.next.After(now) {
+				wake = minTime(wake, q.next)
+				continue
+			}
+			if inFlight >= maxConversationsInFlight {
+				break
+			}
+			batch := q.msgs[:min(len(q.msgs), maxBatch)]
+			q.busy = true
+			inFlight++
+			workers.Add(1)
+			go func() {
+				defer workers.Done()
+				o.donec <- o.n.deliverBatch(o.n.ctx, feeds, batch)
+			}()
+		}
+		timer.Reset(time.Until(wake))
+		select {
+		case <-o.stopc:
+			return
+		case m := <-o.newc:
+			o.queue(m)
+		case <-o.kickc:
+			for _, q := range o.queues {
+				q.next = time.Time{}
+			}
+		case ids := <-o.gone:
+			o.drop(ids)
+		case r := <-o.donec:
+			inFlight--
+			o.finish(r)
+		case <-timer.C:
+		}
+	}
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
+
+// drop removes delivered messages from the queues.
+func (o *outbox) drop(ids []string) {
+	set := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		set[id] = true
+	}
+	for feeds, q := range o.queues {
+		if q.busy {
+			continue // the worker's result will settle these
+		}
+		kept := q.msgs[:0]
+		for _, m := range q.msgs {
+			if !set[m.MsgId] {
+				kept = append(kept, m)
+			}
+		}
+		q.msgs = kept
+		if len(q.msgs) == 0 {
+			delete(o.queues, feeds)
+		}
+	}
+}
+
+func (o *outbox) finish(r batchResult) {
+	q := o.queues[r.feeds]
+	if q == nil {
+		return
+	}
+	q.busy = false
+	kept := q.msgs[:0]
+	for _, m := range q.msgs {
+		if !r.delivered[m.MsgId] {
+			kept = append(kept, m)
+		}
+	}
+	q.msgs = kept
+	if len(q.msgs) == 0 {
+		delete(o.queues, r.feeds)
+		return
+	}
+	if r.err == nil {
+		q.attempts, q.next = 0, time.Time{}
+		return
+	}
+	q.attempts++
+	backoff := retryMin << min(q.attempts-1, 6)
+	q.next = time.Now().Add(min(backoff, retryMax))
+}
+
+// deliverBatch delivers msgs, the oldest waiting messages of one
+// conversation, in order: directly to the devices of a dm's other account
+// that answer within DirectTimeout, and through the server for the rest
+// and for every group message (whose members' connected devices also get it
+// directly). It reports which were delivered and why the others were not.
+func (n *Node) deliverBatch(ctx context.Context, feeds string, msgs []wire.Message) batchResult {
+	res := batchResult{feeds: feeds, delivered: make(map[string]bool, len(msgs))}
+	f, err := wire.ParseFeeds(feeds)
+	if err != nil {
+		res.err = err
+		return res
+	}
+	direct := n.sendDirect(ctx, f, feeds, msgs)
+	if f.Kind == wire.FeedsDM {
+		for id := range direct {
+			res.delivered[id] = true
+		}
+	}
+	var remaining []wire.Message
+	for _, m := range msgs {
+		if !res.delivered[m.MsgId] {
+			remaining = append(remaining, m)
+		}
+	}
+	var delivered []string
+	for id := range res.delivered {
+		delivered = append(delivered, id)
+	}
+	n.markDelivered(ctx, delivered, localdb.ViaP2P)
+	if len(remaining) == 0 {
+		return res
+	}
+	if !n.link.Connected() {
+		res.err = errors.New("server unreachable and no device of the recipient reachable directly")
+		for _, m := range remaining {
+			n.noteAttempt(ctx, m.MsgId, res.err)
+		}
+		return res
+	}
+	for _, m := range remaining {
+		var sr wire.SendResult
+		if err := n.link.Call(ctx, wire.MethodSend, m, &sr); err != nil {
+			n.recordFailure(localdb.ViaServer, "", m.MsgId, err)
+			n.noteAttempt(ctx, m.MsgId, err)
+			res.err = err
+			return res
+		}
+		if err := n.db.SetSeqs(ctx, map[string]int64{m.MsgId: sr.SeqId}); err != nil {
+			n.log.Warn("record SeqId", "msg_id", m.MsgId, "err", err)
+		}
+		n.counts.sentServer.Add(1)
+		n.markDelivered(ctx, []string{m.MsgId}, localdb.ViaServer)
+		n.events.publish(EventReceipt, Receipt{MsgId: m.MsgId, Feeds: m.Feeds, Path: localdb.ViaServer, SeqId: sr.SeqId})
+		res.delivered[m.MsgId] = true
+	}
+	return res
+}
+
+// markDelivered takes messages out of the persistent outbox.
+func (n *Node) markDelivered(ctx context.Context, ids []string, path string) {
+	for _, id := range ids {
+		if err := n.db.Delivered(context.WithoutCancel(ctx), id, path); err != nil {
+			n.log.Warn("outbox: mark delivered", "msg_id", id, "err", err)
+		}
+		if path == localdb.ViaP2P {
+			n.counts.sentP2P.Add(1)
+		}
+	}
+}
+
+func (n *Node) noteAttempt(ctx context.Context, msgID string, err error) {
+	if e := n.db.OutboxAttempt(context.WithoutCancel(ctx), msgID, err.Error()); e != nil && !errors.Is(e, localdb.ErrNotFound) {
+		n.log.Warn("outbox: record attempt", "msg_id", msgID, "err", e)
+	}
+}

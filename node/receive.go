@@ -1,0 +1,288 @@
+package node
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/mqtter/mqtter/localdb"
+	"github.com/mqtter/mqtter/wire"
+)
+
+// Error texts of direct answers; like the server's, "<kind>: <detail>".
+const (
+	errBadRequest    = "bad request"
+	errForbidden     = "forbidden"
+	errUnknownMethod = "unknown method"
+	errInternal      = "internal error"
+)
+
+// handlePacket answers one request frame from a direct stream: a message
+// sent to this device. The answer comes once the message is durable here.
+func (n *Node) handlePacket(ctx context.Context, from peer.ID, topic string, body []byte) []byte {
+	t, err := wire.ParseTopic(topic)
+	if err != nil {
+		return wire.Fail("", errBadRequest+": "+err.Error())
+	}
+	if t.Scheme != wire.SchemeIM {
+		return wire.Fail("", wire.AnswerUnsupportedScheme+": "+t.Scheme)
+	}
+	if t.Host != n.self.String() {
+		return wire.Fail("", fmt.Sprintf("%s: %.80q is not this device", wire.AnswerNoSuchNode, t.Host))
+	}
+	switch t.Method() {
+	case wire.MethodSend:
+		return n.directSend(ctx, from, body)
+	}
+	return wire.Fail("", fmt.Sprintf("%s: %.40q", errUnknownMethod, t.Method()))
+}
+
+// directSend stores a message that a peer device sent us directly.
+func (n *Node) directSend(ctx context.Context, from peer.ID, body []byte) []byte {
+	var m wire.Message
+	if err := json.Unmarshal(body, &m); err != nil {
+		return wire.Fail("", errBadRequest+": "+err.Error())
+	}
+	if err := n.checkDirect(&m, from); err != nil {
+		n.counts.refused.Add(1)
+		n.log.Warn("refused a direct message", "from", from.String(), "msg_id", m.MsgId, "err", err)
+		return wire.Fail("", err.Error())
+	}
+	if err := n.ingest.add(ctx, m, localdb.ViaP2P); err != nil {
+		n.log.Error("store a direct message", "msg_id", m.MsgId, "err", err)
+		return wire.Fail("", errInternal+": not stored")
+	}
+	answer, err := wire.OK("", map[string]string{"MsgId": m.MsgId})
+	if err != nil {
+		return wire.Fail("", errInternal)
+	}
+	return answer
+}
+
+// checkDirect decides whether a message from a direct stream may be
+// stored: it must be well formed, unsequenced, signed by the very device
+// that sent it, that device must belong to From, and this account must be
+// in the conversation.
+func (n *Node) checkDirect(m *wire.Message, from peer.ID) error {
+	if err := m.Validate(); err != nil {
+		return fmt.Errorf("%s: %w", errBadRequest, err)
+	}
+	if m.SeqId != 0 {
+		return fmt.Errorf("%s: SeqId %d: only the server assigns SeqIds", errBadRequest, m.SeqId)
+	}
+	if !m.Signed() {
+		return fmt.Errorf("%s: unsigned message on a direct stream", errForbidden)
+	}
+	if m.Device != from.String() {
+		return fmt.Errorf("%s: Device %.60s is not the sending device", errForbidden, m.Device)
+	}
+	if owner, ok := n.book.account(m.Device); !ok || owner != m.From {
+		return fmt.Errorf("%s: device %s does not belong to %s", errForbidden, m.Device, m.From)
+	}
+	if err := m.Verify(); err != nil {
+		return fmt.Errorf("%s: %w", errForbidden, err)
+	}
+	return n.checkMember(m)
+}
+
+// checkMember checks that both this account and From are in the message's
+// conversation.
+func (n *Node) checkMember(m *wire.Message) error {
+	f, err := wire.ParseFeeds(m.Feeds)
+	if err != nil {
+		return fmt.Errorf("%s: %w", errBadRequest, err)
+	}
+	if f.Kind == wire.FeedsDM {
+		if !f.Has(n.cfg.User) || !f.Has(m.From) {
+			return fmt.Errorf("%s: %s is not a conversation of %s and %s", errForbidden, m.Feeds, n.cfg.User, m.From)
+		}
+		return nil
+	}
+	g, ok := n.book.group(m.Feeds)
+	if !ok {
+		return fmt.Errorf("%s: %s is not a group of %s", errForbidden, m.Feeds, n.cfg.User)
+	}
+	for _, member := range g.Members {
+		if member == m.From {
+			return nil
+		}
+	}
+	return fmt.Errorf("%s: %s is not a member of %s", errForbidden, m.From, m.Feeds)
+}
+
+// checkFromServer decides whether a message from the server (push or
+// pull) may be stored: well formed, sequenced, and if signed, with a
+// signature that verifies and a Device that, as far as this node knows,
+// belongs to From. An unsigned message is the server's attestation.
+func (n *Node) checkFromServer(m *wire.Message) error {
+	if err := m.Validate(); err != nil {
+		return err
+	}
+	if m.SeqId <= 0 {
+		return fmt.Errorf("message from the server without a SeqId")
+	}
+	if !m.Signed() {
+		return nil
+	}
+	if err := m.Verify(); err != nil {
+		return err
+	}
+	if owner, ok := n.book.account(m.Device); ok && owner != m.From {
+		return fmt.Errorf("device %s belongs to %s, not %s", m.Device, owner, m.From)
+	}
+	return nil
+}
+
+// receiveFromServer takes a pushed message: stored (or refused) in the
+// background, then acknowledged so the server does not push it again.
+func (n *Node) receiveFromServer(m wire.Message) {
+	if err := n.checkFromServer(&m); err != nil {
+		n.counts.refused.Add(1)
+		n.log.Warn("refused a message from the server", "msg_id", m.MsgId, "feeds", m.Feeds, "err", err)
+		if m.SeqId > 0 {
+			n.acks.note(m.Feeds, m.SeqId) // not stored, but not to be pushed again either
+		}
+		return
+	}
+	n.ingest.addAsync(m, localdb.ViaServer, func(err error) {
+		if err != nil {
+			n.log.Error("store a pushed message", "msg_id", m.MsgId, "err", err)
+			return
+		}
+		n.acks.note(m.Feeds, m.SeqId)
+	})
+}
+
+// ingestBatch is the most messages stored in one transaction.
+const ingestBatch = 512
+
+// ingester stores incoming messages in batches from one goroutine, so
+// concurrent streams and pushes share commits.
+type ingester struct {
+	n    *Node
+	in   chan ingestItem
+	done chan struct{}
+}
+
+type ingestItem struct {
+	m    wire.Message
+	via  string
+	done func(error)
+}
+
+func newIngester(n *Node) *ingester {
+	g := &ingester{n: n, in: make(chan ingestItem, ingestBatch), done: make(chan struct{})}
+	go g.run()
+	return g
+}
+
+var errIngestClosed = errors.New("node stopping")
+
+// add stores m and waits until it is durable.
+func (g *ingester) add(ctx context.Context, m wire.Message, via string) error {
+	ch := make(chan error, 1)
+	g.addAsync(m, via, func(err error) { ch <- err })
+	select {
+	case err := <-ch:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// addAsync stores m and calls done once it is durable (or failed).
+func (g *ingester) addAsync(m wire.Message, via string, done func(error)) {
+	select {
+	case g.in <- ingestItem{m: m, via: via, done: done}:
+	case <-g.n.ctx.Done():
+		done(errIngestClosed)
+	}
+}
+
+func (g *ingester) run() {
+	defer close(g.done)
+	for {
+		var batch []ingestItem
+		select {
+		case it, ok := <-g.in:
+			if !ok {
+				return
+			}
+			batch = append(batch, it)
+		case <-g.n.ctx.Done():
+			g.drain()
+			return
+		}
+	fill:
+		for len(batch) < ingestBatch {
+			select {
+			case it := <-g.in:
+				batch = append(batch, it)
+			default:
+				break fill
+			}
+		}
+		g.store(batch)
+	}
+}
+
+// drain fails what is still queued when the node stops.
+func (g *ingester) drain() {
+	for {
+		select {
+		case it := <-g.in:
+			it.done(errIngestClosed)
+		default:
+			return
+		}
+	}
+}
+
+// store commits a batch, one transaction per Via.
+func (g *ingester) store(batch []ingestItem) {
+	byVia := make(map[string][]ingestItem, 1)
+	for _, it := range batch {
+		byVia[it.via] = append(byVia[it.via], it)
+	}
+	for via, items := range byVia {
+		msgs := make([]wire.Message, len(items))
+		for i, it := range items {
+			msgs[i] = it.m
+		}
+		// The store must finish even while the node stops: a peer waits
+		// for the answer that says the message is durable.
+		added, err := g.n.db.AddMessages(context.WithoutCancel(g.n.ctx), msgs, via)
+		for i, it := range items {
+			if err == nil && added[i] {
+				g.n.received(msgs[i], via)
+			}
+			it.done(err)
+		}
+	}
+}
+
+func (g *ingester) close() { <-g.done }
+
+// received counts and announces a message new to this device.
+func (n *Node) received(m wire.Message, via string) {
+	switch via {
+	case localdb.ViaP2P:
+		n.counts.recvP2P.Add(1)
+	case localdb.ViaServer:
+		n.counts.recvServer.Add(1)
+	case localdb.ViaSync:
+		n.counts.recvSync.Add(1)
+	}
+	n.events.publish(EventMessage, HistoryEntry{Message: m, Via: via})
+}
+
+// isAnswerKind reports whether err is a peer's or server's answer of the
+// given kind ("forbidden", …).
+func isAnswerKind(err error, kind string) bool {
+	var ae *wire.AnswerError
+	return errors.As(err, &ae) && strings.HasPrefix(ae.Msg, kind)
+}

@@ -1,0 +1,71 @@
+package p2p
+
+import (
+	"slices"
+
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/p2p/discovery/mdns"
+	"github.com/libp2p/go-libp2p/p2p/net/swarm"
+	"github.com/multiformats/go-multiaddr"
+)
+
+// MDNSServiceTag is the mDNS service name nodes announce and look for.
+const MDNSServiceTag = "mqtter"
+
+// ConnectedPeers returns the peers with a live connection now, sorted.
+func (h *Host) ConnectedPeers() []peer.ID {
+	ids := h.h.Network().Peers()
+	slices.Sort(ids)
+	return ids
+}
+
+// IsConnected reports whether a connection to id is open now.
+func (h *Host) IsConnected(id peer.ID) bool {
+	return h.h.Network().Connectedness(id) == network.Connected
+}
+
+// AddAddrs remembers addresses of a peer for Config.AddrTTL and forgets an
+// earlier failed dial, so a peer that came back is dialled at once.
+func (h *Host) AddAddrs(id peer.ID, addrs []multiaddr.Multiaddr) {
+	if id == h.h.ID() {
+		return
+	}
+	h.h.Peerstore().AddAddrs(id, dialAddrs(id, addrs), h.cfg.AddrTTL)
+	h.clearBackoff(id)
+}
+
+func (h *Host) clearBackoff(id peer.ID) {
+	if sw, ok := h.h.Network().(*swarm.Swarm); ok {
+		sw.Backoff().Clear(id)
+	}
+}
+
+// startDiscovery starts mDNS (when configured) and the connectedness
+// notifications.
+func (h *Host) startDiscovery() error {
+	if h.cfg.OnConnectedness != nil {
+		h.h.Network().Notify(&network.NotifyBundle{
+			ConnectedF:    func(_ network.Network, c network.Conn) { h.cfg.OnConnectedness(c.RemotePeer(), true) },
+			DisconnectedF: func(_ network.Network, c network.Conn) { h.cfg.OnConnectedness(c.RemotePeer(), false) },
+		})
+	}
+	if !h.cfg.MDNS {
+		return nil
+	}
+	h.mdns = mdns.NewMdnsService(h.h, MDNSServiceTag, mdnsNotifee{h})
+	return h.mdns.Start()
+}
+
+type mdnsNotifee struct{ h *Host }
+
+// HandlePeerFound keeps a found peer's addresses and tells the node.
+func (n mdnsNotifee) HandlePeerFound(ai peer.AddrInfo) {
+	if ai.ID == n.h.h.ID() {
+		return
+	}
+	n.h.h.Peerstore().AddAddrs(ai.ID, ai.Addrs, n.h.cfg.AddrTTL)
+	if n.h.cfg.OnPeerFound != nil {
+		n.h.cfg.OnPeerFound(ai)
+	}
+}
