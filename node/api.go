@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/mqtter/mqtter/mqttlink"
@@ -241,7 +242,7 @@ func (a *apiServer) peers(w http.ResponseWriter, r *http.Request) {
 		if row.Addrs == nil {
 			row.Addrs = []string{}
 		}
-		if id, err := decodePeer(p.Device); err == nil {
+		if id, err := peer.Decode(p.Device); err == nil {
 			row.Connected = a.n.host.IsConnected(id)
 		}
 		rows = append(rows, row)

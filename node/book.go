@@ -76,6 +76,13 @@ func (b *book) setStatus(device, status string) bool {
 	return ok
 }
 
+// offline reports whether the server last said the device is offline.
+func (b *book) offline(device string) bool {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	return b.devices[device].Status == wire.StatusOffline
+}
+
 // addFound records addresses that mDNS found for a device.
 func (b *book) addFound(device string, addrs []multiaddr.Multiaddr) {
 	b.mu.Lock()

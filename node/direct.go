@@ -35,7 +35,7 @@ func (n *Node) sendDirect(ctx context.Context, f wire.Feeds, feeds string, msgs 
 			continue // groups go directly only to devices connected now
 		case len(t.addrs) == 0:
 			continue
-		case serverUp && n.deviceOffline(t.id):
+		case serverUp && n.book.offline(t.id.String()):
 			continue // the server says it is gone: do not wait for a dial
 		}
 		targets = append(targets, t)
@@ -92,11 +92,4 @@ func (n *Node) sendOne(ctx context.Context, t target, m wire.Message, body []byt
 		return err
 	}
 	return a.Err()
-}
-
-// deviceOffline reports whether the server last said the device is offline.
-func (n *Node) deviceOffline(id peer.ID) bool {
-	n.book.mu.RLock()
-	defer n.book.mu.RUnlock()
-	return n.book.devices[id.String()].Status == wire.StatusOffline
 }

@@ -8,12 +8,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/libp2p/go-libp2p/core/peer"
-
 	"github.com/mqtter/mqtter/wire"
 )
-
-func decodePeer(device string) (peer.ID, error) { return peer.Decode(device) }
 
 // status reports what the node is doing now.
 func (n *Node) status(ctx context.Context) (Status, error) {

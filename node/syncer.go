@@ -145,11 +145,7 @@ func (s *syncer) pushBatch(ctx context.Context, batch []wire.Message) (int, erro
 	s.n.counts.pushed.Add(int64(len(m)))
 	// What the server sequenced it also pushed to every member's devices:
 	// those messages are delivered.
-	for _, id := range ids {
-		if err := s.n.db.Delivered(ctx, id, localdb.ViaServer); err != nil {
-			s.n.log.Warn("outbox: mark delivered", "msg_id", id, "err", err)
-		}
-	}
+	s.n.markDelivered(ctx, ids, localdb.ViaServer)
 	s.n.out.delivered(ids)
 	return len(m), nil
 }

@@ -199,16 +199,17 @@ func (s *Server) fanout(members []string, m wire.Message, origin *session) {
 		return
 	}
 	s.metrics.stored.Inc()
-	n := 0
+	// Counted before each write, so a client that has the push also finds
+	// it in /metrics.
+	pushed := s.metrics.pushes.WithLabelValues("news")
 	for _, account := range members {
 		for _, sess := range s.sessions.sessions(account) {
 			if sess != origin {
+				pushed.Inc()
 				sess.sendNews(m.Feeds, m.SeqId, body)
-				n++
 			}
 		}
 	}
-	s.metrics.pushes.WithLabelValues("news").Add(float64(n))
 }
 
 func (s *Server) historyPush(ctx context.Context, c *call) (any, error) {
