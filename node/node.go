@@ -133,7 +133,7 @@ func Run(ctx context.Context, cfg Config) error {
 		n.close()
 		return err
 	}
-	n.log.Info("node ready", "user", cfg.User, "device", n.self.String(), "addrs", n.host.Addrs(), "api", api.addr)
+	n.log.Info("node ready", "device", n.self.String(), "addrs", n.host.Addrs(), "api", api.addr)
 
 	var runErr error
 	select {

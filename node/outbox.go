@@ -281,7 +281,15 @@ func (n *Node) deliverBatch(ctx context.Context, feeds string, msgs []wire.Messa
 		}
 		return res
 	}
+	pushed, err := n.syncer.pushBefore(ctx)
+	if err != nil {
+		n.log.Info("outbox: history_push before send", "err", err)
+	}
 	for _, m := range remaining {
+		if pushed[m.MsgId] {
+			res.delivered[m.MsgId] = true // history_push stored and relayed it
+			continue
+		}
 		var sr wire.SendResult
 		if err := n.link.Call(ctx, wire.MethodSend, m, &sr); err != nil {
 			n.recordFailure(localdb.ViaServer, "", m.MsgId, err)

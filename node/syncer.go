@@ -67,7 +67,7 @@ func (s *syncer) run(ctx context.Context, pull bool) (SyncResult, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var res SyncResult
-	pushed, err := s.push(ctx)
+	pushed, err := s.push(ctx, nil)
 	res.Pushed = pushed
 	if err != nil {
 		return res, fmt.Errorf("push: %w", err)
@@ -82,7 +82,21 @@ func (s *syncer) run(ctx context.Context, pull bool) (SyncResult, error) {
 	return res, nil
 }
 
-func (s *syncer) push(ctx context.Context) (int, error) {
+// pushBefore pushes every unsequenced message now, ahead of a server
+// send: what went directly earlier then gets its SeqId before the message
+// that follows it, so SeqId order stays sending order whatever the path. It
+// returns the MsgIds that got a SeqId.
+func (s *syncer) pushBefore(ctx context.Context) (map[string]bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	done := make(map[string]bool)
+	_, err := s.push(ctx, done)
+	return done, err
+}
+
+// push pushes every unsequenced message, adding those sequenced to done
+// when it is not nil.
+func (s *syncer) push(ctx context.Context, done map[string]bool) (int, error) {
 	total := 0
 	for {
 		msgs, err := s.n.db.Unsequenced(ctx, wire.MaxHistoryPush+len(s.refused))
@@ -98,7 +112,7 @@ func (s *syncer) push(ctx context.Context) (int, error) {
 		if len(batch) == 0 {
 			return total, nil
 		}
-		n, err := s.pushBatch(ctx, batch)
+		n, err := s.pushBatch(ctx, batch, done)
 		total += n
 		if err != nil {
 			return total, err
@@ -108,7 +122,7 @@ func (s *syncer) push(ctx context.Context) (int, error) {
 
 // pushBatch pushes one batch; a batch the server refuses as a whole is
 // pushed one message at a time, so one bad message holds up no other.
-func (s *syncer) pushBatch(ctx context.Context, batch []wire.Message) (int, error) {
+func (s *syncer) pushBatch(ctx context.Context, batch []wire.Message, done map[string]bool) (int, error) {
 	var seqs []wire.SeqResult
 	err := s.n.link.Call(ctx, wire.MethodHistoryPush, wire.HistoryPushReq{Messages: batch}, &seqs)
 	var ae *wire.AnswerError
@@ -120,7 +134,7 @@ func (s *syncer) pushBatch(ctx context.Context, batch []wire.Message) (int, erro
 		}
 		total := 0
 		for i := range batch {
-			n, err := s.pushBatch(ctx, batch[i:i+1])
+			n, err := s.pushBatch(ctx, batch[i:i+1], done)
 			total += n
 			if err != nil {
 				return total, err
@@ -137,6 +151,9 @@ func (s *syncer) pushBatch(ctx context.Context, batch []wire.Message) (int, erro
 		if r.SeqId > 0 {
 			m[r.MsgId] = r.SeqId
 			ids = append(ids, r.MsgId)
+			if done != nil {
+				done[r.MsgId] = true
+			}
 		}
 	}
 	if err := s.n.db.SetSeqs(ctx, m); err != nil {

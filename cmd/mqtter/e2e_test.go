@@ -115,7 +115,14 @@ type serverProc struct {
 // startServer runs `mqtter server` on data and waits for /healthz.
 func startServer(t *testing.T, data string, extra ...string) *serverProc {
 	t.Helper()
-	p := &serverProc{out: &syncBuffer{}, mqtt: freeAddr(t), http: freeAddr(t), exited: make(chan error, 1)}
+	return startServerAt(t, data, freeAddr(t), freeAddr(t), extra...)
+}
+
+// startServerAt is startServer on given MQTT and HTTP addresses, as a
+// restart on the same ports.
+func startServerAt(t *testing.T, data, mqttAddr, httpAddr string, extra ...string) *serverProc {
+	t.Helper()
+	p := &serverProc{out: &syncBuffer{}, mqtt: mqttAddr, http: httpAddr, exited: make(chan error, 1)}
 	args := append([]string{"server", "--data", data, "--mqtt", p.mqtt, "--http", p.http}, extra...)
 	p.cmd = exec.Command(bin, args...)
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out

@@ -1,0 +1,558 @@
+package main_test
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/multiformats/go-multiaddr"
+
+	"github.com/mqtter/mqtter/node"
+	"github.com/mqtter/mqtter/p2p"
+	"github.com/mqtter/mqtter/server/servertest"
+	"github.com/mqtter/mqtter/wire"
+)
+
+// nodeProc is a running `mqtter node`, driven through the CLI as a user
+// would.
+type nodeProc struct {
+	t          *testing.T
+	user, pass string
+	home       string
+	server     string // tcp://host:port
+	cmd        *exec.Cmd
+	out        *syncBuffer
+	exited     chan error
+}
+
+// startNode runs `mqtter node` for user on home and waits until its local
+// API answers and it is connected to the server. Every node listens on 127.0.0.1 only, with mDNS off.
+func startNode(t *testing.T, server, home, user, pass string) *nodeProc {
+	t.Helper()
+	n := &nodeProc{t: t, user: user, pass: pass, home: home, server: server}
+	n.start()
+	t.Cleanup(func() {
+		n.kill()
+		if t.Failed() {
+			t.Logf("mqtter node %s output:\n%s", n.user, n.out.String())
+		}
+	})
+	return n
+}
+
+func (n *nodeProc) start() {
+	n.t.Helper()
+	if n.out == nil {
+		n.out = &syncBuffer{}
+	}
+	n.exited = make(chan error, 1)
+	n.cmd = exec.Command(bin, "node", "--home", n.home, "--server", n.server, "--user", n.user,
+		"--p2p", "/ip4/127.0.0.1/tcp/0", "--no-mdns", "--sync-interval", "300ms",
+		"--direct-timeout", "1s", "--log-level", "debug")
+	n.cmd.Env = append(os.Environ(), "MQTTER_PASSWORD="+n.pass)
+	n.cmd.Stdout, n.cmd.Stderr = n.out, n.out
+	if err := n.cmd.Start(); err != nil {
+		n.t.Fatalf("start mqtter node %s: %v", n.user, err)
+	}
+	go func() { n.exited <- n.cmd.Wait() }()
+	n.eventually(30*time.Second, "it is up and connected", func() (bool, string) {
+		select {
+		case err := <-n.exited:
+			n.exited <- err
+			n.t.Fatalf("mqtter node %s exited at start: %v\n%s", n.user, err, n.out.String())
+		default:
+		}
+		code, out := n.cli("status", "--json")
+		var st node.Status
+		if code != 0 || json.Unmarshal([]byte(out), &st) != nil {
+			return false, out
+		}
+		return st.Server == node.ServerConnected, st.Server + " " + st.ServerError
+	})
+}
+
+// kill ends the node with SIGKILL, as a crash or a pulled plug would.
+func (n *nodeProc) kill() {
+	if n.cmd.ProcessState != nil {
+		return
+	}
+	n.cmd.Process.Kill()
+	<-n.exited
+}
+
+// stop sends SIGTERM and wants a clean exit.
+func (n *nodeProc) stop() {
+	n.t.Helper()
+	if err := n.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		n.t.Fatalf("SIGTERM node %s: %v", n.user, err)
+	}
+	select {
+	case err := <-n.exited:
+		if err != nil {
+			n.t.Errorf("mqtter node %s after SIGTERM: %v, want exit code 0\n%s", n.user, err, n.out.String())
+		}
+	case <-time.After(20 * time.Second):
+		n.t.Fatalf("mqtter node %s still running 20s after SIGTERM:\n%s", n.user, n.out.String())
+	}
+	if _, err := os.Stat(filepath.Join(n.home, node.APIAddrFile)); !errors.Is(err, os.ErrNotExist) {
+		n.t.Errorf("node %s left %s behind after a clean stop (stat: %v)", n.user, node.APIAddrFile, err)
+	}
+}
+
+// cli runs a CLI verb against this node.
+func (n *nodeProc) cli(args ...string) (int, string) {
+	n.t.Helper()
+	return mqtter(n.t, nil, "", append(args, "--home", n.home)...)
+}
+
+// must runs a CLI verb that has to succeed and returns its output.
+func (n *nodeProc) must(args ...string) string {
+	n.t.Helper()
+	code, out := n.cli(args...)
+	if code != 0 {
+		n.t.Fatalf("%s: mqtter %s = exit %d: %s", n.user, strings.Join(args, " "), code, out)
+	}
+	return out
+}
+
+func (n *nodeProc) status() node.Status {
+	n.t.Helper()
+	var st node.Status
+	if err := json.Unmarshal([]byte(n.must("status", "--json")), &st); err != nil {
+		n.t.Fatalf("%s: status --json: %v", n.user, err)
+	}
+	return st
+}
+
+func (n *nodeProc) history(with string) []node.HistoryEntry {
+	n.t.Helper()
+	var h []node.HistoryEntry
+	for _, line := range strings.Split(strings.TrimSpace(n.must("history", with, "--json", "--limit", "1000")), "\n") {
+		if line == "" {
+			continue
+		}
+		var m node.HistoryEntry
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			n.t.Fatalf("%s: history line %q: %v", n.user, line, err)
+		}
+		h = append(h, m)
+	}
+	return h
+}
+
+// send sends text to whom and returns the MsgId the CLI printed.
+func (n *nodeProc) send(whom, text string) string {
+	n.t.Helper()
+	id := strings.TrimSpace(n.must("send", whom, text))
+	if id == "" || strings.ContainsAny(id, " \n") {
+		n.t.Fatalf("%s: mqtter send printed %q, want a MsgId", n.user, id)
+	}
+	return id
+}
+
+// received waits until the node holds msgID in its conversation with whom,
+// and returns it.
+func (n *nodeProc) received(whom, msgID string) node.HistoryEntry {
+	n.t.Helper()
+	var got node.HistoryEntry
+	n.eventually(20*time.Second, "message "+msgID+" from "+whom+" arrives", func() (bool, string) {
+		h := n.history(whom)
+		for _, m := range h {
+			if m.MsgId == msgID {
+				got = m
+				return true, ""
+			}
+		}
+		return false, fmt.Sprintf("history has %d messages", len(h))
+	})
+	return got
+}
+
+// eventually polls cond until it holds or d passes; what says what is awaited.
+func (n *nodeProc) eventually(d time.Duration, what string, cond func() (bool, string)) {
+	n.t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		ok, last := cond()
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			n.t.Fatalf("%s: waited %v until %s; last: %s", n.user, d, what, last)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// befriend makes a and b friends through the CLI and waits until each node
+// knows a device of the other.
+func befriend(t *testing.T, a, b *nodeProc) {
+	t.Helper()
+	if out := a.must("friend", "add", b.user); !strings.Contains(out, b.user) {
+		t.Errorf("friend add %s printed %q", b.user, out)
+	}
+	b.eventually(10*time.Second, "a friend request from "+a.user+" shows", func() (bool, string) {
+		out := b.must("friend", "list")
+		return strings.Contains(out, a.user), out
+	})
+	b.must("friend", "accept", a.user)
+	knows := func(n *nodeProc, other string) {
+		n.eventually(10*time.Second, "it knows a device of "+other, func() (bool, string) {
+			var rows []node.PeerRow
+			out := n.must("peers", "--json")
+			if err := json.Unmarshal([]byte(out), &rows); err != nil {
+				t.Fatalf("peers --json: %v: %s", err, out)
+			}
+			for _, r := range rows {
+				if r.User == other && len(r.Addrs) > 0 {
+					return true, ""
+				}
+			}
+			return false, out
+		})
+	}
+	knows(a, b.user)
+	knows(b, a.user)
+}
+
+// newAccounts makes a server data directory with the given accounts (the
+// password of each is its name + "-pw").
+func newAccounts(t *testing.T, names ...string) string {
+	t.Helper()
+	data := t.TempDir()
+	for _, name := range names {
+		addUser(t, data, name, name+"-pw")
+	}
+	return data
+}
+
+func TestNodeDirectAndServerDown(t *testing.T) {
+	t.Parallel()
+	data := newAccounts(t, "alice", "bob")
+	srv := startServer(t, data)
+	broker := "tcp://" + srv.mqtt
+	alice := startNode(t, broker, t.TempDir(), "alice", "alice-pw")
+	bob := startNode(t, broker, t.TempDir(), "bob", "bob-pw")
+	befriend(t, alice, bob)
+
+	hello := alice.send("bob", "hello, directly")
+	if m := bob.received("alice", hello); m.Via != "p2p" || m.From != "alice" || m.Device != alice.status().Device {
+		t.Errorf("bob got %+v, want it from alice's device via p2p", m)
+	}
+
+	// With the server gone, the two nodes keep talking directly.
+	if err := srv.stop(t); err != nil {
+		t.Fatalf("server after SIGTERM: %v", err)
+	}
+	for _, n := range []*nodeProc{alice, bob} {
+		n.eventually(15*time.Second, "it sees the server gone", func() (bool, string) {
+			st := n.status()
+			return st.Server == node.ServerDisconnected, st.Server
+		})
+	}
+	down := alice.send("bob", "the server is down")
+	if m := bob.received("alice", down); m.Via != "p2p" {
+		t.Errorf("bob got %s via %q with the server down, want p2p", down, m.Via)
+	}
+	reply := bob.send("alice", "still here")
+	if m := alice.received("bob", reply); m.Via != "p2p" {
+		t.Errorf("alice got %s via %q with the server down, want p2p", reply, m.Via)
+	}
+	if st := alice.status(); st.Outbox != 0 {
+		t.Errorf("alice's outbox = %d with the server down, want 0: direct delivery is enough", st.Outbox)
+	}
+
+	// The server comes back on the same address: the nodes reconnect by
+	// themselves and sync sequences everything.
+	srv = startServerAt(t, data, srv.mqtt, srv.http)
+	for _, n := range []*nodeProc{alice, bob} {
+		n.eventually(30*time.Second, "it reconnects", func() (bool, string) {
+			st := n.status()
+			return st.Server == node.ServerConnected, st.Server + " " + st.ServerError
+		})
+	}
+	want := []string{hello, down, reply}
+	for _, n := range []*nodeProc{alice, bob} {
+		other := map[string]string{"alice": "bob", "bob": "alice"}[n.user]
+		n.eventually(20*time.Second, "its history is sequenced", func() (bool, string) {
+			n.must("sync")
+			h := n.history(other)
+			var ids []string
+			var seqs []int64
+			for _, m := range h {
+				ids = append(ids, m.MsgId)
+				seqs = append(seqs, m.SeqId)
+			}
+			return slices.Equal(ids, want) && slices.Equal(seqs, []int64{1, 2, 3}), fmt.Sprintf("ids %v seqs %v", ids, seqs)
+		})
+	}
+}
+
+func TestNodeRelaysToOfflineNode(t *testing.T) {
+	t.Parallel()
+	data := newAccounts(t, "alice", "bob")
+	srv := startServer(t, data)
+	broker := "tcp://" + srv.mqtt
+	alice := startNode(t, broker, t.TempDir(), "alice", "alice-pw")
+	bob := startNode(t, broker, t.TempDir(), "bob", "bob-pw")
+	befriend(t, alice, bob)
+
+	bob.stop()
+	id := alice.send("bob", "for when you are back")
+	alice.eventually(20*time.Second, "the server took the message", func() (bool, string) {
+		st := alice.status()
+		return st.Outbox == 0, fmt.Sprintf("outbox %d, failures %+v", st.Outbox, st.Failures)
+	})
+	bob.start()
+	m := bob.received("alice", id)
+	if m.Via != "server" || m.SeqId == 0 {
+		t.Errorf("bob got %+v after a restart, want it via server with a SeqId", m)
+	}
+	if got := bob.history("alice"); len(got) != 1 {
+		t.Errorf("bob's history with alice = %d messages, want 1", len(got))
+	}
+}
+
+func TestNodeKilledRightAfterSend(t *testing.T) {
+	t.Parallel()
+	data := newAccounts(t, "alice", "bob")
+	srv := startServer(t, data)
+	broker := "tcp://" + srv.mqtt
+	alice := startNode(t, broker, t.TempDir(), "alice", "alice-pw")
+	bob := startNode(t, broker, t.TempDir(), "bob", "bob-pw")
+	befriend(t, alice, bob)
+
+	// A burst through the local API, and SIGKILL the moment the last send
+	// returns: first the sender, mid-delivery, then the receiver.
+	const n = 200
+	var sent []string
+	for round, victim := range []*nodeProc{alice, bob} {
+		ids := alice.burst("bob", n, fmt.Sprintf("round %d", round))
+		victim.kill()
+		if victim == alice {
+			t.Logf("round %d: alice killed when bob held %d of %d", round, len(bob.history("alice"))-len(sent), n)
+		}
+		sent = append(sent, ids...)
+		victim.start()
+	}
+
+	bob.eventually(30*time.Second, "every message arrived", func() (bool, string) {
+		h := bob.history("alice")
+		return len(h) >= len(sent), fmt.Sprintf("%d of %d", len(h), len(sent))
+	})
+	alice.eventually(20*time.Second, "alice's outbox is empty", func() (bool, string) {
+		st := alice.status()
+		return st.Outbox == 0, fmt.Sprintf("outbox %d, failures %+v", st.Outbox, st.Failures)
+	})
+	// Once both have synced, SeqId order is the sending order, whichever
+	// path each message took.
+	bob.eventually(20*time.Second, "bob's history is sequenced", func() (bool, string) {
+		alice.must("sync")
+		bob.must("sync")
+		h := bob.history("alice")
+		if len(h) == 0 {
+			return false, "empty"
+		}
+		last := h[len(h)-1].SeqId
+		return last == int64(len(h)), fmt.Sprintf("the last of %d has SeqId %d", len(h), last)
+	})
+	seen := map[string]int{}
+	var order []string
+	for _, m := range bob.history("alice") {
+		seen[m.MsgId]++
+		order = append(order, m.MsgId)
+	}
+	for _, id := range sent {
+		if seen[id] != 1 {
+			t.Errorf("bob holds %s %d times, want once", id, seen[id])
+		}
+	}
+	if len(order) != len(sent) {
+		t.Errorf("bob's history has %d messages, want %d", len(order), len(sent))
+	} else if !slices.Equal(order, sent) {
+		pos := map[string]int{}
+		for i, id := range sent {
+			pos[id] = i
+		}
+		var desc []string
+		for _, m := range bob.history("alice") {
+			desc = append(desc, fmt.Sprintf("%d:%d/%s", pos[m.MsgId], m.SeqId, m.Via))
+		}
+		t.Errorf("bob's history is not in the sending order: sent index:SeqId/via %v", desc)
+	}
+}
+
+// burst sends count messages to whom through the local API as fast as it
+// takes them, and returns their MsgIds in sending order.
+func (n *nodeProc) burst(whom string, count int, label string) []string {
+	n.t.Helper()
+	cl, err := node.Dial(n.home)
+	if err != nil {
+		n.t.Fatalf("%s: dial the local API: %v", n.user, err)
+	}
+	ids := make([]string, 0, count)
+	for i := range count {
+		res, err := cl.Send(n.t.Context(), node.SendRequest{To: whom, Text: fmt.Sprintf("%s, message %d", label, i)})
+		if err != nil {
+			n.t.Fatalf("%s: send %d: %v", n.user, i, err)
+		}
+		ids = append(ids, res.MsgId)
+	}
+	return ids
+}
+
+func TestNodeRefusesStrangersAndForgeries(t *testing.T) {
+	t.Parallel()
+	data := newAccounts(t, "alice", "bob")
+	srv := startServer(t, data)
+	broker := "tcp://" + srv.mqtt
+	alice := startNode(t, broker, t.TempDir(), "alice", "alice-pw")
+	st := alice.status()
+	aliceID, err := peer.Decode(st.Device)
+	if err != nil {
+		t.Fatalf("alice's device %q: %v", st.Device, err)
+	}
+	var aliceAddrs []multiaddr.Multiaddr
+	for _, a := range st.Addrs {
+		ma, err := multiaddr.NewMultiaddr(a)
+		if err != nil {
+			t.Fatalf("alice's address %q: %v", a, err)
+		}
+		aliceAddrs = append(aliceAddrs, ma)
+	}
+
+	// A device of an account alice has no relation with is refused at
+	// the stream.
+	stranger := newDevice(t, nil)
+	sm := signed(t, stranger.key, wire.DM("alice", "mallory"), "mallory", "let me in")
+	if _, err := stranger.host.Request(t.Context(), aliceID, aliceAddrs, sendTopic(aliceID, sm.MsgId), mustJSON(t, sm)); !errors.Is(err, p2p.ErrRefused) {
+		t.Errorf("a stranger's request = %v, want p2p.ErrRefused", err)
+	}
+
+	// Bob's device, registered through the server, is let in: its signed
+	// message is stored, while anything whose signature or sender does not
+	// check out is refused with an Error answer.
+	bob := newDevice(t, nil)
+	bobLink, err := servertest.TryDial(t, broker, "bob", "bob-pw", bob.host.ID().String())
+	if err != nil {
+		t.Fatalf("bob CONNECT: %v", err)
+	}
+	defer bobLink.Close()
+	pub, err := crypto.MarshalPublicKey(bob.key.GetPublic())
+	if err != nil {
+		t.Fatal(err)
+	}
+	bobLink.OK(wire.MethodRegisterDevice, wire.RegisterDevice{PeerID: bob.host.ID().String(),
+		PubKey: base64.StdEncoding.EncodeToString(pub), Addrs: bob.host.Addrs()}, nil)
+	alice.must("friend", "add", "bob")
+	bobLink.OK(wire.MethodAcceptFriend, wire.UserReq{User: "alice"}, nil)
+	alice.eventually(10*time.Second, "alice knows bob's device", func() (bool, string) {
+		out := alice.must("peers", "--json")
+		return strings.Contains(out, bob.host.ID().String()), out
+	})
+
+	dm := wire.DM("alice", "bob")
+	forged := signed(t, bob.key, dm, "bob", "signed, then changed")
+	forged.Payload = json.RawMessage(`{"text":"changed after signing"}`)
+	otherSender := signed(t, bob.key, dm, "alice", "bob's device speaking for alice")
+	unsigned := wire.Message{MsgId: wire.NewMsgID(), Feeds: dm, From: "bob", MsgType: wire.MsgTypeText,
+		Payload: json.RawMessage(`{"text":"no signature"}`), TimeCreate: time.Now().UnixMilli()}
+	garbage := []byte(`{"MsgId":`)
+	for _, tc := range []struct {
+		name string
+		body []byte
+		id   string
+	}{
+		{"a forged signature", mustJSON(t, forged), forged.MsgId},
+		{"another sender", mustJSON(t, otherSender), otherSender.MsgId},
+		{"no signature", mustJSON(t, unsigned), unsigned.MsgId},
+		{"a malformed body", garbage, wire.NewMsgID()},
+	} {
+		raw, err := bob.host.Request(t.Context(), aliceID, aliceAddrs, sendTopic(aliceID, tc.id), tc.body)
+		if err != nil {
+			t.Errorf("%s: request = %v, want an Error answer", tc.name, err)
+			continue
+		}
+		ans, err := wire.ParseAnswer(raw)
+		if err != nil || ans.Err() == nil {
+			t.Errorf("%s: answer %s (%v), want an Error answer", tc.name, raw, err)
+		}
+	}
+	good := signed(t, bob.key, dm, "bob", "properly signed")
+	raw, err := bob.host.Request(t.Context(), aliceID, aliceAddrs, sendTopic(aliceID, good.MsgId), mustJSON(t, good))
+	if err != nil {
+		t.Fatalf("bob's signed message: %v", err)
+	}
+	if ans, err := wire.ParseAnswer(raw); err != nil || ans.Err() != nil {
+		t.Fatalf("bob's signed message answered %s (%v), want OK", raw, err)
+	}
+	h := alice.history("bob")
+	if len(h) != 1 || h[0].MsgId != good.MsgId || h[0].Via != "p2p" {
+		t.Errorf("alice's history with bob = %+v, want only the properly signed message, via p2p", h)
+	}
+	if st := alice.status(); st.Counters["refused"] < 3 {
+		t.Errorf("alice counts %d refused messages, want at least the 3 that did not check out", st.Counters["refused"])
+	}
+}
+
+// device is a bare libp2p device made in the test, with its own key.
+type device struct {
+	key  crypto.PrivKey
+	host *p2p.Host
+}
+
+func newDevice(t *testing.T, handler p2p.Handler) device {
+	t.Helper()
+	key, _, err := crypto.GenerateEd25519Key(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if handler == nil {
+		handler = p2p.HandlerFunc(func(_ context.Context, _ peer.ID, _ string, _ []byte) []byte {
+			return wire.Fail("", "this test device takes no requests")
+		})
+	}
+	h, err := p2p.New(t.Context(), p2p.Config{Key: key, ListenAddrs: []string{"/ip4/127.0.0.1/tcp/0"},
+		Handler: handler, Authorize: func(peer.ID) bool { return true }})
+	if err != nil {
+		t.Fatalf("p2p host: %v", err)
+	}
+	t.Cleanup(func() { h.Close() })
+	return device{key: key, host: h}
+}
+
+// signed returns a text message from from in feeds, signed with key.
+func signed(t *testing.T, key crypto.PrivKey, feeds, from, text string) wire.Message {
+	t.Helper()
+	m := wire.Message{MsgId: wire.NewMsgID(), Feeds: feeds, From: from, MsgType: wire.MsgTypeText,
+		Payload: mustJSON(t, map[string]string{"text": text}), TimeCreate: time.Now().UnixMilli()}
+	if err := m.Sign(key); err != nil {
+		t.Fatalf("sign: %v", err)
+	}
+	return m
+}
+
+func sendTopic(to peer.ID, msgID string) string {
+	return wire.RequestTopic(to.String(), wire.MethodSend, msgID)
+}
+
+func mustJSON(t *testing.T, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
