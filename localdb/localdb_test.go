@@ -254,6 +254,9 @@ func TestOutboxSurvivesReopenUntilDelivered(t *testing.T) {
 	if out, _ = db.Outbox(ctx); !slices.Equal(msgIDs(out), []string{m1.MsgId, m3.MsgId}) {
 		t.Errorf("Outbox after Delivered(m2) = %v, want %v", msgIDs(out), []string{m1.MsgId, m3.MsgId})
 	}
+	if queued, unseq, err := db.Pending(ctx); err != nil || queued != 2 || unseq != 3 {
+		t.Errorf("Pending after Delivered(m2) = %d, %d, %v; want 2 queued, 3 unsequenced", queued, unseq, err)
+	}
 	if err := db.OutboxAttempt(ctx, m2.MsgId, "x"); !errors.Is(err, localdb.ErrNotFound) {
 		t.Errorf("OutboxAttempt(delivered) = %v, want ErrNotFound", err)
 	}

@@ -107,3 +107,14 @@ func (db *DB) OutboxState(ctx context.Context, msgID string) (OutboxEntry, error
 	}
 	return e, nil
 }
+
+// Pending counts the messages waiting in the outbox and the messages held
+// without a SeqId, without reading them.
+func (db *DB) Pending(ctx context.Context) (outbox, unsequenced int, err error) {
+	err = db.read.QueryRowContext(ctx, `SELECT (SELECT count(*) FROM outbox),
+		(SELECT count(*) FROM messages WHERE seq = 0)`).Scan(&outbox, &unsequenced)
+	if err != nil {
+		return 0, 0, fmt.Errorf("localdb: pending: %w", err)
+	}
+	return outbox, unsequenced, nil
+}

@@ -31,16 +31,10 @@ func (n *Node) status(ctx context.Context) (Status, error) {
 	for _, id := range n.host.ConnectedPeers() {
 		st.Peers = append(st.Peers, id.String())
 	}
-	outbox, err := n.db.Outbox(ctx)
-	if err != nil {
+	var err error
+	if st.Outbox, st.Unsynced, err = n.db.Pending(ctx); err != nil {
 		return Status{}, err
 	}
-	st.Outbox = len(outbox)
-	unsynced, err := n.db.Unsequenced(ctx, 0)
-	if err != nil {
-		return Status{}, err
-	}
-	st.Unsynced = len(unsynced)
 	return st, nil
 }
 
