@@ -142,11 +142,12 @@ func (db *DB) Cursor(ctx context.Context, feeds string) (int64, error) {
 	return seq, nil
 }
 
-// SetCursor sets the pull cursor of a conversation to seq.
+// SetCursor moves the pull cursor of a conversation to seq; it never moves
+// back.
 func (db *DB) SetCursor(ctx context.Context, feeds string, seq int64) error {
 	return db.inTx(ctx, "set cursor of "+feeds, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO cursors (feeds, seq) VALUES (?, ?)
-			ON CONFLICT (feeds) DO UPDATE SET seq = excluded.seq`, feeds, seq)
+			ON CONFLICT (feeds) DO UPDATE SET seq = max(seq, excluded.seq)`, feeds, seq)
 		return err
 	})
 }

@@ -328,12 +328,12 @@ func TestCursorsAndMeta(t *testing.T) {
 	if got, err := db.Cursor(ctx, feedsAB); got != 0 || err != nil {
 		t.Errorf("Cursor(unset) = %d, %v, want 0, nil", got, err)
 	}
-	for _, seq := range []int64{5, 9, 3} {
-		if err := db.SetCursor(ctx, feedsAB, seq); err != nil {
-			t.Fatalf("SetCursor(%d): %v", seq, err)
+	for _, tc := range []struct{ set, want int64 }{{5, 5}, {9, 9}, {3, 9}} { // never back
+		if err := db.SetCursor(ctx, feedsAB, tc.set); err != nil {
+			t.Fatalf("SetCursor(%d): %v", tc.set, err)
 		}
-		if got, err := db.Cursor(ctx, feedsAB); got != seq || err != nil {
-			t.Errorf("Cursor after SetCursor(%d) = %d, %v, want %d, nil", seq, got, err, seq)
+		if got, err := db.Cursor(ctx, feedsAB); got != tc.want || err != nil {
+			t.Errorf("Cursor after SetCursor(%d) = %d, %v, want %d, nil", tc.set, got, err, tc.want)
 		}
 	}
 	if _, err := db.Get(ctx, "device"); !errors.Is(err, localdb.ErrNotFound) {

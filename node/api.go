@@ -258,7 +258,7 @@ func (a *apiServer) sync(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, mqttlink.ErrNotConnected)
 		return
 	}
-	res, err := a.n.syncer.run(r.Context(), true)
+	res, err := a.n.syncer.Run(r.Context(), true)
 	if err != nil {
 		writeErr(w, err)
 		return

@@ -3,6 +3,7 @@ package node
 import (
 	"encoding/json"
 
+	mqsync "github.com/mqtter/mqtter/sync"
 	"github.com/mqtter/mqtter/wire"
 )
 
@@ -103,10 +104,7 @@ type PeerRow struct {
 }
 
 // SyncResult is the answer of POST /v1/sync.
-type SyncResult struct {
-	Pushed int `json:"pushed"` // messages that got a SeqId from this push
-	Pulled int `json:"pulled"` // messages new to this device from the pull
-}
+type SyncResult = mqsync.Result
 
 // Event types on GET /v1/events.
 const (

@@ -18,6 +18,7 @@ import (
 	"github.com/mqtter/mqtter/localdb"
 	"github.com/mqtter/mqtter/mqttlink"
 	"github.com/mqtter/mqtter/p2p"
+	mqsync "github.com/mqtter/mqtter/sync"
 	"github.com/mqtter/mqtter/wire"
 )
 
@@ -94,7 +95,7 @@ type Node struct {
 	book   *book
 	ingest *ingester
 	out    *outbox
-	syncer *syncer
+	syncer *mqsync.Syncer
 	acks   *acker
 
 	events   *events
@@ -195,7 +196,13 @@ func start(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("node: %w", err)
 	}
 	n.out = newOutbox(n)
-	n.syncer = newSyncer(n)
+	if n.syncer, err = n.newSyncer(); err != nil {
+		n.ingest.close()
+		n.host.Close()
+		db.Close()
+		cancel()
+		return nil, fmt.Errorf("node: %w", err)
+	}
 	n.acks = newAcker(n)
 	n.link = mqttlink.Start(mqttlink.Config{
 		Server: cfg.Server, User: cfg.User, Password: cfg.Password, ClientID: self.String(),
@@ -210,7 +217,10 @@ func start(ctx context.Context, cfg Config) (*Node, error) {
 	}
 	n.wg.Add(2)
 	go n.refreshLoop()
-	go n.syncer.loop()
+	go func() {
+		defer n.wg.Done()
+		n.syncer.Loop(n.ctx)
+	}()
 	return n, nil
 }
 

@@ -281,7 +281,7 @@ func (n *Node) deliverBatch(ctx context.Context, feeds string, msgs []wire.Messa
 		}
 		return res
 	}
-	pushed, err := n.syncer.pushBefore(ctx)
+	pushed, err := n.syncer.PushNow(ctx)
 	if err != nil {
 		n.log.Info("outbox: history_push before send", "err", err)
 	}

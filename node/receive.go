@@ -138,8 +138,10 @@ func (n *Node) checkFromServer(m *wire.Message) error {
 }
 
 // receiveFromServer takes a pushed message: stored (or refused) in the
-// background, then acknowledged so the server does not push it again.
-func (n *Node) receiveFromServer(m wire.Message) {
+// background, then acknowledged so the server does not push it again, and
+// told to the syncer, which pulls if the conversation's last SeqId (as the
+// push says) leaves a gap.
+func (n *Node) receiveFromServer(m wire.Message, lastSeq int64) {
 	if err := n.checkFromServer(&m); err != nil {
 		n.counts.refused.Add(1)
 		n.log.Warn("refused a message from the server", "msg_id", m.MsgId, "feeds", m.Feeds, "err", err)
@@ -154,6 +156,7 @@ func (n *Node) receiveFromServer(m wire.Message) {
 			return
 		}
 		n.acks.note(m.Feeds, m.SeqId)
+		n.syncer.Saw(m.Feeds, max(m.SeqId, lastSeq))
 	})
 }
 

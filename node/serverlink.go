@@ -37,7 +37,7 @@ func (n *Node) onConnect(ctx context.Context, l *mqttlink.Link) {
 		n.log.Warn("refresh after connect", "err", err)
 	}
 	n.out.kick()
-	n.syncer.kick(false)
+	n.syncer.Kick(true)
 }
 
 // onServerState publishes server link changes as events.
@@ -147,7 +147,7 @@ func (n *Node) onPush(topic string, body []byte) {
 			n.log.Warn("bad news push", "err", err)
 			return
 		}
-		n.receiveFromServer(news.Message)
+		n.receiveFromServer(news.Message, news.LastSeqID)
 	case wire.PushRelations:
 		var rels []wire.Relation
 		if err := json.Unmarshal(body, &rels); err != nil {

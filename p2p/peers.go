@@ -59,11 +59,14 @@ func (h *Host) startDiscovery() error {
 
 type mdnsNotifee struct{ h *Host }
 
-// HandlePeerFound keeps a found peer's addresses and tells the node.
+// HandlePeerFound keeps a found peer's addresses and tells the node. mDNS
+// calls it on a goroutine of its own, which Close waits for like the others,
+// so OnPeerFound is never called once Close has returned.
 func (n mdnsNotifee) HandlePeerFound(ai peer.AddrInfo) {
-	if ai.ID == n.h.h.ID() {
+	if ai.ID == n.h.h.ID() || !n.h.track() {
 		return
 	}
+	defer n.h.wg.Done()
 	n.h.h.Peerstore().AddAddrs(ai.ID, ai.Addrs, n.h.cfg.AddrTTL)
 	if n.h.cfg.OnPeerFound != nil {
 		n.h.cfg.OnPeerFound(ai)

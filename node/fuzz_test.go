@@ -1,0 +1,237 @@
+package node
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/json"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/mqtter/mqtter/localdb"
+	"github.com/mqtter/mqtter/wire"
+)
+
+// fixedKey is a device key from a fixed seed, so that the signed seeds stay
+// valid in the fuzz cache from one run to the next.
+func fixedKey(tb testing.TB, seed byte) (crypto.PrivKey, peer.ID) {
+	tb.Helper()
+	s := make([]byte, ed25519.SeedSize)
+	for i := range s {
+		s[i] = seed
+	}
+	key, err := crypto.UnmarshalEd25519PrivateKey(ed25519.NewKeyFromSeed(s))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	id, err := peer.IDFromPrivateKey(key)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return key, id
+}
+
+// newReceiveNode returns a Node with just what handlePacket needs: bob's
+// identity, a real store, a book that knows alice's and bob's devices and
+// a group of both, and the ingester. It has no host and no server link.
+func newReceiveNode(tb testing.TB, self peer.ID, alice peer.ID) *Node {
+	tb.Helper()
+	log := slog.New(slog.DiscardHandler)
+	db, err := localdb.Open(context.Background(), filepath.Join(tb.TempDir(), databaseFile), log)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	n := &Node{
+		cfg: Config{User: "bob"}, log: log, self: self, db: db,
+		book: newBook("bob"),
+		ctx:  ctx, cancel: cancel,
+	}
+	n.book.setPeers([]wire.PeerInfo{
+		{User: "alice", Device: alice.String()},
+		{User: "bob", Device: self.String()},
+	})
+	n.book.setGroups([]wire.Group{{Feeds: "g:team", Name: "team", Owner: "alice", Members: []string{"alice", "bob"}}})
+	n.events = newEvents(func() {})
+	n.ingest = newIngester(n)
+	tb.Cleanup(func() {
+		n.cancel()
+		n.ingest.close()
+		if err := db.Close(); err != nil {
+			tb.Error(err)
+		}
+	})
+	return n
+}
+
+// storedIDs returns the MsgIds the node holds. Everything handlePacket
+// stores is unsequenced, and nothing else writes to this store.
+func storedIDs(tb testing.TB, n *Node) map[string]wire.Message {
+	tb.Helper()
+	msgs, err := n.db.Unsequenced(context.Background(), 0)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	out := make(map[string]wire.Message, len(msgs))
+	for _, m := range msgs {
+		out[m.MsgId] = m
+	}
+	return out
+}
+
+// FuzzHandlePacket feeds arbitrary frames to the direct stream handler. It
+// must never panic, must always answer with a well-formed answer whose
+// Error has one of the known kinds, and must accept (and store before
+// answering) only a valid, unsequenced message signed by the very device
+// that sent it, which belongs to From, in a conversation of this account;
+// a refused message is not stored.
+func FuzzHandlePacket(f *testing.F) {
+	aliceKey, alice := fixedKey(f, 1)
+	_, bob := fixedKey(f, 2)
+	strangerKey, stranger := fixedKey(f, 3)
+	n := newReceiveNode(f, bob, alice)
+
+	send := wire.RequestTopic(bob.String(), wire.MethodSend, "1")
+	message := func(mutate func(*wire.Message), key crypto.PrivKey) []byte {
+		m := wire.Message{
+			MsgId: "01JD0000000000000000000001", Feeds: wire.DM("alice", "bob"), MsgType: wire.MsgTypeText,
+			From: "alice", Payload: json.RawMessage(`{"text":"hi"}`), TimeCreate: 1732240000000,
+		}
+		if mutate != nil {
+			mutate(&m)
+		}
+		if key != nil {
+			if err := m.Sign(key); err != nil {
+				f.Fatal(err)
+			}
+		}
+		b, err := json.Marshal(m)
+		if err != nil {
+			f.Fatal(err)
+		}
+		return b
+	}
+	tampered := message(nil, aliceKey)
+	tampered = []byte(strings.Replace(string(tampered), `"hi"`, `"hI"`, 1))
+
+	seeds := []struct {
+		name      string
+		topic     string
+		body      []byte
+		fromAlice bool
+		want      string // the answer's Error prefix; "" for success
+	}{
+		{"dm", send, message(nil, aliceKey), true, ""},
+		{"group", send, message(func(m *wire.Message) { m.MsgId = "g1"; m.Feeds = "g:team" }, aliceKey), true, ""},
+		{"again", send, message(nil, aliceKey), true, ""}, // a duplicate is answered like the first
+		{"tampered", send, tampered, true, errForbidden},
+		{"unsigned", send, message(nil, nil), true, errForbidden},
+		{"sequenced", send, message(func(m *wire.Message) { m.MsgId = "s1"; m.SeqId = 7 }, aliceKey), true, errBadRequest},
+		{"relayed", send, message(func(m *wire.Message) { m.MsgId = "r1" }, aliceKey), false, errForbidden},
+		{"stranger's device", send, message(func(m *wire.Message) { m.MsgId = "x1" }, strangerKey), false, errForbidden},
+		{"as someone else", send, message(func(m *wire.Message) { m.MsgId = "c1"; m.From = "carol"; m.Feeds = wire.DM("bob", "carol") }, aliceKey), true, errForbidden},
+		{"not our dm", send, message(func(m *wire.Message) { m.MsgId = "d1"; m.Feeds = wire.DM("alice", "carol") }, aliceKey), true, errForbidden},
+		{"not our group", send, message(func(m *wire.Message) { m.MsgId = "g2"; m.Feeds = "g:other" }, aliceKey), true, errForbidden},
+		{"bad type", send, message(func(m *wire.Message) { m.MsgId = "t1"; m.MsgType = "shout" }, aliceKey), true, errBadRequest},
+		{"other device", wire.RequestTopic(alice.String(), wire.MethodSend, "1"), message(nil, aliceKey), true, wire.AnswerNoSuchNode},
+		{"push scheme", "impush://" + bob.String() + "/send", message(nil, aliceKey), true, wire.AnswerUnsupportedScheme},
+		{"unknown method", wire.RequestTopic(bob.String(), "recall", "1"), message(nil, aliceKey), true, errUnknownMethod},
+		{"bad topic", "not a topic", nil, true, errBadRequest},
+		{"empty", "", nil, true, errBadRequest},
+		{"empty body", send, nil, true, errBadRequest},
+		{"null body", send, []byte("null"), true, errBadRequest},
+		{"wrong types", send, []byte(`{"MsgId":1,"Payload":"x"}`), true, errBadRequest},
+		{"deep payload", send, []byte(`{"MsgId":"p1","Feeds":"dm:alice:bob","MsgType":"text","From":"alice","Payload":` + strings.Repeat("[", 5000) + strings.Repeat("]", 5000) + `}`), true, errBadRequest},
+	}
+	for _, s := range seeds {
+		// The seeds must reach the paths they are for, or the fuzzer
+		// would spend its time short of the signature check.
+		a, err := wire.ParseAnswer(n.handlePacket(context.Background(), peerFor(s.fromAlice, alice, stranger), s.topic, s.body))
+		if err != nil {
+			f.Fatalf("seed %s: %v", s.name, err)
+		}
+		if s.want == "" && a.Error != "" || s.want != "" && !strings.HasPrefix(a.Error, s.want+":") {
+			f.Fatalf("seed %s: answer Error %q, want prefix %q", s.name, a.Error, s.want)
+		}
+		f.Add(s.topic, s.body, s.fromAlice)
+	}
+	if got := storedIDs(f, n); len(got) != 2 {
+		f.Fatalf("after the seeds the store holds %d messages, want the 2 accepted ones: %v", len(got), got)
+	}
+
+	kinds := []string{errBadRequest, errForbidden, errUnknownMethod, wire.AnswerUnsupportedScheme, wire.AnswerNoSuchNode}
+	f.Fuzz(func(t *testing.T, topic string, body []byte, fromAlice bool) {
+		from := peerFor(fromAlice, alice, stranger)
+		var m wire.Message
+		decoded := json.Unmarshal(body, &m) == nil
+		before := storedIDs(t, n)
+
+		raw := n.handlePacket(context.Background(), from, topic, body)
+		a, err := wire.ParseAnswer(raw)
+		if err != nil {
+			t.Fatalf("handlePacket(%q, %q) = %q, not an answer: %v", topic, body, raw, err)
+		}
+		after := storedIDs(t, n)
+
+		if a.Error != "" {
+			if string(a.Result) != "null" {
+				t.Fatalf("failed answer %q carries a Result", raw)
+			}
+			if !knownKind(a.Error, kinds) {
+				t.Fatalf("handlePacket(%q, %q) Error %q is of no known kind", topic, body, a.Error)
+			}
+			if len(after) != len(before) {
+				t.Fatalf("refused message stored: %q (%s)", body, a.Error)
+			}
+			return
+		}
+
+		tp, err := wire.ParseTopic(topic)
+		if err != nil || tp.Scheme != wire.SchemeIM || tp.Host != bob.String() || tp.Method() != wire.MethodSend {
+			t.Fatalf("accepted a packet on topic %q (%+v, %v)", topic, tp, err)
+		}
+		if !decoded {
+			t.Fatalf("accepted a body that does not decode: %q", body)
+		}
+		if err := m.Validate(); err != nil {
+			t.Fatalf("accepted an invalid message: %v", err)
+		}
+		if err := m.Verify(); err != nil {
+			t.Fatalf("accepted a message whose signature fails: %v", err)
+		}
+		if m.SeqId != 0 || m.Device != from.String() || m.From != "alice" || from != alice {
+			t.Fatalf("accepted %+v from %s", m, from)
+		}
+		var result map[string]string
+		if err := a.Decode(&result); err != nil || result["MsgId"] != m.MsgId {
+			t.Fatalf("answer %q: result %v, %v; want MsgId %q", raw, result, err, m.MsgId)
+		}
+		got, ok := after[m.MsgId]
+		if !ok {
+			t.Fatalf("answered %s before it was stored", m.MsgId)
+		}
+		if _, dup := before[m.MsgId]; !dup && (got.From != m.From || got.Device != m.Device || got.Feeds != m.Feeds || got.Sig != m.Sig) {
+			t.Fatalf("stored %+v, want %+v", got, m)
+		}
+	})
+}
+
+func peerFor(fromAlice bool, alice, stranger peer.ID) peer.ID {
+	if fromAlice {
+		return alice
+	}
+	return stranger
+}
+
+func knownKind(msg string, kinds []string) bool {
+	for _, k := range kinds {
+		if strings.HasPrefix(msg, k+":") {
+			return true
+		}
+	}
+	return false
+}

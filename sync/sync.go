@@ -1,0 +1,531 @@
+// Package sync keeps a device's history and the server's in step: it pushes
+// the messages the device holds without a SeqId (history_push) and writes
+// back the SeqIds it gets, and it pulls, conversation by conversation, what
+// the device lacks (history by after_seq cursor), verifying every message
+// before storing it. A new device restores its account's whole history this
+// way, page by page, so memory stays bounded whatever the history's size.
+//
+// The package is named after its folder; it does not replace the standard
+// library's sync, which it does not use.
+package sync
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime"
+	"sync/atomic"
+	"time"
+
+	"github.com/mqtter/mqtter/localdb"
+	"github.com/mqtter/mqtter/wire"
+)
+
+// PageSize is how many messages one history pull asks for (the server's
+// maximum).
+const PageSize = 1000
+
+// Server is what the syncer needs of the link to the server.
+type Server interface {
+	Call(ctx context.Context, method string, req, out any) error
+	Connected() bool
+}
+
+// Config is what a Syncer works with. DB and Server are required.
+type Config struct {
+	DB     *localdb.DB
+	Server Server
+	// Interval is how often the loop pushes (default 3s).
+	Interval time.Duration
+	// Check decides whether a message the server returned may be stored
+	// (well formed, sequenced, a signature that verifies, a device of its
+	// sender). It runs on several goroutines at once. Nil accepts what
+	// Validate accepts and whose signature, if any, verifies.
+	Check func(*wire.Message) error
+	// Stored is told of every pulled message new to this device.
+	Stored func(wire.Message)
+	// Refused is told of every pulled message Check refused.
+	Refused func(m wire.Message, err error)
+	// Sequenced is told of the MsgIds a push got SeqIds for.
+	Sequenced func(ids []string)
+	// Progress, when set, is told how a pull goes: after every page, and
+	// once more when the pull ends.
+	Progress func(Progress)
+	Logger   *slog.Logger
+}
+
+// Progress is how far a pull got.
+type Progress struct {
+	Conversation  int   // 1-based index of the conversation being pulled
+	Conversations int   // how many the server listed
+	Fetched       int64 // messages fetched so far in this pull
+	Total         int64 // messages this pull has to fetch, as the cursors said at its start
+	Done          bool  // the pull ended (Err says whether it failed)
+	Err           error
+}
+
+// Result says what a sync round did.
+type Result struct {
+	Pushed int `json:"pushed"` // messages that got a SeqId from this push
+	Pulled int `json:"pulled"` // messages new to this device from the pull
+}
+
+// Syncer pushes and pulls. Its methods may be called from any goroutine;
+// rounds run one at a time.
+type Syncer struct {
+	cfg   Config
+	log   *slog.Logger
+	lock  chan struct{} // held by the round in progress
+	kickc chan bool     // true: pull too
+	sawc  chan saw
+
+	// refused are MsgIds the server would not sequence; they are not pushed
+	// again until the process restarts. Guarded by lock.
+	refused map[string]bool
+
+	pushed, pulled, refusedPulls atomic.Int64
+}
+
+// New returns a Syncer; Loop runs it.
+func New(cfg Config) (*Syncer, error) {
+	if cfg.DB == nil || cfg.Server == nil {
+		return nil, errors.New("sync: Config.DB and Config.Server are required")
+	}
+	if cfg.Interval <= 0 {
+		cfg.Interval = 3 * time.Second
+	}
+	if cfg.Check == nil {
+		cfg.Check = CheckMessage
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	return &Syncer{
+		cfg:     cfg,
+		log:     cfg.Logger,
+		lock:    make(chan struct{}, 1),
+		kickc:   make(chan bool, 1),
+		sawc:    make(chan saw, 1024),
+		refused: make(map[string]bool),
+	}, nil
+}
+
+// CheckMessage is the default Check: a valid, sequenced message whose
+// signature, if it has one, verifies.
+func CheckMessage(m *wire.Message) error {
+	if err := m.Validate(); err != nil {
+		return err
+	}
+	if m.SeqId <= 0 {
+		return errors.New("message from the server without a SeqId")
+	}
+	if m.Signed() {
+		return m.Verify()
+	}
+	return nil
+}
+
+// Counts are the syncer's totals since New.
+type Counts struct {
+	Pushed, Pulled, Refused int64
+}
+
+// Counts returns the totals so far.
+func (s *Syncer) Counts() Counts {
+	return Counts{Pushed: s.pushed.Load(), Pulled: s.pulled.Load(), Refused: s.refusedPulls.Load()}
+}
+
+// Kick asks the loop for a round soon; with pull the round pulls too.
+func (s *Syncer) Kick(pull bool) {
+	for {
+		select {
+		case s.kickc <- pull:
+			return
+		default:
+		}
+		select {
+		case old := <-s.kickc: // merge with the waiting kick
+			pull = pull || old
+		default:
+		}
+	}
+}
+
+// saw is a pushed message stored: its conversation and the last SeqId the
+// push said the conversation has.
+type saw struct {
+	feeds string
+	last  int64
+}
+
+// Saw tells the syncer that a pushed message of feeds is stored and that the
+// push said the conversation has lastSeq messages. Once pushes pause, the
+// syncer moves the cursor over what is held and pulls when a gap is left.
+// It never blocks.
+func (s *Syncer) Saw(feeds string, lastSeq int64) {
+	select {
+	case s.sawc <- saw{feeds, lastSeq}:
+	default:
+		s.Kick(true) // too many at once: a pull settles them all
+	}
+}
+
+// settleAfter is how long pushes must pause before the cursors are moved
+// over them.
+const settleAfter = 200 * time.Millisecond
+
+// Loop pushes every Interval, runs the rounds Kick asks for while the server
+// is connected, and settles what Saw was told, until ctx ends.
+func (s *Syncer) Loop(ctx context.Context) {
+	t := time.NewTicker(s.cfg.Interval)
+	defer t.Stop()
+	pending := make(map[string]int64)
+	settle := time.NewTimer(time.Hour)
+	defer settle.Stop()
+	for {
+		pull, round := false, false
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			round = true
+		case pull = <-s.kickc:
+			round = true
+		case sw := <-s.sawc:
+			pending[sw.feeds] = max(pending[sw.feeds], sw.last)
+			settle.Reset(settleAfter)
+		case <-settle.C:
+			pull = s.settle(ctx, pending)
+			clear(pending)
+			round = pull
+		}
+		if !round || !s.cfg.Server.Connected() {
+			continue
+		}
+		if _, err := s.Run(ctx, pull); err != nil && !errors.Is(err, context.Canceled) {
+			s.log.Info("sync", "err", err)
+		}
+	}
+}
+
+// settle moves the cursors of the conversations pushes touched and reports
+// whether one of them has a gap to pull.
+func (s *Syncer) settle(ctx context.Context, pending map[string]int64) bool {
+	gap := false
+	for feeds, last := range pending {
+		cur, err := s.cfg.DB.Advance(ctx, feeds, last)
+		if err != nil {
+			s.log.Warn("sync: move the cursor", "feeds", feeds, "err", err)
+			continue
+		}
+		if cur < last {
+			s.log.Debug("sync: a gap after pushes", "feeds", feeds, "held_through", cur, "last_seq", last)
+			gap = true
+		}
+	}
+	return gap
+}
+
+func (s *Syncer) acquire(ctx context.Context) error {
+	select {
+	case s.lock <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (s *Syncer) release() { <-s.lock }
+
+// Run pushes every unsequenced message and, with pull, pulls every
+// conversation's missing messages.
+func (s *Syncer) Run(ctx context.Context, pull bool) (Result, error) {
+	if err := s.acquire(ctx); err != nil {
+		return Result{}, err
+	}
+	defer s.release()
+	var res Result
+	pushed, err := s.push(ctx, nil)
+	res.Pushed = pushed
+	if err != nil {
+		return res, fmt.Errorf("push: %w", err)
+	}
+	if pull {
+		pulled, err := s.pull(ctx)
+		res.Pulled = pulled
+		if err != nil {
+			return res, fmt.Errorf("pull: %w", err)
+		}
+	}
+	return res, nil
+}
+
+// PushNow pushes every unsequenced message at once, ahead of a server send:
+// what went directly earlier then gets its SeqId before the message that
+// follows it, so SeqId order stays sending order whatever the path. It
+// returns the MsgIds that got a SeqId.
+func (s *Syncer) PushNow(ctx context.Context) (map[string]bool, error) {
+	if err := s.acquire(ctx); err != nil {
+		return nil, err
+	}
+	defer s.release()
+	done := make(map[string]bool)
+	_, err := s.push(ctx, done)
+	return done, err
+}
+
+// push pushes every unsequenced message, adding those sequenced to done
+// when it is not nil.
+func (s *Syncer) push(ctx context.Context, done map[string]bool) (int, error) {
+	total := 0
+	for {
+		msgs, err := s.cfg.DB.Unsequenced(ctx, wire.MaxHistoryPush+len(s.refused))
+		if err != nil {
+			return total, err
+		}
+		batch := msgs[:0]
+		for _, m := range msgs {
+			if !s.refused[m.MsgId] && len(batch) < wire.MaxHistoryPush {
+				batch = append(batch, m)
+			}
+		}
+		if len(batch) == 0 {
+			return total, nil
+		}
+		n, err := s.pushBatch(ctx, batch, done)
+		total += n
+		if err != nil {
+			return total, err
+		}
+	}
+}
+
+// pushBatch pushes one batch; a batch the server refuses as a whole is
+// pushed one message at a time, so one bad message holds up no other.
+func (s *Syncer) pushBatch(ctx context.Context, batch []wire.Message, done map[string]bool) (int, error) {
+	var seqs []wire.SeqResult
+	err := s.cfg.Server.Call(ctx, wire.MethodHistoryPush, wire.HistoryPushReq{Messages: batch}, &seqs)
+	var ae *wire.AnswerError
+	if errors.As(err, &ae) {
+		if len(batch) == 1 {
+			s.refused[batch[0].MsgId] = true
+			s.log.Warn("history_push refused a message", "msg_id", batch[0].MsgId, "err", err)
+			return 0, nil
+		}
+		total := 0
+		for i := range batch {
+			n, err := s.pushBatch(ctx, batch[i:i+1], done)
+			total += n
+			if err != nil {
+				return total, err
+			}
+		}
+		return total, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	m := make(map[string]int64, len(seqs))
+	ids := make([]string, 0, len(seqs))
+	for _, r := range seqs {
+		if r.SeqId > 0 {
+			m[r.MsgId] = r.SeqId
+			ids = append(ids, r.MsgId)
+			if done != nil {
+				done[r.MsgId] = true
+			}
+		}
+	}
+	if err := s.cfg.DB.SetSeqs(ctx, m); err != nil {
+		return 0, err
+	}
+	last := make(map[string]int64) // by feeds: the highest SeqId this push got
+	for _, msg := range batch {
+		if seq := m[msg.MsgId]; seq > 0 {
+			last[msg.Feeds] = max(last[msg.Feeds], seq)
+		}
+	}
+	for feeds, seq := range last {
+		if _, err := s.cfg.DB.Advance(ctx, feeds, seq); err != nil {
+			return 0, err
+		}
+	}
+	s.pushed.Add(int64(len(m)))
+	if s.cfg.Sequenced != nil && len(ids) > 0 {
+		s.cfg.Sequenced(ids)
+	}
+	return len(m), nil
+}
+
+// pull fetches, for every conversation the server lists, the messages
+// after this device's cursor.
+func (s *Syncer) pull(ctx context.Context) (int, error) {
+	var convs []wire.Conversation
+	if err := s.cfg.Server.Call(ctx, wire.MethodConversations, wire.Empty{}, &convs); err != nil {
+		return 0, err
+	}
+	p := Progress{Conversations: len(convs)}
+	cursors := make([]int64, len(convs))
+	for i, c := range convs {
+		cur, err := s.cfg.DB.Cursor(ctx, c.Feeds)
+		if err != nil {
+			return 0, err
+		}
+		cursors[i] = cur
+		if err := s.cfg.DB.NoteLastSeq(ctx, c.Feeds, c.LastSeqID); err != nil {
+			return 0, err
+		}
+		p.Total += max(0, c.LastSeqID-cur)
+	}
+	total := 0
+	var err error
+	for i, c := range convs {
+		p.Conversation = i + 1
+		var n int
+		n, err = s.pullOne(ctx, c, cursors[i], &p)
+		total += n
+		if err != nil {
+			err = fmt.Errorf("%s: %w", c.Feeds, err)
+			break
+		}
+	}
+	if s.cfg.Progress != nil {
+		p.Done, p.Err = true, err
+		s.cfg.Progress(p)
+	}
+	return total, err
+}
+
+// page is one history page on its way from the fetcher to the writer.
+type page struct {
+	msgs []wire.Message
+	next int64 // the cursor once this page is stored
+	last int64 // the conversation's last SeqId as the page said
+	err  error
+}
+
+// pullOne pulls one conversation from cursor on. One goroutine fetches the
+// next page while this one verifies and stores the last.
+func (s *Syncer) pullOne(ctx context.Context, c wire.Conversation, cursor int64, p *Progress) (int, error) {
+	if cursor >= c.LastSeqID {
+		return 0, nil
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	pages := make(chan page, 1)
+	go s.fetch(ctx, c, cursor, pages)
+	total := 0
+	for pg := range pages {
+		if pg.err != nil {
+			return total, pg.err
+		}
+		good := s.verify(c.Feeds, pg.msgs)
+		added, err := s.cfg.DB.AddMessages(ctx, good, localdb.ViaSync)
+		if err != nil {
+			return total, err
+		}
+		if err := s.cfg.DB.SetCursor(ctx, c.Feeds, pg.next); err != nil {
+			return total, err
+		}
+		if err := s.cfg.DB.NoteLastSeq(ctx, c.Feeds, pg.last); err != nil {
+			return total, err
+		}
+		for i, ok := range added {
+			if ok {
+				total++
+				if s.cfg.Stored != nil {
+					s.cfg.Stored(good[i])
+				}
+			}
+		}
+		s.pulled.Add(int64(len(good)))
+		p.Fetched += int64(len(pg.msgs))
+		if s.cfg.Progress != nil {
+			s.cfg.Progress(*p)
+		}
+	}
+	return total, nil
+}
+
+// fetch reads pages after cursor until the conversation's last SeqId, and
+// closes pages.
+func (s *Syncer) fetch(ctx context.Context, c wire.Conversation, cursor int64, pages chan<- page) {
+	defer close(pages)
+	last := c.LastSeqID
+	for cursor < last {
+		var res wire.HistoryResult
+		req := wire.HistoryReq{Feeds: c.Feeds, AfterSeq: cursor, Limit: PageSize}
+		pg := page{}
+		if err := s.cfg.Server.Call(ctx, wire.MethodHistory, req, &res); err != nil {
+			pg.err = err
+		} else if len(res.Messages) == 0 {
+			return // the server has nothing past cursor after all
+		}
+		if pg.err == nil {
+			next := cursor
+			for _, m := range res.Messages {
+				next = max(next, m.SeqId)
+			}
+			if next <= cursor {
+				pg.err = fmt.Errorf("history after %d did not move forward", cursor)
+			}
+			last = max(last, res.LastSeqID)
+			pg.msgs, pg.next, pg.last = res.Messages, next, last
+			cursor = next
+		}
+		select {
+		case pages <- pg:
+		case <-ctx.Done():
+			return
+		}
+		if pg.err != nil {
+			return
+		}
+	}
+}
+
+// verify checks a page on every CPU and returns the messages that passed,
+// in page order; the others are recorded as refused.
+func (s *Syncer) verify(feeds string, msgs []wire.Message) []wire.Message {
+	errs := make([]error, len(msgs))
+	workers := min(runtime.GOMAXPROCS(0), max(1, len(msgs)/64))
+	done := make(chan struct{}, workers)
+	for w := range workers {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			for i := w; i < len(msgs); i += workers {
+				m := &msgs[i]
+				if m.Feeds != feeds {
+					errs[i] = fmt.Errorf("a message of %s in the history of %s", m.Feeds, feeds)
+					continue
+				}
+				errs[i] = s.cfg.Check(m)
+			}
+		}()
+	}
+	for range workers {
+		<-done
+	}
+	good := msgs[:0:0]
+	for i, err := range errs {
+		if err == nil {
+			good = append(good, msgs[i])
+			continue
+		}
+		s.refusedPulls.Add(1)
+		s.refuse(msgs[i], err)
+	}
+	return good
+}
+
+func (s *Syncer) refuse(m wire.Message, err error) {
+	if e := s.cfg.DB.AddRefused(context.Background(), m, err.Error()); e != nil {
+		s.log.Warn("record a refused message", "msg_id", m.MsgId, "err", e)
+	}
+	if s.cfg.Refused != nil {
+		s.cfg.Refused(m, err)
+	} else {
+		s.log.Warn("refused a pulled message", "msg_id", m.MsgId, "feeds", m.Feeds, "err", err)
+	}
+}
