@@ -131,3 +131,52 @@ func (db *DB) RefusedMessages(ctx context.Context, limit int) ([]Refused, error)
 	}
 	return out, nil
 }
+
+// Each calls fn for every message this device holds, conversation by
+// conversation, each by SeqId (the unsequenced ones first, in local
+// order), reading the rows as it goes so memory stays flat whatever the
+// history's size. It stops at fn's first
+// error and returns it.
+func (db *DB) Each(ctx context.Context, fn func(Stored) error) error {
+	rows, err := db.read.QueryContext(ctx, `SELECT `+messageCols+`, via, local_order FROM messages
+		ORDER BY feeds, seq, local_order`)
+	if err != nil {
+		return fmt.Errorf("localdb: each: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var s Stored
+		if err := rows.Scan(append(scanArgs(&s.Message), &s.Via, &s.LocalOrder)...); err != nil {
+			return fmt.Errorf("localdb: each: %w", err)
+		}
+		if err := fn(s); err != nil {
+			return err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("localdb: each: %w", err)
+	}
+	return nil
+}
+
+// Conversations returns the feeds of every conversation this device holds
+// messages of.
+func (db *DB) Conversations(ctx context.Context) ([]string, error) {
+	rows, err := db.read.QueryContext(ctx, `SELECT DISTINCT feeds FROM messages ORDER BY feeds`)
+	if err != nil {
+		return nil, fmt.Errorf("localdb: conversations: %w", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var f string
+		if err := rows.Scan(&f); err != nil {
+			return nil, fmt.Errorf("localdb: conversations: %w", err)
+		}
+		out = append(out, f)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("localdb: conversations: %w", err)
+	}
+	return out, nil
+}

@@ -108,6 +108,8 @@ func (a *apiServer) routes() http.Handler {
 	mux.HandleFunc("POST /v1/sync", a.sync)
 	mux.HandleFunc("POST /v1/call/{method}", a.call)
 	mux.HandleFunc("GET /v1/events", a.eventStream)
+	mux.HandleFunc("GET /v1/backup", a.exportBackup)
+	mux.HandleFunc("POST /v1/backup", a.importBackup)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(a.n.counts.registry(), promhttp.HandlerOpts{}))
 	return a.auth(mux)
 }

@@ -3,6 +3,7 @@ package node
 import (
 	"encoding/json"
 
+	"github.com/mqtter/mqtter/localdb"
 	mqsync "github.com/mqtter/mqtter/sync"
 	"github.com/mqtter/mqtter/wire"
 )
@@ -53,6 +54,9 @@ type Status struct {
 	Failures []PathFailure `json:"failures"`
 	// Counters are the node's delivery counters (also on /metrics).
 	Counters map[string]int64 `json:"counters"`
+	// Refused are the latest messages from the server (pulled or in a
+	// backup's conversations) that did not check out, newest first.
+	Refused []localdb.Refused `json:"refused,omitempty"`
 }
 
 // PathFailure is one failed attempt to deliver over one path.
@@ -92,6 +96,10 @@ type HistoryEntry struct {
 type HistoryResult struct {
 	Feeds    string         `json:"feeds"`
 	Messages []HistoryEntry `json:"messages"`
+	// Coverage says how much of the conversation this device holds;
+	// Complete is Coverage.Complete().
+	Coverage localdb.Coverage `json:"coverage"`
+	Complete bool             `json:"complete"`
 }
 
 // PeerRow is a device of a related account as this node knows it.

@@ -327,3 +327,73 @@ func readEvents(r io.Reader, fn func(Event) error) error {
 	}
 	return ErrStreamClosed
 }
+
+// ErrBackupCut is returned by Export when the node's stream ends before its
+// end marker: the file written is incomplete.
+var ErrBackupCut = errors.New("the backup stream ended early")
+
+// Export writes this device's history as a backup (see BackupHeader) to w
+// and returns how many messages it holds. progress, when set, is called
+// with the count so far after every message.
+func (c *Client) Export(ctx context.Context, w io.Writer, progress func(messages int)) (int, error) {
+	req, err := c.request(ctx, http.MethodGet, "/v1/backup", nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := c.stream.Do(req)
+	if err != nil {
+		return 0, c.noNode(err)
+	}
+	defer resp.Body.Close()
+	if err := checkStatus(resp); err != nil {
+		return 0, err
+	}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 0, 64<<10), maxBackupLine)
+	const endMarker = `{"end":true}`
+	n, lines := 0, 0
+	for sc.Scan() {
+		line := sc.Bytes()
+		lines++
+		if _, err := w.Write(append(line, '\n')); err != nil {
+			return n, err
+		}
+		if string(line) == endMarker {
+			return n, nil
+		}
+		if lines > 1 {
+			n++
+			if progress != nil {
+				progress(n)
+			}
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return n, fmt.Errorf("backup: %w", err)
+	}
+	return n, ErrBackupCut
+}
+
+// Import sends a backup read from r to the node, which stores what checks
+// out.
+func (c *Client) Import(ctx context.Context, r io.Reader) (ImportResult, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+"/v1/backup", r)
+	if err != nil {
+		return ImportResult{}, err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	req.Header.Set("Content-Type", "application/x-ndjson")
+	resp, err := c.stream.Do(req)
+	if err != nil {
+		return ImportResult{}, c.noNode(err)
+	}
+	defer resp.Body.Close()
+	if err := checkStatus(resp); err != nil {
+		return ImportResult{}, err
+	}
+	var res ImportResult
+	if err := json.NewDecoder(resp.Body).Decode(&res); err != nil {
+		return res, fmt.Errorf("backup import: decode answer: %w", err)
+	}
+	return res, nil
+}

@@ -35,8 +35,14 @@ func (n *Node) status(ctx context.Context) (Status, error) {
 	if st.Outbox, st.Unsynced, err = n.db.Pending(ctx); err != nil {
 		return Status{}, err
 	}
+	if st.Refused, err = n.db.RefusedMessages(ctx, statusRefused); err != nil {
+		return Status{}, err
+	}
 	return st, nil
 }
+
+// statusRefused is how many refused messages status lists.
+const statusRefused = 10
 
 // resolveFeeds turns a user or a feeds id into a conversation of this
 // account.
@@ -136,5 +142,9 @@ func (n *Node) history(ctx context.Context, with string, limit int) (HistoryResu
 	for i, s := range stored {
 		res.Messages[i] = HistoryEntry{Message: s.Message, Via: s.Via}
 	}
+	if res.Coverage, err = n.db.Coverage(ctx, feeds); err != nil {
+		return HistoryResult{}, err
+	}
+	res.Complete = res.Coverage.Complete()
 	return res, nil
 }

@@ -13,6 +13,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/mqtter/mqtter/localdb"
 	"github.com/mqtter/mqtter/node"
 	"github.com/mqtter/mqtter/wire"
 )
@@ -29,6 +30,7 @@ var cliVerbs = map[string]func(*cli, []string) error{
 	"peers":   (*cli).peers,
 	"sync":    (*cli).sync,
 	"events":  (*cli).events,
+	"backup":  (*cli).backup,
 }
 
 // isCLI reports whether a command line's first argument starts the client
@@ -202,6 +204,12 @@ func printStatus(w io.Writer, st node.Status) {
 	printList(w, "direct:", st.Peers)
 	fmt.Fprintf(w, "outbox:   %d undelivered\n", st.Outbox)
 	fmt.Fprintf(w, "unsynced: %d without a SeqId\n", st.Unsynced)
+	if len(st.Refused) > 0 {
+		fmt.Fprintln(w, "refused messages (not shown in history):")
+		for _, r := range st.Refused {
+			fmt.Fprintf(w, "  %s %s #%d %s: %s\n", clock(r.At), r.Feeds, r.SeqId, r.MsgId, r.Reason)
+		}
+	}
 	if len(st.Failures) == 0 {
 		return
 	}
@@ -287,7 +295,22 @@ func (c *cli) history(args []string) error {
 		}
 		fmt.Fprintln(c.stdout, historyLine(m))
 	}
+	if !res.Complete && !*asJSON { // JSON readers have GET /v1/history's coverage
+		fmt.Fprintln(c.stderr, coverageNote(res.Coverage))
+	}
 	return nil
+}
+
+// coverageNote says what part of a conversation the device lacks.
+func coverageNote(cv localdb.Coverage) string {
+	var parts []string
+	if cv.HeldThrough < cv.LastSeq {
+		parts = append(parts, fmt.Sprintf("holds #1..#%d of %d without gaps", cv.HeldThrough, cv.LastSeq))
+	}
+	if cv.Refused > 0 {
+		parts = append(parts, fmt.Sprintf("%d refused (see mqtter status)", cv.Refused))
+	}
+	return "note: incomplete: this device " + strings.Join(parts, ", ") + "; mqtter sync pulls the rest"
 }
 
 // historyLine formats a message as "#SEQ FROM HH:MM:SS [VIA] TEXT", SEQ

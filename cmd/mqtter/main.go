@@ -36,6 +36,7 @@ Drive the node running in DIR (--home may be anywhere; default $MQTTER_HOME):
   mqtter --home DIR peers [--json]
   mqtter --home DIR sync
   mqtter --home DIR events [--json]             follow the node's events
+  mqtter --home DIR backup export FILE | import FILE   the history as JSON lines
 
 Run "mqtter COMMAND -h" for a command's flags.
 `
