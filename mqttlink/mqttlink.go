@@ -114,7 +114,9 @@ func Start(cfg Config) *Link {
 		SetConnectRetry(false).SetOrderMatters(false).
 		SetDefaultPublishHandler(l.receive).
 		SetOnConnectHandler(func(paho.Client) { l.setState(true, nil) }).
-		SetConnectionLostHandler(func(_ paho.Client, err error) { l.setState(false, err) })
+		SetConnectionLostHandler(func(_ paho.Client, err error) {
+			l.setState(false, fmt.Errorf("connection lost: %w", err))
+		})
 	if cfg.TLS != nil {
 		opts.SetTLSConfig(cfg.TLS)
 	}
@@ -145,7 +147,7 @@ func (l *Link) connectLoop() {
 			l.setState(false, fmt.Errorf("%w: %v", ErrRefused, err))
 			return
 		}
-		l.setState(false, err)
+		l.setState(false, fmt.Errorf("connect: %w", err))
 		l.log.Info("server unreachable, retrying", "server", l.cfg.Server, "in", backoff, "err", err)
 		select {
 		case <-time.After(backoff):
