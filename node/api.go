@@ -291,7 +291,12 @@ func (a *apiServer) call(w http.ResponseWriter, r *http.Request) {
 	case wire.MethodListRelations, wire.MethodListFeeds, wire.MethodConversations,
 		wire.MethodPairingCode, wire.MethodToken, wire.MethodPresence:
 	default:
-		a.n.kickRefresh() // a relation or a group changed
+		// A relation or a group changed: know it before answering, so
+		// the next command (a send to the new group, say) finds it.
+		if err := a.n.refresh(r.Context()); err != nil {
+			a.n.log.Info("refresh after "+method, "err", err)
+			a.n.kickRefresh()
+		}
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Write(result)

@@ -71,6 +71,17 @@ func init() {
 	}
 }
 
+// changesRelations are the methods after which the caller's account's
+// other devices get its relation snapshot: they learn of a friend, a thing
+// or a group that one device of theirs added, as the other side does from
+// its relation event.
+var changesRelations = map[string]bool{
+	"add_friend": true, "accept_friend": true, "reject_friend": true, "remove_friend": true,
+	"restore_friend": true, "create_feeds": true, "apply_join_feeds": true, "agree_join_feeds": true,
+	"remove_feeds_member": true, "dissolve_feeds": true, "bind_thing": true, "unbind_thing": true,
+	"associate": true, "dissociate": true,
+}
+
 // pipelined methods may start before the client's earlier sends are
 // answered: they only queue work to the store, which keeps the order.
 var pipelined = map[string]bool{"send": true, "history_push": true}
@@ -96,6 +107,35 @@ func (s *Server) handle(sess *session, r request) {
 		return
 	}
 	c.answer(result, err)
+	if err == nil && changesRelations[c.method] {
+		s.pushRelationsToOthers(ctx, sess)
+	}
+}
+
+// pushRelationsToOthers pushes the relation snapshot of sess's account to
+// the account's other sessions.
+func (s *Server) pushRelationsToOthers(ctx context.Context, sess *session) {
+	others := s.sessions.sessions(sess.account)
+	if len(others) < 2 {
+		return
+	}
+	rels, err := s.relationsOf(ctx, sess.account)
+	if err != nil {
+		s.log.Warn("relation snapshot for the other devices", "account", sess.account, "err", err)
+		return
+	}
+	body, err := json.Marshal(rels)
+	if err != nil {
+		return
+	}
+	n := 0
+	for _, o := range others {
+		if o != sess {
+			o.send(wire.PushRelations, body)
+			n++
+		}
+	}
+	s.metrics.pushes.WithLabelValues(pushKind(wire.PushRelations)).Add(float64(n))
 }
 
 // route checks the topic, the route and the body, and finds the method.

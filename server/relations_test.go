@@ -1,6 +1,8 @@
 package server_test
 
 import (
+	"encoding/json"
+	"slices"
 	"testing"
 	"time"
 
@@ -318,4 +320,30 @@ func TestAssociateThings(t *testing.T) {
 	wantRelation(t, lamp, "switch", "", "")
 	wantError(t, "dissociate twice", alice.Fail("dissociate", pair), "not found")
 	wantError(t, "send after dissociate", sw.Fail("send", text(wire.DM("lamp", "switch"), "x")), "forbidden")
+}
+
+// A relation or group change made on one device reaches the account's
+// other devices as a relation snapshot; the acting device gets its answer.
+func TestRelationChangeReachesOwnOtherDevices(t *testing.T) {
+	inst, c := start(t, "alice", "bob")
+	a1, b := c[0], c[1]
+	a2 := dial(t, inst, "alice", "alice-2")
+	a2.Drain(quiet)
+	a1.Drain(quiet)
+	befriend(t, a1, b)
+	var rels []wire.Relation
+	p := a2.NextPush(wire.PushRelations)
+	if err := json.Unmarshal(p.Body, &rels); err != nil {
+		t.Fatalf("snapshot: %v", err)
+	}
+	if !slices.ContainsFunc(rels, func(r wire.Relation) bool { return r.User == "bob" }) {
+		t.Errorf("alice-2's snapshot after alice-1 asked bob = %+v, want bob in it", rels)
+	}
+	var g wire.FeedsReq
+	a1.OK("create_feeds", wire.CreateFeedsReq{Name: "team", Members: []string{"bob"}}, &g)
+	a2.NextPush(wire.PushRelations)
+	a1.NoPush(wire.PushRelations, quiet)
+	a2.Drain(quiet)
+	a1.Fail("accept_friend", map[string]string{"user": "nobody-asked"})
+	a2.NoPush(wire.PushRelations, quiet) // a failed call changes nothing
 }

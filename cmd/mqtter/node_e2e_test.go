@@ -557,3 +557,33 @@ func mustJSON(t *testing.T, v any) []byte {
 	}
 	return b
 }
+
+// A friend or a group that one device of an account adds is known at once
+// to that device, and soon to the account's other devices.
+func TestNodeOtherDeviceLearnsRelations(t *testing.T) {
+	t.Parallel()
+	data := newAccounts(t, "alice", "bob", "carol")
+	srv := startServer(t, data)
+	broker := "tcp://" + srv.mqtt
+	desk := startNode(t, broker, t.TempDir(), "alice", "alice-pw")
+	laptop := startNode(t, broker, t.TempDir(), "alice", "alice-pw")
+	bob := startNode(t, broker, t.TempDir(), "bob", "bob-pw")
+	carol := startNode(t, broker, t.TempDir(), "carol", "carol-pw")
+	befriend(t, desk, bob)
+
+	carol.must("friend", "add", "alice")
+	desk.eventually(10*time.Second, "carol's request shows", func() (bool, string) {
+		out := desk.must("friend", "list")
+		return strings.Contains(out, "carol"), out
+	})
+	desk.must("friend", "accept", "carol")
+	desk.send("carol", "right away") // the accepting device knows before the CLI returns
+	feeds := strings.TrimSpace(desk.must("group", "create", "team", "bob", "carol"))
+	desk.send(feeds, "the group, right away")
+	for _, to := range []string{"carol", feeds} {
+		laptop.eventually(10*time.Second, "the laptop may send to "+to, func() (bool, string) {
+			code, out := laptop.cli("send", to, "from the laptop")
+			return code == 0, out
+		})
+	}
+}
