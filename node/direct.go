@@ -14,9 +14,11 @@ import (
 // sendDirect sends msgs, in order, straight to the devices of the
 // conversation's other members: for a dm every device of the other account
 // that may be reachable, for a group only the devices connected now (the
-// server carries group messages anyway). Each device gets the messages one
-// after another and is given up at its first failure, which is recorded.
-// It returns, for each message that some device stored, one such device.
+// server carries group messages anyway). Each device gets the whole batch
+// as one pipelined burst of frames (p2p.Host.RequestAll), so a batch costs
+// one round trip, not one per message; its messages count as stored there
+// up to its first failure, which is recorded. It returns, for each message
+// that some device stored, one such device.
 func (n *Node) sendDirect(ctx context.Context, f wire.Feeds, feeds string, msgs []wire.Message) map[string]peer.ID {
 	members := n.book.members(f, feeds)
 	if len(members) == 0 {
@@ -56,40 +58,50 @@ func (n *Node) sendDirect(ctx context.Context, f wire.Feeds, feeds string, msgs 
 	stored := make(map[string]peer.ID)
 	var wg sync.WaitGroup
 	for _, t := range targets {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i, m := range msgs {
-				if err := n.sendOne(ctx, t, m, bodies[i]); err != nil {
-					n.recordFailure(localdb.ViaP2P, t.id, m.MsgId, err)
-					return
-				}
-				mu.Lock()
+		wg.Go(func() {
+			k, err := n.sendBatch(ctx, t, msgs, bodies)
+			mu.Lock()
+			for _, m := range msgs[:k] {
 				if _, ok := stored[m.MsgId]; !ok {
 					stored[m.MsgId] = t.id
 					n.events.publish(EventReceipt, Receipt{MsgId: m.MsgId, Feeds: m.Feeds, Path: localdb.ViaP2P, Peer: t.id.String()})
 				}
-				mu.Unlock()
 			}
-		}()
+			mu.Unlock()
+			if err != nil {
+				n.recordFailure(localdb.ViaP2P, t.id, msgs[k].MsgId, err)
+			}
+		})
 	}
 	wg.Wait()
 	return stored
 }
 
-// sendOne sends one message to one device and waits for its answer, which
-// comes once the message is durable there.
-func (n *Node) sendOne(ctx context.Context, t target, m wire.Message, body []byte) error {
+// sendBatch sends msgs (encoded as bodies) to one device in one burst and
+// waits for the answers, which come once each message is durable there,
+// all within DirectTimeout. It returns how many messages, from the first,
+// the device stored, and when that is not all of them, why the next was
+// not. The device may still have stored some after a failure: they are
+// sent again later, and it keeps one copy.
+func (n *Node) sendBatch(ctx context.Context, t target, msgs []wire.Message, bodies [][]byte) (int, error) {
 	ctx, cancel := context.WithTimeout(ctx, n.cfg.DirectTimeout)
 	defer cancel()
-	topic := wire.RequestTopic(t.id.String(), wire.MethodSend, m.MsgId)
-	raw, err := n.host.Request(ctx, t.id, t.addrs, topic, body)
-	if err != nil {
-		return err
+	topics := make([]string, len(msgs))
+	for i := range msgs {
+		topics[i] = wire.RequestTopic(t.id.String(), wire.MethodSend, msgs[i].MsgId)
 	}
-	a, err := wire.ParseAnswer(raw)
-	if err != nil {
-		return err
+	answers, errs := n.host.RequestAll(ctx, t.id, t.addrs, topics, bodies)
+	for i := range msgs {
+		if errs[i] != nil {
+			return i, errs[i]
+		}
+		a, err := wire.ParseAnswer(answers[i])
+		if err == nil {
+			err = a.Err()
+		}
+		if err != nil {
+			return i, err
+		}
 	}
-	return a.Err()
+	return len(msgs), nil
 }

@@ -45,11 +45,8 @@ func (h *Host) Request(ctx context.Context, to peer.ID, addrs []multiaddr.Multia
 }
 
 func (h *Host) request(ctx context.Context, to peer.ID, addrs []multiaddr.Multiaddr, topic string, body []byte) ([]byte, error) {
-	if len(topic) > wire.MaxTopicLen {
-		return nil, fmt.Errorf("%w: topic of %d bytes, limit %d", wire.ErrFrameTooLarge, len(topic), wire.MaxTopicLen)
-	}
-	if len(body) > wire.DefaultMaxBody {
-		return nil, fmt.Errorf("%w: body of %d bytes, limit %d", wire.ErrFrameTooLarge, len(body), wire.DefaultMaxBody)
+	if err := checkRequest(topic, body); err != nil {
+		return nil, err
 	}
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
@@ -61,6 +58,66 @@ func (h *Host) request(ctx context.Context, to peer.ID, addrs []multiaddr.Multia
 		return nil, err
 	}
 	return st.request(ctx, topic, body, h.cfg.WriteTimeout)
+}
+
+// RequestAll sends the requests bodies[i] on topics[i] to peer to as one
+// pipelined burst: every frame is written, in order and back to back, on
+// the stream Request uses, and only then are the answers awaited, so a
+// batch costs one round trip rather than one per request. It returns the
+// answers in request order; errs[i] is set where request i got none: it
+// was too large to send (wire.ErrFrameTooLarge, and the others still go),
+// the peer chose not to answer it (ErrNoAnswer), the stream failed before
+// its answer came (every later request fails the same way), or ctx ended.
+// A ctx without a deadline gets Config.RequestTimeout for the whole batch.
+// It panics if topics and bodies differ in length.
+func (h *Host) RequestAll(ctx context.Context, to peer.ID, addrs []multiaddr.Multiaddr, topics []string, bodies [][]byte) (answers [][]byte, errs []error) {
+	if len(topics) != len(bodies) {
+		panic(fmt.Sprintf("p2p: RequestAll with %d topics and %d bodies", len(topics), len(bodies)))
+	}
+	answers, errs = make([][]byte, len(topics)), make([]error, len(topics))
+	fail := func(i int, err error) { errs[i] = fmt.Errorf("p2p: request to %s: %w", to, err) }
+	send := make([]int, 0, len(topics)) // the indexes that go out
+	for i := range topics {
+		if err := checkRequest(topics[i], bodies[i]); err != nil {
+			fail(i, err)
+			continue
+		}
+		send = append(send, i)
+	}
+	if len(send) == 0 {
+		return answers, errs
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, h.cfg.RequestTimeout)
+		defer cancel()
+	}
+	st, err := h.stream(ctx, to, addrs)
+	if err != nil {
+		for _, i := range send {
+			fail(i, err)
+		}
+		return answers, errs
+	}
+	for k, r := range st.requestAll(ctx, topics, bodies, send, h.cfg.WriteTimeout) {
+		if r.err != nil {
+			fail(send[k], r.err)
+			continue
+		}
+		answers[send[k]] = r.body
+	}
+	return answers, errs
+}
+
+// checkRequest refuses a request frame that no peer's reader would take.
+func checkRequest(topic string, body []byte) error {
+	if len(topic) > wire.MaxTopicLen {
+		return fmt.Errorf("%w: topic of %d bytes, limit %d", wire.ErrFrameTooLarge, len(topic), wire.MaxTopicLen)
+	}
+	if len(body) > wire.DefaultMaxBody {
+		return fmt.Errorf("%w: body of %d bytes, limit %d", wire.ErrFrameTooLarge, len(body), wire.DefaultMaxBody)
+	}
+	return nil
 }
 
 // stream returns the live outbound stream to peer to, opening one if needed.
@@ -144,42 +201,40 @@ func dialAddrs(to peer.ID, addrs []multiaddr.Multiaddr) []multiaddr.Multiaddr {
 // request order and are matched to the waiting requests by topic.
 type outStream struct {
 	s   network.Stream
-	wmu sync.Mutex // one frame at a time; waiters are queued in write order
+	wmu sync.Mutex // one burst of frames at a time; waiters are queued in write order
 
 	mu      sync.Mutex
 	waiters []*waiter // requests written and not yet answered, oldest first
 	err     error     // why the stream died; nil while it lives
 }
 
+// A waiter is one request awaiting its answer. The requests of one burst
+// share a done channel, with room for all their results, and tell them
+// apart by index.
 type waiter struct {
 	topic string
+	index int
 	done  chan result // buffered: the reader never blocks on a caller gone
 }
 
 type result struct {
-	body []byte
-	err  error
+	index int
+	body  []byte
+	err   error
 }
+
+// flushSize is how many bytes of a burst's frames are gathered before one
+// Write: large enough that a burst of small messages takes few writes (and
+// few yamux frames), small enough not to copy a whole batch of large ones.
+const flushSize = 64 << 10
 
 func newOutStream(s network.Stream) *outStream { return &outStream{s: s} }
 
 // request writes one request frame and waits for its answer.
 func (st *outStream) request(ctx context.Context, topic string, body []byte, writeTimeout time.Duration) ([]byte, error) {
 	w := &waiter{topic: topic, done: make(chan result, 1)}
-	st.wmu.Lock()
-	st.mu.Lock()
-	if err := st.err; err != nil {
-		st.mu.Unlock()
-		st.wmu.Unlock()
+	if err := st.send([]*waiter{w}, []string{topic}, [][]byte{body}, []int{0}, writeTimeout); err != nil {
 		return nil, err
-	}
-	st.waiters = append(st.waiters, w)
-	st.mu.Unlock()
-	_ = st.s.SetWriteDeadline(time.Now().Add(writeTimeout))
-	err := wire.WriteFrame(st.s, topic, body)
-	st.wmu.Unlock()
-	if err != nil {
-		st.fail(err)
 	}
 	select {
 	case r := <-w.done:
@@ -187,6 +242,85 @@ func (st *outStream) request(ctx context.Context, topic string, body []byte, wri
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
+}
+
+// requestAll writes the requests numbered which, in order, then waits for
+// their answers; the k-th result is that of request which[k].
+func (st *outStream) requestAll(ctx context.Context, topics []string, bodies [][]byte, which []int, writeTimeout time.Duration) []result {
+	done := make(chan result, len(which))
+	ws := make([]waiter, len(which))
+	wps := make([]*waiter, len(which))
+	for k, i := range which {
+		ws[k] = waiter{topic: topics[i], index: k, done: done}
+		wps[k] = &ws[k]
+	}
+	results := make([]result, len(which))
+	if err := st.send(wps, topics, bodies, which, writeTimeout); err != nil {
+		for k := range results {
+			results[k].err = err
+		}
+		return results
+	}
+	answered := make([]bool, len(which))
+	take := func(r result) { results[r.index], answered[r.index] = r, true }
+	for range which {
+		select {
+		case r := <-done:
+			take(r)
+		case <-ctx.Done():
+			for len(done) > 0 { // keep what came meanwhile
+				take(<-done)
+			}
+			for k := range results {
+				if !answered[k] {
+					results[k].err = ctx.Err()
+				}
+			}
+			return results
+		}
+	}
+	return results
+}
+
+// send queues ws as waiting and writes the frames of requests which (one
+// per waiter, in the same order) under one hold of the write lock, so that
+// frames and queue keep one order. Frames are gathered into writes of
+// about flushSize. It returns the stream's error if the stream is already
+// dead; a failed write kills the stream, which fails the waiters.
+func (st *outStream) send(ws []*waiter, topics []string, bodies [][]byte, which []int, writeTimeout time.Duration) error {
+	st.wmu.Lock()
+	defer st.wmu.Unlock()
+	st.mu.Lock()
+	if err := st.err; err != nil {
+		st.mu.Unlock()
+		return err
+	}
+	st.waiters = append(st.waiters, ws...)
+	st.mu.Unlock()
+	var buf []byte
+	write := func() error {
+		_ = st.s.SetWriteDeadline(time.Now().Add(writeTimeout))
+		_, err := st.s.Write(buf)
+		buf = buf[:0]
+		return err
+	}
+	for _, i := range which {
+		n := wire.FrameLen(topics[i], bodies[i])
+		if len(buf) > 0 && len(buf)+n > flushSize {
+			if err := write(); err != nil {
+				st.fail(fmt.Errorf("write request: %w", err))
+				return nil
+			}
+		}
+		if buf == nil {
+			buf = make([]byte, 0, max(n, min(len(which)*n, flushSize)))
+		}
+		buf = wire.AppendFrame(buf, topics[i], bodies[i])
+	}
+	if err := write(); err != nil {
+		st.fail(fmt.Errorf("write request: %w", err))
+	}
+	return nil
 }
 
 // readAnswers reads answer frames until the stream fails, and returns why.
@@ -220,9 +354,9 @@ func (st *outStream) deliver(topic string, body []byte) bool {
 			continue
 		}
 		for _, skipped := range st.waiters[:i] {
-			skipped.done <- result{err: ErrNoAnswer}
+			skipped.done <- result{index: skipped.index, err: ErrNoAnswer}
 		}
-		w.done <- result{body: body}
+		w.done <- result{index: w.index, body: body}
 		clear(st.waiters[:i+1])
 		st.waiters = st.waiters[i+1:]
 		if len(st.waiters) == 0 {
@@ -253,6 +387,6 @@ func (st *outStream) fail(err error) {
 	st.mu.Unlock()
 	_ = st.s.Reset()
 	for _, w := range waiters {
-		w.done <- result{err: st.err}
+		w.done <- result{index: w.index, err: st.err}
 	}
 }
