@@ -179,7 +179,7 @@ func start(ctx context.Context, cfg Config) (*Node, error) {
 		Key:         key,
 		ListenAddrs: cfg.ListenAddrs,
 		Authorize:   n.book.authorized,
-		Handler:     p2p.HandlerFunc(n.handlePacket),
+		Handler:     packetHandler{n},
 		Logger:      log,
 		MDNS:        !cfg.NoMDNS,
 		OnPeerFound: n.peerFound,

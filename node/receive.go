@@ -21,46 +21,76 @@ const (
 	errInternal      = "internal error"
 )
 
+// packetHandler is the node's p2p handler. Its async side lets a stream
+// read on while the messages it carries wait for their commit, so that a
+// pipelined burst is stored in few transactions.
+type packetHandler struct{ n *Node }
+
+func (h packetHandler) HandlePacket(ctx context.Context, from peer.ID, topic string, body []byte) []byte {
+	return h.n.handlePacket(ctx, from, topic, body)
+}
+
+func (h packetHandler) HandlePacketAsync(ctx context.Context, from peer.ID, topic string, body []byte, answer func([]byte)) {
+	h.n.handlePacketAsync(from, topic, body, answer)
+}
+
 // handlePacket answers one request frame from a direct stream: a message
 // sent to this device. The answer comes once the message is durable here.
 func (n *Node) handlePacket(ctx context.Context, from peer.ID, topic string, body []byte) []byte {
-	t, err := wire.ParseTopic(topic)
-	if err != nil {
-		return wire.Fail("", errBadRequest+": "+err.Error())
+	ch := make(chan []byte, 1)
+	n.handlePacketAsync(from, topic, body, func(a []byte) { ch <- a })
+	select {
+	case a := <-ch:
+		return a
+	case <-ctx.Done():
+		return wire.Fail("", errInternal+": "+ctx.Err().Error())
 	}
-	if t.Scheme != wire.SchemeIM {
-		return wire.Fail("", wire.AnswerUnsupportedScheme+": "+t.Scheme)
-	}
-	if t.Host != n.self.String() {
-		return wire.Fail("", fmt.Sprintf("%s: %.80q is not this device", wire.AnswerNoSuchNode, t.Host))
-	}
-	switch t.Method() {
-	case wire.MethodSend:
-		return n.directSend(ctx, from, body)
-	}
-	return wire.Fail("", fmt.Sprintf("%s: %.40q", errUnknownMethod, t.Method()))
 }
 
-// directSend stores a message that a peer device sent us directly.
-func (n *Node) directSend(ctx context.Context, from peer.ID, body []byte) []byte {
+// handlePacketAsync is handlePacket calling answer, exactly once, instead of
+// returning: at once for a refusal, after the commit for a message stored.
+func (n *Node) handlePacketAsync(from peer.ID, topic string, body []byte, answer func([]byte)) {
+	t, err := wire.ParseTopic(topic)
+	switch {
+	case err != nil:
+		answer(wire.Fail("", errBadRequest+": "+err.Error()))
+	case t.Scheme != wire.SchemeIM:
+		answer(wire.Fail("", wire.AnswerUnsupportedScheme+": "+t.Scheme))
+	case t.Host != n.self.String():
+		answer(wire.Fail("", fmt.Sprintf("%s: %.80q is not this device", wire.AnswerNoSuchNode, t.Host)))
+	case t.Method() == wire.MethodSend:
+		n.directSend(from, body, answer)
+	default:
+		answer(wire.Fail("", fmt.Sprintf("%s: %.40q", errUnknownMethod, t.Method())))
+	}
+}
+
+// directSend stores a message that a peer device sent us directly, and
+// answers once it is durable.
+func (n *Node) directSend(from peer.ID, body []byte, answer func([]byte)) {
 	var m wire.Message
 	if err := json.Unmarshal(body, &m); err != nil {
-		return wire.Fail("", errBadRequest+": "+err.Error())
+		answer(wire.Fail("", errBadRequest+": "+err.Error()))
+		return
 	}
 	if err := n.checkDirect(&m, from); err != nil {
 		n.counts.refused.Add(1)
 		n.log.Warn("refused a direct message", "from", from.String(), "msg_id", m.MsgId, "err", err)
-		return wire.Fail("", err.Error())
+		answer(wire.Fail("", err.Error()))
+		return
 	}
-	if err := n.ingest.add(ctx, m, localdb.ViaP2P); err != nil {
-		n.log.Error("store a direct message", "msg_id", m.MsgId, "err", err)
-		return wire.Fail("", errInternal+": not stored")
-	}
-	answer, err := wire.OK("", map[string]string{"MsgId": m.MsgId})
-	if err != nil {
-		return wire.Fail("", errInternal)
-	}
-	return answer
+	n.ingest.addAsync(m, localdb.ViaP2P, func(err error) {
+		if err != nil {
+			n.log.Error("store a direct message", "msg_id", m.MsgId, "err", err)
+			answer(wire.Fail("", errInternal+": not stored"))
+			return
+		}
+		a, err := wire.OK("", map[string]string{"MsgId": m.MsgId})
+		if err != nil {
+			a = wire.Fail("", errInternal)
+		}
+		answer(a)
+	})
 }
 
 // checkDirect decides whether a message from a direct stream may be
@@ -184,18 +214,6 @@ func newIngester(n *Node) *ingester {
 }
 
 var errIngestClosed = errors.New("node stopping")
-
-// add stores m and waits until it is durable.
-func (g *ingester) add(ctx context.Context, m wire.Message, via string) error {
-	ch := make(chan error, 1)
-	g.addAsync(m, via, func(err error) { ch <- err })
-	select {
-	case err := <-ch:
-		return err
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
 
 // addAsync stores m and calls done once it is durable (or failed).
 func (g *ingester) addAsync(m wire.Message, via string, done func(error)) {

@@ -39,7 +39,8 @@ type Handler interface {
 	// HandlePacket handles one request from peer from and returns the body
 	// of the answer to send on the identical topic, or nil to send none.
 	// Requests on one stream are handled one at a time, in order; ctx is
-	// cancelled when the host closes.
+	// cancelled when the host closes. A Handler that is also an
+	// AsyncHandler is called through HandlePacketAsync instead.
 	HandlePacket(ctx context.Context, from peer.ID, topic string, body []byte) []byte
 }
 

@@ -65,6 +65,9 @@ type deadliner interface {
 // the caller then resets the stream. If rw has deadlines, a read waits at
 // most idle and a write at most write.
 func serveStream(ctx context.Context, rw io.ReadWriter, from peer.ID, hd Handler, idle, write time.Duration) error {
+	if ah, ok := hd.(AsyncHandler); ok {
+		return servePipelined(ctx, rw, from, ah, idle, write)
+	}
 	dl, _ := rw.(deadliner)
 	fr := wire.NewFrameReader(rw, wire.DefaultMaxBody)
 	var frame []byte
@@ -97,4 +100,114 @@ func serveStream(ctx context.Context, rw io.ReadWriter, from peer.ID, hd Handler
 			return fmt.Errorf("write answer: %w", err)
 		}
 	}
+}
+
+// AsyncHandler is a Handler that may answer later. The stream calls
+// HandlePacketAsync for each request, in order, from its reader, which
+// reads the next request as soon as it returns; answer must be called
+// exactly once, from any goroutine, with the answer body or nil for none.
+// Answers are written in request order, several in one write when ready
+// together.
+type AsyncHandler interface {
+	Handler
+	HandlePacketAsync(ctx context.Context, from peer.ID, topic string, body []byte, answer func([]byte))
+}
+
+// maxPending bounds the requests of one stream read but not yet answered.
+const maxPending = 1024
+
+type pendingAnswer struct {
+	topic  string
+	answer chan []byte // buffered: answer never blocks
+}
+
+// servePipelined is serveStream for an AsyncHandler: the stream's reader
+// hands each request to the handler and reads on, while a writer writes
+// the answers in request order as they come. Either one's failure stops
+// the other; servePipelined waits for the writer before it returns.
+func servePipelined(ctx context.Context, rw io.ReadWriter, from peer.ID, hd AsyncHandler, idle, write time.Duration) error {
+	dl, _ := rw.(deadliner)
+	pending := make(chan *pendingAnswer, maxPending)
+	writerDone := make(chan struct{})
+	var werr error
+	go func() {
+		defer close(writerDone)
+		werr = writeAnswers(ctx, rw, dl, pending, write)
+		if werr != nil && dl != nil {
+			_ = dl.SetReadDeadline(time.Now()) // the reader stops too
+		}
+	}()
+	rerr := func() error {
+		fr := wire.NewFrameReader(rw, wire.DefaultMaxBody)
+		for {
+			if dl != nil {
+				_ = dl.SetReadDeadline(time.Now().Add(idle))
+			}
+			topic, body, err := fr.Next()
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			if err != nil {
+				return fmt.Errorf("read request: %w", err)
+			}
+			p := &pendingAnswer{topic: topic, answer: make(chan []byte, 1)}
+			select {
+			case pending <- p:
+			case <-writerDone:
+				return nil // werr says why
+			}
+			hd.HandlePacketAsync(ctx, from, topic, body, func(b []byte) { p.answer <- b })
+		}
+	}()
+	close(pending)
+	<-writerDone
+	if werr != nil {
+		return werr
+	}
+	return rerr
+}
+
+func writeAnswers(ctx context.Context, w io.Writer, dl deadliner, pending <-chan *pendingAnswer, write time.Duration) error {
+	var buf []byte
+	flush := func() error {
+		if len(buf) == 0 {
+			return nil
+		}
+		if dl != nil {
+			_ = dl.SetWriteDeadline(time.Now().Add(write))
+		}
+		_, err := w.Write(buf)
+		buf = buf[:0]
+		if err != nil {
+			return fmt.Errorf("write answer: %w", err)
+		}
+		return nil
+	}
+	for p := range pending {
+		var a []byte
+		select {
+		case a = <-p.answer:
+		default:
+			if err := flush(); err != nil {
+				return err
+			}
+			select {
+			case a = <-p.answer:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		if a != nil {
+			if len(a) > wire.DefaultMaxBody {
+				a = wire.Fail("", answerTooLarge)
+			}
+			buf = wire.AppendFrame(buf, p.topic, a)
+		}
+		if len(pending) == 0 || len(buf) >= 64<<10 {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+	}
+	return flush()
 }
