@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"sort"
+	"strings"
 
 	"github.com/mqtter/mqtter/wire"
 )
@@ -38,15 +39,39 @@ const messageCols = `msg_id, feeds, seq, msg_type, sender, payload, time_create,
 const insertMessage = `INSERT INTO messages (` + messageCols + `, via)
 	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (msg_id) DO NOTHING`
 
+// insertRows is how many messages one INSERT statement carries: a page of
+// 1000 then costs 10 statements instead of 1000, which is most of the
+// driver's per-row cost (10 parameters a row, well under SQLite's limit).
+const insertRows = 100
+
+// insertMessages returns an INSERT of n messages that skips MsgIds held
+// already.
+func insertMessages(n int) string {
+	var b strings.Builder
+	b.WriteString(`INSERT INTO messages (` + messageCols + `, via) VALUES `)
+	for i := range n {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(`(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+	}
+	b.WriteString(` ON CONFLICT (msg_id) DO NOTHING`)
+	return b.String()
+}
+
 // learnSeq records a SeqId for a message stored without one.
 const learnSeq = `UPDATE messages SET seq = ? WHERE msg_id = ? AND seq = 0`
 
 func messageArgs(m *wire.Message, via string) []any {
+	return appendMessageArgs(make([]any, 0, 10), m, via)
+}
+
+func appendMessageArgs(args []any, m *wire.Message, via string) []any {
 	payload := []byte(m.Payload)
 	if payload == nil {
 		payload = []byte{} // the column is NOT NULL
 	}
-	return []any{m.MsgId, m.Feeds, m.SeqId, m.MsgType, m.From, payload, m.TimeCreate, m.Device, m.Sig, via}
+	return append(args, m.MsgId, m.Feeds, m.SeqId, m.MsgType, m.From, payload, m.TimeCreate, m.Device, m.Sig, via)
 }
 
 // AddMessages stores msgs, all in one transaction, and reports which of them
@@ -62,27 +87,64 @@ func (db *DB) AddMessages(ctx context.Context, msgs []wire.Message, via string) 
 		return added, nil
 	}
 	err := db.inTx(ctx, "add messages", func(tx *sql.Tx) error {
-		insert, err := tx.PrepareContext(ctx, insertMessage)
-		if err != nil {
+		// Rows get local_order max+1, so those a statement inserted are the
+		// ones past the largest local_order before it.
+		var watermark int64
+		if err := tx.QueryRowContext(ctx, `SELECT coalesce(max(local_order), 0) FROM messages`).Scan(&watermark); err != nil {
 			return err
 		}
-		defer insert.Close()
-		var update *sql.Stmt
-		for i := range msgs {
-			m := &msgs[i]
-			r, err := insert.ExecContext(ctx, messageArgs(m, via)...)
+		stmts := make(map[int]*sql.Stmt, 2) // by rows: a full chunk and the rest
+		defer func() {
+			for _, st := range stmts {
+				st.Close()
+			}
+		}()
+		args := make([]any, 0, 10*min(insertRows, len(msgs)))
+		for lo := 0; lo < len(msgs); lo += insertRows {
+			chunk := msgs[lo:min(lo+insertRows, len(msgs))]
+			st := stmts[len(chunk)]
+			if st == nil {
+				var err error
+				if st, err = tx.PrepareContext(ctx, insertMessages(len(chunk))); err != nil {
+					return err
+				}
+				stmts[len(chunk)] = st
+			}
+			args = args[:0]
+			for i := range chunk {
+				args = appendMessageArgs(args, &chunk[i], via)
+			}
+			r, err := st.ExecContext(ctx, args...)
 			if err != nil {
-				return fmt.Errorf("insert %s: %w", m.MsgId, err)
+				return fmt.Errorf("insert %s…: %w", chunk[0].MsgId, err)
 			}
 			n, err := r.RowsAffected()
 			if err != nil {
-				return fmt.Errorf("insert %s: %w", m.MsgId, err)
+				return fmt.Errorf("insert %s…: %w", chunk[0].MsgId, err)
 			}
-			added[i] = n > 0
+			if n == int64(len(chunk)) {
+				for i := range chunk {
+					added[lo+i] = true
+				}
+			} else if n > 0 {
+				if err := markInserted(ctx, tx, chunk, watermark, added[lo:lo+len(chunk)]); err != nil {
+					return err
+				}
+			}
+			if n > 0 {
+				if watermark, err = r.LastInsertId(); err != nil {
+					return err
+				}
+			}
+		}
+		var update *sql.Stmt
+		for i := range msgs {
+			m := &msgs[i]
 			if added[i] || m.SeqId == 0 {
 				continue
 			}
 			if update == nil {
+				var err error
 				if update, err = tx.PrepareContext(ctx, learnSeq); err != nil {
 					return err
 				}
@@ -98,6 +160,35 @@ func (db *DB) AddMessages(ctx context.Context, msgs []wire.Message, via string) 
 		return nil, err
 	}
 	return added, nil
+}
+
+// markInserted sets added[i] for the messages of chunk that its INSERT
+// stored (the rows past watermark): for a MsgId the chunk carries twice,
+// the first one.
+func markInserted(ctx context.Context, tx *sql.Tx, chunk []wire.Message, watermark int64, added []bool) error {
+	rows, err := tx.QueryContext(ctx, `SELECT msg_id FROM messages WHERE local_order > ?`, watermark)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	inserted := make(map[string]bool)
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return err
+		}
+		inserted[id] = true
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for i := range chunk {
+		if id := chunk[i].MsgId; inserted[id] {
+			added[i] = true
+			delete(inserted, id)
+		}
+	}
+	return nil
 }
 
 // SetSeqs records the SeqIds the server assigned, by MsgId. MsgIds this

@@ -397,30 +397,83 @@ func (s *Syncer) pull(ctx context.Context) (int, error) {
 	return total, err
 }
 
-// page is one history page on its way from the fetcher to the writer.
+// page is one history page on its way from the fetcher, through the
+// checkers, to the writer.
 type page struct {
 	msgs []wire.Message
 	next int64 // the cursor once this page is stored
 	last int64 // the conversation's last SeqId as the page said
 	err  error
+
+	// errs is Check's verdict on each of msgs, complete once checked is
+	// closed: the checkers take the page in parts, and the one that
+	// finishes the last part closes it.
+	errs    []error
+	parts   atomic.Int32 // parts not yet checked
+	checked chan struct{}
 }
 
-// pullOne pulls one conversation from cursor on. One goroutine fetches the
-// next page while this one verifies and stores the last.
+// checkPart is a slice of a page that one checker takes at a time: small
+// enough that all CPUs share even one page, large enough that handing
+// parts out costs nothing next to the signatures.
+const checkPart = 128
+
+// pagesAhead is how many fetched pages may wait for the writer, which
+// bounds the memory a pull holds whatever the history's size.
+const pagesAhead = 2
+
+// part is msgs[lo:hi] of a page, for a checker.
+type part struct {
+	pg     *page
+	lo, hi int
+}
+
+// pullOne pulls one conversation from cursor on. One goroutine fetches
+// pages ahead, one checker a CPU verifies them part by part, and this
+// goroutine stores each page once all its parts are checked. Signature
+// checks are most of a restore's work, so every CPU keeps checking while
+// pages are fetched and stored, and no checker waits for another to end a
+// page. Pages are stored in order, and the cursor moves only once its page
+// is stored. It returns once the fetcher and the checkers have ended.
 func (s *Syncer) pullOne(ctx context.Context, c wire.Conversation, cursor int64, p *Progress) (int, error) {
 	if cursor >= c.LastSeqID {
 		return 0, nil
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	pages := make(chan page, 1)
-	go s.fetch(ctx, c, cursor, pages)
+	pages := make(chan *page, pagesAhead)
+	parts := make(chan part, (pagesAhead+1)*(PageSize/checkPart+1))
+	checkers := runtime.GOMAXPROCS(0)
+	ended := make(chan struct{}, checkers)
+	go s.fetch(ctx, c, cursor, pages, parts)
+	for range checkers {
+		go func() {
+			defer func() { ended <- struct{}{} }()
+			s.check(ctx, c.Feeds, parts)
+		}()
+	}
+	defer func() {
+		cancel()
+		for range pages { // closed when the fetcher ends
+		}
+		for range checkers {
+			<-ended
+		}
+	}()
 	total := 0
 	for pg := range pages {
 		if pg.err != nil {
 			return total, pg.err
 		}
-		good := s.verify(c.Feeds, pg.msgs)
+		select {
+		case <-pg.checked:
+		case <-ctx.Done():
+		}
+		if err := ctx.Err(); err != nil {
+			// Checkers stop checking once ctx ends: what they left is no
+			// verdict to record.
+			return total, err
+		}
+		good := s.keepChecked(pg)
 		added, err := s.cfg.DB.AddMessages(ctx, good, localdb.ViaSync)
 		if err != nil {
 			return total, err
@@ -445,18 +498,20 @@ func (s *Syncer) pullOne(ctx context.Context, c wire.Conversation, cursor int64,
 			s.cfg.Progress(*p)
 		}
 	}
-	return total, nil
+	return total, ctx.Err()
 }
 
-// fetch reads pages after cursor until the conversation's last SeqId, and
-// closes pages.
-func (s *Syncer) fetch(ctx context.Context, c wire.Conversation, cursor int64, pages chan<- page) {
+// fetch reads pages after cursor until the conversation's last SeqId,
+// hands each to the writer (pages, in order) and its parts to the checkers,
+// and closes both channels.
+func (s *Syncer) fetch(ctx context.Context, c wire.Conversation, cursor int64, pages chan<- *page, parts chan<- part) {
+	defer close(parts)
 	defer close(pages)
 	last := c.LastSeqID
 	for cursor < last {
 		var res wire.HistoryResult
 		req := wire.HistoryReq{Feeds: c.Feeds, AfterSeq: cursor, Limit: PageSize}
-		pg := page{}
+		pg := &page{checked: make(chan struct{})}
 		if err := s.cfg.Server.Call(ctx, wire.MethodHistory, req, &res); err != nil {
 			pg.err = err
 		} else if len(res.Messages) == 0 {
@@ -472,6 +527,8 @@ func (s *Syncer) fetch(ctx context.Context, c wire.Conversation, cursor int64, p
 			}
 			last = max(last, res.LastSeqID)
 			pg.msgs, pg.next, pg.last = res.Messages, next, last
+			pg.errs = make([]error, len(pg.msgs))
+			pg.parts.Store(int32((len(pg.msgs) + checkPart - 1) / checkPart))
 			cursor = next
 		}
 		select {
@@ -482,39 +539,58 @@ func (s *Syncer) fetch(ctx context.Context, c wire.Conversation, cursor int64, p
 		if pg.err != nil {
 			return
 		}
+		for lo := 0; lo < len(pg.msgs); lo += checkPart {
+			select {
+			case parts <- part{pg, lo, min(lo+checkPart, len(pg.msgs))}:
+			case <-ctx.Done():
+				return
+			}
+		}
 	}
 }
 
-// verify checks a page on every CPU and returns the messages that passed,
-// in page order; the others are recorded as refused.
-func (s *Syncer) verify(feeds string, msgs []wire.Message) []wire.Message {
-	errs := make([]error, len(msgs))
-	workers := min(runtime.GOMAXPROCS(0), max(1, len(msgs)/64))
-	done := make(chan struct{}, workers)
-	for w := range workers {
-		go func() {
-			defer func() { done <- struct{}{} }()
-			for i := w; i < len(msgs); i += workers {
-				m := &msgs[i]
-				if m.Feeds != feeds {
-					errs[i] = fmt.Errorf("a message of %s in the history of %s", m.Feeds, feeds)
-					continue
-				}
-				errs[i] = s.cfg.Check(m)
+// check verifies the parts it is handed until parts is closed, and closes
+// a page's checked once its last part is done.
+func (s *Syncer) check(ctx context.Context, feeds string, parts <-chan part) {
+	for pt := range parts {
+		msgs := pt.pg.msgs
+		for i := pt.lo; i < pt.hi; i++ {
+			m := &msgs[i]
+			switch {
+			case ctx.Err() != nil:
+				pt.pg.errs[i] = ctx.Err() // the page will not be stored
+			case m.Feeds != feeds:
+				pt.pg.errs[i] = fmt.Errorf("a message of %s in the history of %s", m.Feeds, feeds)
+			default:
+				pt.pg.errs[i] = s.cfg.Check(m)
 			}
-		}()
+		}
+		if pt.pg.parts.Add(-1) == 0 {
+			close(pt.pg.checked)
+		}
 	}
-	for range workers {
-		<-done
+}
+
+// keepChecked returns the messages of a checked page that passed, in page
+// order, and records the others as refused.
+func (s *Syncer) keepChecked(pg *page) []wire.Message {
+	refused := 0
+	for _, err := range pg.errs {
+		if err != nil {
+			refused++
+		}
 	}
-	good := msgs[:0:0]
-	for i, err := range errs {
+	if refused == 0 {
+		return pg.msgs
+	}
+	good := make([]wire.Message, 0, len(pg.msgs)-refused)
+	for i, err := range pg.errs {
 		if err == nil {
-			good = append(good, msgs[i])
+			good = append(good, pg.msgs[i])
 			continue
 		}
 		s.refusedPulls.Add(1)
-		s.refuse(msgs[i], err)
+		s.refuse(pg.msgs[i], err)
 	}
 	return good
 }
