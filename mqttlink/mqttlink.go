@@ -289,17 +289,8 @@ func (l *Link) Call(ctx context.Context, method string, req, out any) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", method, err)
 	}
-	a, err := wire.ParseAnswer(raw)
-	if err != nil {
+	if err := wire.DecodeAnswer(raw, out); err != nil {
 		return fmt.Errorf("%s: %w", method, err)
-	}
-	if err := a.Err(); err != nil {
-		return fmt.Errorf("%s: %w", method, err)
-	}
-	if out != nil {
-		if err := a.Decode(out); err != nil {
-			return fmt.Errorf("%s: %w", method, err)
-		}
 	}
 	return nil
 }

@@ -112,3 +112,33 @@ func TestNewTrace(t *testing.T) {
 		seen[tr] = true
 	}
 }
+
+func TestDecodeAnswer(t *testing.T) {
+	var got []SeqResult
+	if err := DecodeAnswer([]byte(`{"Trace":"t","Error":"","Result":[{"MsgId":"a","SeqId":3}]}`), &got); err != nil || len(got) != 1 || got[0].SeqId != 3 {
+		t.Errorf("DecodeAnswer(ok) = %+v, %v", got, err)
+	}
+	kept := []SeqResult{{MsgId: "kept"}}
+	err := DecodeAnswer([]byte(`{"Trace":"t2","Error":"forbidden: no","Result":null}`), &kept)
+	var ae *AnswerError
+	if !errors.As(err, &ae) || ae.Msg != "forbidden: no" || ae.Trace != "t2" || kept[0].MsgId != "kept" {
+		t.Errorf("DecodeAnswer(failed) = %v, out %+v; want the AnswerError and out untouched", err, kept)
+	}
+	if err := DecodeAnswer([]byte(`{"Trace":"t3","Error":"busy","Result":{"x":1}}`), &got); !errors.As(err, &ae) || ae.Msg != "busy" {
+		t.Errorf("DecodeAnswer(failed, odd Result) = %v, want the AnswerError", err)
+	}
+	if err := DecodeAnswer([]byte(`{"Trace":"t4","Error":"","Result":"not a list"}`), &got); err == nil || errors.As(err, &ae) {
+		t.Errorf("DecodeAnswer(a Result that does not fit) = %v, want a decode error", err)
+	}
+	for _, bad := range []string{``, `[]`, `nope`, `{"Trace":`} {
+		if err := DecodeAnswer([]byte(bad), &got); !errors.Is(err, ErrBadAnswer) {
+			t.Errorf("DecodeAnswer(%q) = %v, want ErrBadAnswer", bad, err)
+		}
+	}
+	if err := DecodeAnswer([]byte(`{"Trace":"t5","Error":"no"}`), nil); !errors.As(err, &ae) {
+		t.Errorf("DecodeAnswer(failed, nil out) = %v, want the AnswerError", err)
+	}
+	if err := DecodeAnswer([]byte(`{"Trace":"t6","Error":"","Result":5}`), nil); err != nil {
+		t.Errorf("DecodeAnswer(ok, nil out) = %v", err)
+	}
+}

@@ -215,3 +215,26 @@ func decodeNumbers(t *testing.T, b []byte) any {
 	}
 	return v
 }
+
+// FuzzDecodeAnswer checks the one-pass answer decoder against ParseAnswer
+// then Decode: the same verdict on every input, and no panic.
+func FuzzDecodeAnswer(f *testing.F) {
+	f.Add([]byte(`{"Trace":"t","Error":"","Result":[{"MsgId":"a","SeqId":3}]}`))
+	f.Add([]byte(`{"Trace":"t","Error":"forbidden","Result":null}`))
+	f.Add([]byte(`{"Result":"x"}`))
+	f.Add([]byte(`[]`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var one, two []SeqResult
+		err1 := DecodeAnswer(b, &one)
+		a, err2 := ParseAnswer(b)
+		if err2 == nil {
+			err2 = a.Decode(&two)
+		}
+		if (err1 == nil) != (err2 == nil) {
+			t.Fatalf("DecodeAnswer = %v, ParseAnswer+Decode = %v", err1, err2)
+		}
+		if err1 == nil && len(one) != len(two) {
+			t.Fatalf("decoded %d results in one pass, %d in two", len(one), len(two))
+		}
+	})
+}
