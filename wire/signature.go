@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
+	"sync/atomic"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -116,7 +118,34 @@ func (m *Message) Verify() error {
 // libp2p peer id in canonical text form). Errors wrap ErrBadSignature.
 func DevicePublicKey(device string) (crypto.PubKey, error) { return devicePublicKey(device) }
 
+// maxCachedKeys bounds the cache of device keys; past it the cache starts
+// over.
+const maxCachedKeys = 4096
+
+// deviceKeys caches the public keys of the devices seen lately: decoding a
+// peer id is a fair part of a verification, and a history has few devices.
+var deviceKeys struct {
+	m sync.Map // device → crypto.PubKey
+	n atomic.Int64
+}
+
 func devicePublicKey(device string) (crypto.PubKey, error) {
+	if k, ok := deviceKeys.m.Load(device); ok {
+		return k.(crypto.PubKey), nil
+	}
+	pub, err := decodeDeviceKey(device)
+	if err != nil {
+		return nil, err
+	}
+	if deviceKeys.n.Add(1) > maxCachedKeys {
+		deviceKeys.m.Clear()
+		deviceKeys.n.Store(1)
+	}
+	deviceKeys.m.Store(device, pub)
+	return pub, nil
+}
+
+func decodeDeviceKey(device string) (crypto.PubKey, error) {
 	if device == "" {
 		return nil, fmt.Errorf("%w: no Device", ErrBadSignature)
 	}
