@@ -4,8 +4,16 @@
 // publish/subscribe through Mosquitto for comparison, and resident memory
 // with many idle connections against a bare mochi broker and Mosquitto.
 //
-// Every broker runs as a separate process on 127.0.0.1. The figures are
+// It also measures nodes (bench/cmd/nodebench): a direct message to a real
+// node process until it is stored and answered, the local API's send until
+// the peer has it, the server relay, and throughput stored on both sides,
+// beside a raw libp2p echo as the ceiling, with idle and loaded RSS; and a
+// new node's restore of a large history (bench/cmd/restorebench), beside a
+// raw insert of the same rows into SQLite as the ceiling, with peak RSS.
+//
+// Every broker and node runs as a separate process on 127.0.0.1. The figures are
 // reported, never asserted: a benchmark run fails only when it cannot set
 // itself up (a broker does not start, an account cannot be made).
-// Command mqbench (bench/cmd/mqbench) is the entry point; `make bench` runs it.
+// Commands mqbench, nodebench and restorebench are the entry points;
+// `make bench` runs them all.
 package bench

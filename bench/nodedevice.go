@@ -2,7 +2,6 @@ package bench
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -49,11 +48,7 @@ type benchDevice struct {
 // newBenchDevice makes a device of user, registers it with the server at
 // url and opens its store in dir.
 func newBenchDevice(ctx context.Context, dir, url, user, peerUser string) (*benchDevice, error) {
-	key, _, err := crypto.GenerateEd25519Key(rand.Reader)
-	if err != nil {
-		return nil, err
-	}
-	id, err := peer.IDFromPrivateKey(key)
+	key, id, err := newDeviceKey()
 	if err != nil {
 		return nil, err
 	}
