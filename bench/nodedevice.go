@@ -17,10 +17,6 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
-	"github.com/libp2p/go-libp2p/p2p/muxer/yamux"
-	"github.com/libp2p/go-libp2p/p2p/security/noise"
-	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
-	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
 	"github.com/multiformats/go-multiaddr"
 	"golang.org/x/sync/errgroup"
 
@@ -232,22 +228,6 @@ func (d *benchDevice) throughput(ctx context.Context, n *nodeProc, msgs, batch i
 // in bench/cmd/nodebench/barehost).
 const echoProtocol protocol.ID = "/mqtter/bench-echo/1.0.0"
 
-// rawHostOptions are the libp2p options of p2p.New, which barehost uses
-// too: the ceiling and the baseline have the nodes' transports, security
-// and muxer, and nothing of MQTTER above them.
-func rawHostOptions() []libp2p.Option {
-	return []libp2p.Option{
-		libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"),
-		libp2p.Transport(tcp.NewTCPTransport),
-		libp2p.Transport(quic.NewTransport),
-		libp2p.Security(noise.ID, noise.New),
-		libp2p.Muxer(yamux.ID, yamux.DefaultTransport),
-		libp2p.Ping(true),
-		libp2p.DisableRelay(),
-		libp2p.DisableMetrics(),
-	}
-}
-
 // echoClient drives raw echo streams to barehost; it dials on first use,
 // so that barehost's idle memory is read without a connection, as the
 // nodes' is.
@@ -262,7 +242,7 @@ func newEchoClient(ctx context.Context, addrs []multiaddr.Multiaddr) (*echoClien
 	if err != nil || len(infos) != 1 {
 		return nil, fmt.Errorf("barehost addresses %v: %v", addrs, err)
 	}
-	h, err := libp2p.New(rawHostOptions()...)
+	h, err := libp2p.New(p2p.BaseOptions("/ip4/127.0.0.1/tcp/0")...)
 	if err != nil {
 		return nil, fmt.Errorf("echo client: %w", err)
 	}

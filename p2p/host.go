@@ -129,6 +129,22 @@ type Host struct {
 	closeErr  error
 }
 
+// BaseOptions are the libp2p options every MQTTER host is made with,
+// listening on listen: TCP and QUIC, Noise, yamux, ping, no relay, no
+// metrics. Benchmarks use them for a bare host to compare against.
+func BaseOptions(listen ...string) []libp2p.Option {
+	return []libp2p.Option{
+		libp2p.ListenAddrStrings(listen...),
+		libp2p.Transport(tcp.NewTCPTransport),
+		libp2p.Transport(quic.NewTransport),
+		libp2p.Security(noise.ID, noise.New),
+		libp2p.Muxer(yamux.ID, yamux.DefaultTransport),
+		libp2p.Ping(true),
+		libp2p.DisableRelay(),
+		libp2p.DisableMetrics(),
+	}
+}
+
 // New builds and starts a host listening on cfg.ListenAddrs. The ctx only
 // bounds construction; Close stops the host.
 func New(ctx context.Context, cfg Config) (*Host, error) {
@@ -138,16 +154,7 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("p2p: new host: %w", err)
 	}
-	opts := []libp2p.Option{
-		libp2p.ListenAddrStrings(cfg.ListenAddrs...),
-		libp2p.Transport(tcp.NewTCPTransport),
-		libp2p.Transport(quic.NewTransport),
-		libp2p.Security(noise.ID, noise.New),
-		libp2p.Muxer(yamux.ID, yamux.DefaultTransport),
-		libp2p.Ping(true),
-		libp2p.DisableRelay(),
-		libp2p.DisableMetrics(),
-	}
+	opts := BaseOptions(cfg.ListenAddrs...)
 	if cfg.Key != nil {
 		opts = append(opts, libp2p.Identity(cfg.Key))
 	}

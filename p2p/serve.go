@@ -65,41 +65,19 @@ type deadliner interface {
 // the caller then resets the stream. If rw has deadlines, a read waits at
 // most idle and a write at most write.
 func serveStream(ctx context.Context, rw io.ReadWriter, from peer.ID, hd Handler, idle, write time.Duration) error {
-	if ah, ok := hd.(AsyncHandler); ok {
-		return servePipelined(ctx, rw, from, ah, idle, write)
+	ah, ok := hd.(AsyncHandler)
+	if !ok {
+		ah = syncHandler{hd}
 	}
-	dl, _ := rw.(deadliner)
-	fr := wire.NewFrameReader(rw, wire.DefaultMaxBody)
-	var frame []byte
-	for {
-		if dl != nil {
-			_ = dl.SetReadDeadline(time.Now().Add(idle))
-		}
-		topic, body, err := fr.Next()
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("read request: %w", err)
-		}
-		answer := hd.HandlePacket(ctx, from, topic, body)
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		if answer == nil {
-			continue
-		}
-		if len(answer) > wire.DefaultMaxBody {
-			answer = wire.Fail("", answerTooLarge)
-		}
-		if dl != nil {
-			_ = dl.SetWriteDeadline(time.Now().Add(write))
-		}
-		frame = wire.AppendFrame(frame[:0], topic, answer)
-		if _, err := rw.Write(frame); err != nil {
-			return fmt.Errorf("write answer: %w", err)
-		}
-	}
+	return servePipelined(ctx, rw, from, ah, idle, write)
+}
+
+// syncHandler is a plain Handler seen as an AsyncHandler: it answers before
+// the reader reads on, so requests are handled one at a time.
+type syncHandler struct{ Handler }
+
+func (h syncHandler) HandlePacketAsync(ctx context.Context, from peer.ID, topic string, body []byte, answer func([]byte)) {
+	answer(h.HandlePacket(ctx, from, topic, body))
 }
 
 // AsyncHandler is a Handler that may answer later. The stream calls

@@ -239,14 +239,22 @@ func newAccounts(t *testing.T, names ...string) string {
 	return data
 }
 
+// aliceAndBob starts a server with accounts alice and bob, a node each,
+// and makes them friends; data is the server's directory.
+func aliceAndBob(t *testing.T) (srv *serverProc, data string, alice, bob *nodeProc) {
+	t.Helper()
+	data = newAccounts(t, "alice", "bob")
+	srv = startServer(t, data)
+	broker := "tcp://" + srv.mqtt
+	alice = startNode(t, broker, t.TempDir(), "alice", "alice-pw")
+	bob = startNode(t, broker, t.TempDir(), "bob", "bob-pw")
+	befriend(t, alice, bob)
+	return srv, data, alice, bob
+}
+
 func TestNodeDirectAndServerDown(t *testing.T) {
 	t.Parallel()
-	data := newAccounts(t, "alice", "bob")
-	srv := startServer(t, data)
-	broker := "tcp://" + srv.mqtt
-	alice := startNode(t, broker, t.TempDir(), "alice", "alice-pw")
-	bob := startNode(t, broker, t.TempDir(), "bob", "bob-pw")
-	befriend(t, alice, bob)
+	srv, data, alice, bob := aliceAndBob(t)
 
 	hello := alice.send("bob", "hello, directly")
 	if m := bob.received("alice", hello); m.Via != "p2p" || m.From != "alice" || m.Device != alice.status().Device {
@@ -303,12 +311,7 @@ func TestNodeDirectAndServerDown(t *testing.T) {
 
 func TestNodeRelaysToOfflineNode(t *testing.T) {
 	t.Parallel()
-	data := newAccounts(t, "alice", "bob")
-	srv := startServer(t, data)
-	broker := "tcp://" + srv.mqtt
-	alice := startNode(t, broker, t.TempDir(), "alice", "alice-pw")
-	bob := startNode(t, broker, t.TempDir(), "bob", "bob-pw")
-	befriend(t, alice, bob)
+	_, _, alice, bob := aliceAndBob(t)
 
 	bob.stop()
 	id := alice.send("bob", "for when you are back")
@@ -328,12 +331,7 @@ func TestNodeRelaysToOfflineNode(t *testing.T) {
 
 func TestNodeKilledRightAfterSend(t *testing.T) {
 	t.Parallel()
-	data := newAccounts(t, "alice", "bob")
-	srv := startServer(t, data)
-	broker := "tcp://" + srv.mqtt
-	alice := startNode(t, broker, t.TempDir(), "alice", "alice-pw")
-	bob := startNode(t, broker, t.TempDir(), "bob", "bob-pw")
-	befriend(t, alice, bob)
+	_, _, alice, bob := aliceAndBob(t)
 
 	// A burst through the local API, and SIGKILL the moment the last send
 	// returns: first the sender, mid-delivery, then the receiver.

@@ -39,12 +39,8 @@ func (n *nodeProc) coverage(whom string) node.HistoryResult {
 
 func TestNodeRestoreAndBackup(t *testing.T) {
 	t.Parallel()
-	data := newAccounts(t, "alice", "bob")
-	srv := startServer(t, data)
+	srv, _, desk, bob := aliceAndBob(t)
 	broker := "tcp://" + srv.mqtt
-	desk := startNode(t, broker, t.TempDir(), "alice", "alice-pw")
-	bob := startNode(t, broker, t.TempDir(), "bob", "bob-pw")
-	befriend(t, desk, bob)
 
 	const n = 1200 // more than one history page
 	desk.burst("bob", n, "history")

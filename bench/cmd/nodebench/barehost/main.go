@@ -1,5 +1,5 @@
 // Command barehost is a libp2p host with the transports, security and
-// muxer of MQTTER's nodes (those of p2p.New) and nothing else. nodebench
+// muxer of MQTTER's nodes (p2p.BaseOptions) and nothing else. nodebench
 // reads its memory as the baseline of an idle node's, and echoes raw
 // streams on it as the ceiling of the nodes' direct path. It prints
 // "addr <multiaddr>" for each listen address, then "ready", and runs until
@@ -18,10 +18,8 @@ import (
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/protocol"
-	"github.com/libp2p/go-libp2p/p2p/muxer/yamux"
-	"github.com/libp2p/go-libp2p/p2p/security/noise"
-	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
-	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
+
+	"github.com/mqtter/mqtter/p2p"
 )
 
 // echoProtocol is the stream protocol echoed (bench.echoProtocol).
@@ -32,16 +30,7 @@ func main() {
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	h, err := libp2p.New(
-		libp2p.ListenAddrStrings(*listen),
-		libp2p.Transport(tcp.NewTCPTransport),
-		libp2p.Transport(quic.NewTransport),
-		libp2p.Security(noise.ID, noise.New),
-		libp2p.Muxer(yamux.ID, yamux.DefaultTransport),
-		libp2p.Ping(true),
-		libp2p.DisableRelay(),
-		libp2p.DisableMetrics(),
-	)
+	h, err := libp2p.New(p2p.BaseOptions(*listen)...)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "barehost:", err)
 		os.Exit(1)
