@@ -48,11 +48,8 @@ func (h *Host) request(ctx context.Context, to peer.ID, addrs []multiaddr.Multia
 	if err := checkRequest(topic, body); err != nil {
 		return nil, err
 	}
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, h.cfg.RequestTimeout)
-		defer cancel()
-	}
+	ctx, cancel := h.withTimeout(ctx)
+	defer cancel()
 	st, err := h.stream(ctx, to, addrs)
 	if err != nil {
 		return nil, err
@@ -87,11 +84,8 @@ func (h *Host) RequestAll(ctx context.Context, to peer.ID, addrs []multiaddr.Mul
 	if len(send) == 0 {
 		return answers, errs
 	}
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, h.cfg.RequestTimeout)
-		defer cancel()
-	}
+	ctx, cancel := h.withTimeout(ctx)
+	defer cancel()
 	st, err := h.stream(ctx, to, addrs)
 	if err != nil {
 		for _, i := range send {
@@ -107,6 +101,14 @@ func (h *Host) RequestAll(ctx context.Context, to peer.ID, addrs []multiaddr.Mul
 		answers[send[k]] = r.body
 	}
 	return answers, errs
+}
+
+// withTimeout gives a ctx without a deadline Config.RequestTimeout.
+func (h *Host) withTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, h.cfg.RequestTimeout)
 }
 
 // checkRequest refuses a request frame that no peer's reader would take.
