@@ -39,10 +39,24 @@ type nodeProc struct {
 }
 
 // startNode runs `mqtter node` for user on home and waits until its local
-// API answers and it is connected to the server. Every node listens on 127.0.0.1 only, with mDNS off.
+// API answers and it is connected to the server. Every node listens on
+// 127.0.0.1 only, with mDNS off.
 func startNode(t *testing.T, server, home, user, pass string) *nodeProc {
 	t.Helper()
-	n := &nodeProc{t: t, user: user, pass: pass, home: home, server: server}
+	return launch(t, &nodeProc{t: t, user: user, pass: pass, home: home, server: server})
+}
+
+// startNodeOffline starts a node whose server is not there: it serves its
+// local API and keeps trying the server.
+func startNodeOffline(t *testing.T, server, home, user, pass string) *nodeProc {
+	t.Helper()
+	return launch(t, &nodeProc{t: t, user: user, pass: pass, home: home, server: server, offline: true})
+}
+
+// launch starts n, and kills it when the test ends, showing its output if
+// the test failed.
+func launch(t *testing.T, n *nodeProc) *nodeProc {
+	t.Helper()
 	n.start()
 	t.Cleanup(func() {
 		n.kill()

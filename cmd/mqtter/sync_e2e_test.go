@@ -120,21 +120,6 @@ func TestNodeRestoreAndBackup(t *testing.T) {
 	}
 }
 
-// startNodeOffline starts a node whose server is not there: it serves its
-// local API and keeps trying the server.
-func startNodeOffline(t *testing.T, server, home, user, pass string) *nodeProc {
-	t.Helper()
-	n := &nodeProc{t: t, user: user, pass: pass, home: home, server: server, offline: true}
-	n.start()
-	t.Cleanup(func() {
-		n.kill()
-		if t.Failed() {
-			t.Logf("mqtter node %s output:\n%s", n.user, n.out.String())
-		}
-	})
-	return n
-}
-
 func readLines(t *testing.T, file string) []string {
 	t.Helper()
 	f, err := os.Open(file)
