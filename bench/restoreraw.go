@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"fmt"
 	"path/filepath"
-	"testing/fstest"
 	"time"
 
 	"github.com/mqtter/mqtter/localdb"
@@ -14,25 +13,6 @@ import (
 	mqsync "github.com/mqtter/mqtter/sync"
 	"github.com/mqtter/mqtter/wire"
 )
-
-// restoreBareSchema is localdb's messages table and its indexes as
-// localdb/sql/0001_init.sql has them, for the bare INSERT loop.
-const restoreBareSchema = `CREATE TABLE messages (
-    local_order INTEGER PRIMARY KEY,
-    feeds       TEXT NOT NULL,
-    seq         INTEGER NOT NULL DEFAULT 0,
-    msg_id      TEXT NOT NULL,
-    msg_type    TEXT NOT NULL,
-    sender      TEXT NOT NULL,
-    payload     BLOB NOT NULL,
-    time_create INTEGER NOT NULL,
-    device      TEXT NOT NULL,
-    sig         TEXT NOT NULL,
-    via         TEXT NOT NULL CHECK (via IN ('local', 'p2p', 'server', 'sync'))
-);
-CREATE UNIQUE INDEX messages_msg_id ON messages (msg_id);
-CREATE INDEX messages_feeds_seq ON messages (feeds, seq, local_order);
-CREATE INDEX messages_unsequenced ON messages (local_order) WHERE seq = 0;`
 
 // RestoreRaw is how fast the same rows go into SQLite without a network,
 // a server or signature checks.
@@ -46,8 +26,8 @@ type RestoreRaw struct {
 // restoreRawInsert reads the history from the server's store a page at a time,
 // in the order a restore pulls it, and stores every page twice: with
 // localdb.AddMessages into a fresh node database, and with a bare INSERT
-// loop of the same driver into a fresh file with the same table, pragmas
-// and indexes. Only the inserts are timed.
+// loop of the same driver into a fresh file with localdb's schema and
+// pragmas. Only the inserts are timed.
 func restoreRawInsert(ctx context.Context, dataDir, dir string, h restoreHistory) (RestoreRaw, error) {
 	var res RestoreRaw
 	src, err := store.Open(ctx, filepath.Join(dataDir, "mqtter.db"), nil)
@@ -60,8 +40,12 @@ func restoreRawInsert(ctx context.Context, dataDir, dir string, h restoreHistory
 		return res, err
 	}
 	defer ldb.Close()
+	schema, err := localdb.Schema()
+	if err != nil {
+		return res, err
+	}
 	bareW, bareR, err := sqlitedb.Open(ctx, filepath.Join(dir, "raw-bare.db"), sqlitedb.Options{
-		ReadConns: 1, Migrations: fstest.MapFS{"0001_bare.sql": {Data: []byte(restoreBareSchema)}}})
+		ReadConns: 1, Migrations: schema})
 	if err != nil {
 		return res, err
 	}

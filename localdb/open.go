@@ -32,13 +32,17 @@ type DB struct {
 	closeErr  error
 }
 
+// Schema returns the numbered migrations that make a node database, as
+// sqlitedb.Options.Migrations takes them; Open applies them.
+func Schema() (fs.FS, error) { return fs.Sub(migrations, "sql") }
+
 // Open opens (creating if needed) the database file at path and applies
 // the pending migrations. log may be nil.
 func Open(ctx context.Context, path string, log *slog.Logger) (*DB, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	schema, err := fs.Sub(migrations, "sql")
+	schema, err := Schema()
 	if err != nil {
 		return nil, err
 	}
