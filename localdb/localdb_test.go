@@ -433,3 +433,14 @@ func BenchmarkAddMessages(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N*batchSize)/time.Since(start).Seconds(), "msgs/s")
 }
+
+// BenchmarkAddOneMessage is the commit a direct message waits for before
+// its answer, when messages come one at a time.
+func BenchmarkAddOneMessage(b *testing.B) {
+	db := open(b)
+	for b.Loop() {
+		if _, err := db.AddMessages(b.Context(), []wire.Message{msg(feedsAB, 0)}, localdb.ViaP2P); err != nil {
+			b.Fatalf("AddMessages: %v", err)
+		}
+	}
+}

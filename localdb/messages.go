@@ -104,9 +104,13 @@ func (db *DB) AddMessages(ctx context.Context, msgs []wire.Message, via string) 
 			chunk := msgs[lo:min(lo+insertRows, len(msgs))]
 			st := stmts[len(chunk)]
 			if st == nil {
-				var err error
-				if st, err = tx.PrepareContext(ctx, insertMessages(len(chunk))); err != nil {
-					return err
+				if ready := db.insertStmts[len(chunk)]; ready != nil {
+					st = tx.StmtContext(ctx, ready)
+				} else {
+					var err error
+					if st, err = tx.PrepareContext(ctx, insertMessages(len(chunk))); err != nil {
+						return err
+					}
 				}
 				stmts[len(chunk)] = st
 			}

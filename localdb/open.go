@@ -30,6 +30,10 @@ type DB struct {
 
 	closeOnce sync.Once
 	closeErr  error
+
+	// insertStmts are prepared once on the write connection: a full chunk
+	// of AddMessages and the single row a direct message commits alone.
+	insertStmts map[int]*sql.Stmt
 }
 
 // Schema returns the numbered migrations that make a node database, as
@@ -50,13 +54,25 @@ func Open(ctx context.Context, path string, log *slog.Logger) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("localdb: open %s: %w", path, err)
 	}
+	db := &DB{log: log, read: read, write: write, insertStmts: make(map[int]*sql.Stmt, 2)}
+	for _, rows := range []int{1, insertRows} {
+		st, err := write.PrepareContext(ctx, insertMessages(rows))
+		if err != nil {
+			db.Close()
+			return nil, fmt.Errorf("localdb: open %s: prepare: %w", path, err)
+		}
+		db.insertStmts[rows] = st
+	}
 	log.Debug("localdb opened", "path", path)
-	return &DB{log: log, read: read, write: write}, nil
+	return db, nil
 }
 
 // Close closes the database. It is safe to call more than once.
 func (db *DB) Close() error {
 	db.closeOnce.Do(func() {
+		for _, st := range db.insertStmts {
+			st.Close()
+		}
 		db.closeErr = errors.Join(db.read.Close(), db.write.Close())
 		if db.closeErr != nil {
 			db.closeErr = fmt.Errorf("localdb: close: %w", db.closeErr)
