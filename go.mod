@@ -3,6 +3,7 @@ module github.com/mqtter/mqtter
 go 1.26.0
 
 require (
+	filippo.io/edwards25519 v1.2.0
 	github.com/eclipse/paho.mqtt.golang v1.5.1
 	github.com/gorilla/websocket v1.5.3
 	github.com/libp2p/go-libp2p v0.51.0

@@ -12,7 +12,7 @@ import (
 // Targets the restore figures are held against (reported, never
 // asserted).
 const (
-	restoreTargetRatio   = 0.5              // restore rate / AddMessages rate
+	restoreTargetRatio   = 0.5              // restore rate / the raw (bare INSERT) rate
 	restoreTargetMillion = 30 * time.Second // 1,000,000 messages restored
 	restoreTargetRSS     = 200 << 20        // node peak resident memory
 )
@@ -27,10 +27,10 @@ func (res *RestoreResults) Print(w io.Writer) {
 	fmt.Fprintf(w, "\nhistory restore (a new node pulls everything from a server on loopback; %d CPUs, load %s)\n",
 		runtime.NumCPU(), loadAverage())
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "messages\tconvs\trestore s\trestore msg/s\tnode peak RSS MiB\tnode CPU µs/msg\tserver CPU µs/msg\tAddMessages msg/s\tbare INSERT msg/s\trestore/AddMessages\tin-process msg/s\tfill s\t")
+	fmt.Fprintln(tw, "messages\tconvs\trestore s\trestore msg/s\tnode peak RSS MiB\tnode CPU µs/msg\tserver CPU µs/msg\tAddMessages msg/s\tbare INSERT msg/s\trestore/bare\trestore/AddMessages\tin-process msg/s\tfill s\t")
 	for _, r := range results {
 		if r.Node.Took == 0 {
-			fmt.Fprintf(tw, "%d\t%d\t-\t-\t-\t-\t-\t-\t-\t-\t-\t%.1f\t\n", r.N, r.Convs, r.Fill.Seconds())
+			fmt.Fprintf(tw, "%d\t%d\t-\t-\t-\t-\t-\t-\t-\t-\t-\t-\t%.1f\t\n", r.N, r.Convs, r.Fill.Seconds())
 			continue
 		}
 		perMsg := func(d time.Duration) float64 { return float64(d.Microseconds()) / float64(r.N) }
@@ -40,13 +40,10 @@ func (res *RestoreResults) Print(w io.Writer) {
 		if r.InProcess > 0 {
 			inProc = fmt.Sprintf("%.0f", Rate(r.N, r.InProcess))
 		}
-		ratio := 0.0
-		if add > 0 {
-			ratio = restore / add
-		}
-		fmt.Fprintf(tw, "%d\t%d\t%.2f\t%.0f\t%.1f\t%.1f\t%.1f\t%.0f\t%.0f\t%.2f\t%s\t%.1f\t\n", r.N, r.Convs, r.Node.Took.Seconds(), restore,
+		bare := Rate(r.Raw.Rows, r.Raw.Bare)
+		fmt.Fprintf(tw, "%d\t%d\t%.2f\t%.0f\t%.1f\t%.1f\t%.1f\t%.0f\t%.0f\t%.2f\t%.2f\t%s\t%.1f\t\n", r.N, r.Convs, r.Node.Took.Seconds(), restore,
 			float64(r.Node.HWM)/(1<<20), perMsg(r.Node.NodeCPU), perMsg(r.Node.ServerCPU),
-			add, Rate(r.Raw.Rows, r.Raw.Bare), ratio, inProc, r.Fill.Seconds())
+			add, bare, ratioOf(restore, bare), ratioOf(restore, add), inProc, r.Fill.Seconds())
 	}
 	tw.Flush()
 	fmt.Fprintln(w, "  restore: from starting `mqtter node` with an empty home until it logged \"history pulled\"; every message verified and stored, checked after")
@@ -59,9 +56,11 @@ func (res *RestoreResults) Print(w io.Writer) {
 		}
 		restore := Rate(r.N, r.Node.Took)
 		add := Rate(r.Raw.Rows, r.Raw.AddMessages)
+		bare := Rate(r.Raw.Rows, r.Raw.Bare)
 		var got []string
-		got = append(got, metOrMissed(add > 0 && restore/add >= restoreTargetRatio,
-			fmt.Sprintf("restore at %.0f%% of AddMessages (target ≥ %.0f%%)", 100*restore/add, 100*restoreTargetRatio)))
+		got = append(got, metOrMissed(ratioOf(restore, bare) >= restoreTargetRatio,
+			fmt.Sprintf("restore at %.0f%% of the raw batched insert (target ≥ %.0f%%; %.0f%% of localdb.AddMessages, the node's own multi-row insert)",
+				100*ratioOf(restore, bare), 100*restoreTargetRatio, 100*ratioOf(restore, add))))
 		got = append(got, metOrMissed(r.Node.HWM < restoreTargetRSS,
 			fmt.Sprintf("node peak RSS %.0f MiB (target < %d MiB)", float64(r.Node.HWM)/(1<<20), restoreTargetRSS>>20)))
 		if r.N >= 1_000_000 {
@@ -70,6 +69,14 @@ func (res *RestoreResults) Print(w io.Writer) {
 		}
 		fmt.Fprintf(w, "  %d messages: %s\n", r.N, strings.Join(got, "; "))
 	}
+}
+
+// ratioOf is a/b, 0 without b.
+func ratioOf(a, b float64) float64 {
+	if b <= 0 {
+		return 0
+	}
+	return a / b
 }
 
 // metOrMissed says whether a target was met.

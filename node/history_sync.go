@@ -21,7 +21,7 @@ func (n *Node) newSyncer() (*mqsync.Syncer, error) {
 		DB:       n.db,
 		Server:   serverRef{n},
 		Interval: n.cfg.SyncInterval,
-		Check:    n.checkFromServer,
+		Check:    n.checkServerFields,
 		Stored:   func(m wire.Message) { n.received(m, localdb.ViaSync) },
 		Refused: func(m wire.Message, err error) {
 			n.counts.refused.Add(1)

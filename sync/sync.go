@@ -39,9 +39,10 @@ type Config struct {
 	// Interval is how often the loop pushes (default 3s).
 	Interval time.Duration
 	// Check decides whether a message the server returned may be stored
-	// (well formed, sequenced, a signature that verifies, a device of its
-	// sender). It runs on several goroutines at once. Nil accepts what
-	// Validate accepts and whose signature, if any, verifies.
+	// (well formed, sequenced, a device of its sender), apart from its
+	// signature: the syncer verifies signatures itself, in batches
+	// (wire.VerifyBatch), every signed message and only those. It runs on
+	// several goroutines at once. Nil is CheckMessage.
 	Check func(*wire.Message) error
 	// Stored is told of every pulled message new to this device.
 	Stored func(wire.Message)
@@ -111,17 +112,13 @@ func New(cfg Config) (*Syncer, error) {
 	}, nil
 }
 
-// CheckMessage is the default Check: a valid, sequenced message whose
-// signature, if it has one, verifies.
+// CheckMessage is the default Check: a valid, sequenced message.
 func CheckMessage(m *wire.Message) error {
 	if err := m.Validate(); err != nil {
 		return err
 	}
 	if m.SeqId <= 0 {
 		return errors.New("message from the server without a SeqId")
-	}
-	if m.Signed() {
-		return m.Verify()
 	}
 	return nil
 }
@@ -552,8 +549,11 @@ func (s *Syncer) fetch(ctx context.Context, c wire.Conversation, cursor int64, p
 // check verifies the parts it is handed until parts is closed, and closes
 // a page's checked once its last part is done.
 func (s *Syncer) check(ctx context.Context, feeds string, parts <-chan part) {
+	var signed []*wire.Message
+	var at []int
 	for pt := range parts {
 		msgs := pt.pg.msgs
+		signed, at = signed[:0], at[:0]
 		for i := pt.lo; i < pt.hi; i++ {
 			m := &msgs[i]
 			switch {
@@ -563,7 +563,13 @@ func (s *Syncer) check(ctx context.Context, feeds string, parts <-chan part) {
 				pt.pg.errs[i] = fmt.Errorf("a message of %s in the history of %s", m.Feeds, feeds)
 			default:
 				pt.pg.errs[i] = s.cfg.Check(m)
+				if pt.pg.errs[i] == nil && m.Signed() {
+					signed, at = append(signed, m), append(at, i)
+				}
 			}
+		}
+		for k, err := range wire.VerifyBatch(signed) {
+			pt.pg.errs[at[k]] = err
 		}
 		if pt.pg.parts.Add(-1) == 0 {
 			close(pt.pg.checked)
