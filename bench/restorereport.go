@@ -48,7 +48,7 @@ func (res *RestoreResults) Print(w io.Writer) {
 	tw.Flush()
 	fmt.Fprintln(w, "  restore: from starting `mqtter node` with an empty home until it logged \"history pulled\"; every message verified and stored, checked after")
 	fmt.Fprintln(w, "  CPU: what the node used from its start, and the server meanwhile, per message restored (2 cores make at most 2 s of CPU a second)")
-	fmt.Fprintln(w, "  AddMessages: localdb.AddMessages of the same pages (1000 rows, one transaction each) into a fresh node database; bare INSERT: a prepared one-row INSERT in a loop, one transaction a page, same table, pragmas and indexes")
+	fmt.Fprintln(w, "  AddMessages: localdb.AddMessages of the same pages (1000 rows, one transaction each) into a fresh node database; bare INSERT: a prepared one-row INSERT in a loop, one transaction a page, localdb's schema and pragmas")
 	fmt.Fprintln(w, "targets (reported, not asserted):")
 	for _, r := range results {
 		if r.Node.Took == 0 {

@@ -124,3 +124,26 @@ func BenchmarkVerifyBatch(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(msgs))/1000, "µs/msg")
 }
+
+// FuzzVerifyBatch puts one arbitrary message among valid ones: the batch
+// must say of each what Verify says, and never panic.
+func FuzzVerifyBatch(f *testing.F) {
+	key := goldenKey(f)
+	good := signedMessage(f, key)
+	f.Add(good.Sig, good.Device, []byte(good.Payload))
+	f.Add("", good.Device, []byte(`{"text":"x"}`))
+	f.Add(good.Sig, "12D3KooW", []byte(good.Payload))
+	f.Add(base64.StdEncoding.EncodeToString(make([]byte, 64)), good.Device, []byte(good.Payload))
+	others := batchOf(f, []crypto.PrivKey{key}, minBatch)
+	f.Fuzz(func(t *testing.T, sig, device string, payload []byte) {
+		odd := good
+		odd.Sig, odd.Device, odd.Payload = sig, device, json.RawMessage(payload)
+		msgs := append([]Message{odd}, others...)
+		errs := VerifyBatch(ptrs(msgs))
+		for i := range msgs {
+			if want := msgs[i].Verify(); (want == nil) != (errs[i] == nil) {
+				t.Fatalf("message %d: batch %v, Verify %v", i, errs[i], want)
+			}
+		}
+	})
+}
