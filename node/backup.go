@@ -84,8 +84,8 @@ func (a *apiServer) importBackup(w http.ResponseWriter, r *http.Request) {
 
 // importBackup stores the messages of a backup that check out: valid,
 // signed with a signature that verifies (wire.VerifyBatch, a batch at a
-// time), by a device that (as far as this
-// node knows) belongs to their sender, in a conversation of this account.
+// time), by a device that (as far as this node knows) belongs to their
+// sender, in a conversation of this account.
 // Unsigned messages cannot be verified and are refused; the server still
 // has them for a sync.
 func (n *Node) importBackup(ctx context.Context, r io.Reader) (ImportResult, error) {
