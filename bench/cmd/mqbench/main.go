@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -33,22 +32,17 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	if cpuProfile != "" {
-		f, err := os.Create(cpuProfile)
-		if err == nil {
-			err = pprof.StartCPUProfile(f)
-		}
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "mqbench: cpu profile:", err)
-			os.Exit(2)
-		}
-		defer pprof.StopCPUProfile()
+	stopProfile, err := bench.ProfileCPU(cpuProfile)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "mqbench:", err)
+		os.Exit(2)
 	}
+	defer stopProfile()
 	res := bench.Run(ctx, cfg)
 	res.Print(os.Stdout)
 	if len(res.Errors) > 0 {
 		stop()
-		pprof.StopCPUProfile()
+		stopProfile()
 		os.Exit(1)
 	}
 }
@@ -57,18 +51,10 @@ func main() {
 // the quick ones, and any other flag given still wins.
 // It also returns where to write a CPU profile of mqbench itself, if asked.
 func parseFlags(args []string) (cfg bench.Config, cpuProfile string, err error) {
-	cfg = bench.DefaultConfig()
-	fs, quick := newFlagSet(&cfg, &cpuProfile)
-	if err := fs.Parse(args); err != nil {
+	cfg, err = bench.ParseFlags(args, bench.DefaultConfig(), func(c bench.Config) bench.Config { return c.Quick() },
+		func(c *bench.Config) (*flag.FlagSet, *bool) { return newFlagSet(c, &cpuProfile) })
+	if err != nil {
 		return cfg, "", err
-	}
-	if *quick {
-		cfg = bench.DefaultConfig().Quick()
-		fs, _ = newFlagSet(&cfg, &cpuProfile)
-		_ = fs.Parse(args) // parsed once already
-	}
-	if fs.NArg() > 0 {
-		return cfg, "", fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
 	return cfg, cpuProfile, cfg.Validate()
 }

@@ -14,7 +14,6 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"runtime/pprof"
 	"syscall"
 
 	"github.com/mqtter/mqtter/bench"
@@ -29,22 +28,17 @@ func main() {
 	cfg.Progress = os.Stderr
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if cpuProfile != "" {
-		f, err := os.Create(cpuProfile)
-		if err == nil {
-			err = pprof.StartCPUProfile(f)
-		}
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "nodebench: cpu profile:", err)
-			os.Exit(2)
-		}
-		defer pprof.StopCPUProfile()
+	stopProfile, err := bench.ProfileCPU(cpuProfile)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "nodebench:", err)
+		os.Exit(2)
 	}
+	defer stopProfile()
 	res := bench.RunNodes(ctx, cfg)
 	res.Print(os.Stdout)
 	if len(res.Errors) > 0 {
 		stop()
-		pprof.StopCPUProfile()
+		stopProfile()
 		os.Exit(1)
 	}
 }
@@ -53,18 +47,10 @@ func main() {
 // are the quick ones, and any other flag given still wins. It also returns
 // where to write a CPU profile of nodebench itself, if asked.
 func parseFlags(args []string) (cfg bench.NodeConfig, cpuProfile string, err error) {
-	cfg = bench.DefaultNodeConfig()
-	fs, quick := newFlagSet(&cfg, &cpuProfile)
-	if err := fs.Parse(args); err != nil {
+	cfg, err = bench.ParseFlags(args, bench.DefaultNodeConfig(), func(c bench.NodeConfig) bench.NodeConfig { return c.Quick() },
+		func(c *bench.NodeConfig) (*flag.FlagSet, *bool) { return newFlagSet(c, &cpuProfile) })
+	if err != nil {
 		return cfg, "", err
-	}
-	if *quick {
-		cfg = bench.DefaultNodeConfig().Quick()
-		fs, _ = newFlagSet(&cfg, &cpuProfile)
-		_ = fs.Parse(args) // parsed once already
-	}
-	if fs.NArg() > 0 {
-		return cfg, "", fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
 	return cfg, cpuProfile, cfg.Validate()
 }
