@@ -8,7 +8,7 @@ FUZZTIME ?= 30s
 # Extra flags for mqbench, e.g. make bench BENCHFLAGS='--only latency --n 2000'.
 BENCHFLAGS ?=
 
-.PHONY: all build test fmt-check vet demo bench bench-quick baremochi fuzz clean
+.PHONY: all build test fmt-check vet demo bench bench-quick baremochi fuzz faults clean
 
 all: build
 
@@ -68,6 +68,17 @@ fuzz:
 		$(GO) test -run '^$$' -fuzz "^$$2\$$" -fuzztime $(FUZZTIME) "$$1" || exit 1; \
 		shift 2; \
 	done
+
+# faults runs the randomized fault test (kills, restarts and pauses of the
+# server and the nodes, new devices, concurrent senders) over FAULT_RUNS
+# fresh seeds, and the convergence test over as many; make test runs a
+# few fixed seeds of each. A failing seed is printed with its replay line.
+FAULT_RUNS ?= 20
+faults: build
+	@seeds=$$(for i in $$(seq $(FAULT_RUNS)); do printf 'random,'; done); \
+	MQTTER_BIN="$(CURDIR)/bin/mqtter" MQTTER_FAULT_SEEDS=$$seeds MQTTER_CONVERGE_SEEDS=$$seeds \
+		$(GO) test -count=1 -timeout 60m -v -run '^(TestFaults|TestConverge)$$' ./cmd/mqtter/ | \
+		grep -E '^(=== RUN|--- |\s+--- |ok|FAIL|PASS)|seed [0-9]+:|replay:|not converged'
 
 clean:
 	rm -rf bin coverage.out coverage.html cover.out

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -30,7 +29,7 @@ import (
 // 1,2,3, and a failing seed replays with MQTTER_CONVERGE_SEEDS=N.
 func TestConverge(t *testing.T) {
 	// Not parallel: up to six nodes per seed are enough for a 2-core machine.
-	for _, seed := range convergeSeeds(t) {
+	for _, seed := range seeds(t, "MQTTER_CONVERGE_SEEDS", 1, 2, 3) {
 		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
 			t.Logf("replay: MQTTER_CONVERGE_SEEDS=%d go test -run TestConverge ./cmd/mqtter/", seed)
 			runConverge(t, seed)
@@ -38,11 +37,9 @@ func TestConverge(t *testing.T) {
 	}
 }
 
-func convergeSeeds(t *testing.T) []uint64 {
-	spec := os.Getenv("MQTTER_CONVERGE_SEEDS")
-	if spec == "" {
-		return []uint64{1, 2, 3}
-	}
+// parseSeeds reads a list of seeds such as "7,8,random", "random" being a
+// fresh seed from the clock; env names where the list came from.
+func parseSeeds(t *testing.T, env, spec string) []uint64 {
 	var seeds []uint64
 	for _, f := range strings.Split(spec, ",") {
 		switch f = strings.TrimSpace(f); f {
@@ -52,7 +49,7 @@ func convergeSeeds(t *testing.T) []uint64 {
 		default:
 			s, err := strconv.ParseUint(f, 10, 64)
 			if err != nil {
-				t.Fatalf("MQTTER_CONVERGE_SEEDS=%q: %q is not a seed", spec, f)
+				t.Fatalf("%s=%q: %q is not a seed", env, spec, f)
 			}
 			seeds = append(seeds, s)
 		}
@@ -100,10 +97,14 @@ type convergeRun struct {
 	byID    map[string]sentMsg
 }
 
+func newConvergeRun(t *testing.T, seed uint64) *convergeRun {
+	return &convergeRun{t: t, seed: seed, rng: rand.New(rand.NewPCG(seed, 0x6d717474)),
+		sent: make(map[string][]sentMsg), byID: make(map[string]sentMsg)}
+}
+
 func runConverge(t *testing.T, seed uint64) {
 	start := time.Now()
-	r := &convergeRun{t: t, seed: seed, rng: rand.New(rand.NewPCG(seed, 0x6d717474)),
-		sent: make(map[string][]sentMsg), byID: make(map[string]sentMsg)}
+	r := newConvergeRun(t, seed)
 	r.setUp(1 + r.rng.IntN(2))
 	victim := r.devices[r.rng.IntN(len(r.devices))]
 	crash := r.rng.IntN(2) == 0
