@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"testing"
@@ -170,4 +171,129 @@ func TestHistoryPushRelayRule(t *testing.T) {
 		t.Errorf("history(group) = %d messages from %v, want only carol's message from before", len(h.Messages), fromOf(h.Messages))
 	}
 	_ = bob
+}
+
+// A MsgId is unique per sender. bob, who saw alice's MsgId (on a direct
+// stream, say), sends a message of his own under it before alice's reaches
+// the server: both are stored, each under its author, and alice's is hers.
+func TestMsgIdTakenByAnotherSender(t *testing.T) {
+	t.Parallel()
+	_, c := start(t, "alice", "bob")
+	alice, bob := c[0], c[1]
+	befriend(t, alice, bob)
+	dm := wire.DM("alice", "bob")
+
+	// By send.
+	hers := text(dm, "alice's words")
+	forged := text(dm, "bob's words in alice's place")
+	forged.MsgId = hers.MsgId
+	if got := send(t, bob, forged).SeqId; got != 1 {
+		t.Fatalf("bob's send under alice's MsgId: SeqId %d, want 1", got)
+	}
+	alice.News()
+	if got := send(t, alice, hers).SeqId; got != 2 {
+		t.Errorf("alice's send after bob took her MsgId: SeqId %d, want 2 (a message of its own)", got)
+	}
+	if n := bob.News(); n.Message.SeqId != 2 || n.Message.From != "alice" || string(n.Message.Payload) != string(hers.Payload) {
+		t.Errorf("bob's news of alice's message = %+v, want SeqId 2 with her text", n.Message)
+	}
+
+	// By history_push, after bob's send.
+	pushed := text(dm, "alice's words, gone direct")
+	forged2 := text(dm, "bob again")
+	forged2.MsgId = pushed.MsgId
+	send(t, bob, forged2) // SeqId 3
+	alice.News()
+	var res []wire.SeqResult
+	alice.OK("history_push", wire.HistoryPushReq{Messages: []wire.Message{pushed}}, &res)
+	if want := (wire.SeqResult{MsgId: pushed.MsgId, SeqId: 4, From: "alice"}); len(res) != 1 || res[0] != want {
+		t.Errorf("alice's history_push after bob took her MsgId = %+v, want [%+v]", res, want)
+	}
+	if n := bob.News(); n.Message.SeqId != 4 || n.Message.From != "alice" {
+		t.Errorf("bob's news of alice's pushed message = %+v, want SeqId 4 from alice", n.Message)
+	}
+
+	h := history(t, bob, dm, 0, 0)
+	want := []struct{ from, text string }{{"bob", "bob's words in alice's place"}, {"alice", "alice's words"}, {"bob", "bob again"}, {"alice", "alice's words, gone direct"}}
+	if len(h.Messages) != len(want) {
+		t.Fatalf("history = %d messages, want %d", len(h.Messages), len(want))
+	}
+	for i, m := range h.Messages {
+		if m.From != want[i].from || string(m.Payload) != string(mustJSON(map[string]string{"text": want[i].text})) {
+			t.Errorf("history[%d] = From %s %s, want From %s %q", i, m.From, m.Payload, want[i].from, want[i].text)
+		}
+	}
+	// Retries still get their own SeqIds and store nothing.
+	if got := send(t, alice, hers).SeqId; got != 2 {
+		t.Errorf("alice retries her send: SeqId %d, want 2", got)
+	}
+	if got := send(t, bob, forged).SeqId; got != 1 {
+		t.Errorf("bob retries his send: SeqId %d, want 1", got)
+	}
+	alice.OK("history_push", wire.HistoryPushReq{Messages: []wire.Message{hers, pushed}}, &res)
+	if len(res) != 2 || res[0] != (wire.SeqResult{MsgId: hers.MsgId, SeqId: 2, From: "alice"}) || res[1] != (wire.SeqResult{MsgId: pushed.MsgId, SeqId: 4, From: "alice"}) {
+		t.Errorf("alice pushes her two messages again = %+v, want SeqIds 2 and 4, hers", res)
+	}
+	bob.NoPush(wire.PushNews, quiet)
+	if h := history(t, alice, dm, 0, 0); h.LastSeqID != 4 {
+		t.Errorf("last SeqId after retries = %d, want 4", h.LastSeqID)
+	}
+}
+
+// The same sender's MsgId with other content, or from another device, is a
+// conflict that stores nothing, alone or inside a batch; the same message
+// twice in one batch is one message.
+func TestMsgIdReusedBySameSender(t *testing.T) {
+	t.Parallel()
+	inst, c := start(t, "alice", "bob")
+	alice, bob := c[0], c[1]
+	befriend(t, alice, bob)
+	dm := wire.DM("alice", "bob")
+	m := text(dm, "first")
+	send(t, alice, m)
+	bob.News()
+
+	changed := m
+	changed.Payload = mustJSON(map[string]string{"text": "second"})
+	moved := m
+	moved.Feeds = wire.GroupFeeds("nowhere")
+	later := m
+	later.TimeCreate++
+	other := dial(t, inst, "alice", "alice-2")
+	for _, tt := range []struct {
+		name string
+		cl   *servertest.Client
+		msgs []wire.Message
+	}{
+		{"other text", alice, []wire.Message{changed}},
+		{"other TimeCreate", alice, []wire.Message{later}},
+		{"other device", other, []wire.Message{m}},
+		{"in a batch after a good one", alice, []wire.Message{text(dm, "good"), changed}},
+		{"twice in a batch, changed", alice, []wire.Message{text(dm, "good"), func() wire.Message { n := text(dm, "x"); n.MsgId = m.MsgId; n.TimeCreate = m.TimeCreate; return n }()}},
+	} {
+		wantError(t, "history_push "+tt.name, tt.cl.Fail("history_push", wire.HistoryPushReq{Messages: tt.msgs}), "conflict: MsgId already used by another message: "+m.MsgId)
+		if len(tt.msgs) == 1 {
+			wantError(t, "send "+tt.name, tt.cl.Fail("send", tt.msgs[0]), "conflict")
+		}
+	}
+	n := text(dm, "new")
+	dup := n
+	dup.Payload = json.RawMessage(" {\n \"text\" : \"new\" } ") // the same JSON, encoded otherwise
+	bad := n
+	bad.Payload = mustJSON(map[string]string{"text": "not new"})
+	wantError(t, "history_push of a new MsgId twice with other content",
+		alice.Fail("history_push", wire.HistoryPushReq{Messages: []wire.Message{n, bad}}), "conflict")
+	bob.NoPush(wire.PushNews, quiet)
+	if h := history(t, bob, dm, 0, 0); h.LastSeqID != 1 {
+		t.Errorf("history after conflicts: last %d (%v), want 1", h.LastSeqID, fromOf(h.Messages))
+	}
+	var res []wire.SeqResult
+	alice.OK("history_push", wire.HistoryPushReq{Messages: []wire.Message{n, dup}}, &res)
+	if len(res) != 2 || res[0].SeqId != 2 || res[1].SeqId != 2 {
+		t.Errorf("history_push of one message twice = %+v, want SeqId 2 twice", res)
+	}
+	if got := bob.News(); got.Message.SeqId != 2 {
+		t.Errorf("bob's news = SeqId %d, want 2", got.Message.SeqId)
+	}
+	bob.NoPush(wire.PushNews, quiet)
 }

@@ -326,7 +326,7 @@ func (s *Server) historyPush(ctx context.Context, c *call) (any, error) {
 		}
 		out := make([]wire.SeqResult, len(res))
 		for i, r := range res {
-			out[i] = wire.SeqResult{MsgId: r.MsgId, SeqId: r.SeqId}
+			out[i] = wire.SeqResult{MsgId: r.MsgId, SeqId: r.SeqId, From: r.From}
 		}
 		c.answer(out, nil)
 	})
