@@ -297,3 +297,37 @@ func TestMsgIdReusedBySameSender(t *testing.T) {
 	}
 	bob.NoPush(wire.PushNews, quiet)
 }
+
+// The per-sender MsgIds survive a restart: both messages stay, retries keep
+// their SeqIds, and the key still refuses a changed message.
+func TestMsgIdPerSenderAfterRestart(t *testing.T) {
+	t.Parallel()
+	inst, c := start(t, "alice", "bob")
+	alice, bob := c[0], c[1]
+	befriend(t, alice, bob)
+	dm := wire.DM("alice", "bob")
+	hers := text(dm, "alice's")
+	his := text(dm, "bob's")
+	his.MsgId = hers.MsgId
+	send(t, bob, his)
+	alice.Close()
+	bob.Close()
+	inst.Restart(t)
+
+	alice = dial(t, inst, "alice", "alice-1")
+	if got := send(t, alice, hers).SeqId; got != 2 {
+		t.Errorf("alice's send after bob took her MsgId and a restart: SeqId %d, want 2", got)
+	}
+	inst.Restart(t)
+	alice = dial(t, inst, "alice", "alice-1")
+	if got := send(t, alice, hers).SeqId; got != 2 {
+		t.Errorf("alice's retry after a restart: SeqId %d, want 2", got)
+	}
+	changed := hers
+	changed.Payload = mustJSON(map[string]string{"text": "changed"})
+	wantError(t, "changed message after a restart", alice.Fail("send", changed), "conflict")
+	h := history(t, alice, dm, 0, 0)
+	if len(h.Messages) != 2 || h.Messages[0].From != "bob" || h.Messages[1].From != "alice" || string(h.Messages[1].Payload) != string(hers.Payload) {
+		t.Errorf("history after restarts = %+v, want bob's then alice's", h.Messages)
+	}
+}
