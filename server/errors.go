@@ -27,7 +27,7 @@ var public = []error{ErrBadRequest, ErrForbidden, ErrNotFound, ErrConflict, ErrU
 // it is internal (to be logged, not shown).
 func errorText(err error) (string, bool) {
 	if errors.Is(err, store.ErrMsgIdReused) {
-		return ErrConflict.Error() + ": " + store.ErrMsgIdReused.Error(), false
+		return ErrConflict.Error() + ": " + err.Error(), false
 	}
 	for _, p := range public {
 		if errors.Is(err, p) {

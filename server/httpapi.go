@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/oklog/ulid/v2"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/mqtter/mqtter/server/store"
@@ -174,7 +175,12 @@ func (s *Server) s2sPush(w http.ResponseWriter, r *http.Request) {
 		m.MsgId = wire.NewMsgID()
 	}
 	if m.TimeCreate == 0 {
+		// A retry must be the same message, TimeCreate included: a ULID
+		// MsgId gives the same time every time it is posted.
 		m.TimeCreate = time.Now().UnixMilli()
+		if id, err := ulid.ParseStrict(m.MsgId); err == nil {
+			m.TimeCreate = int64(id.Time())
+		}
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), requestTimeout)
 	defer cancel()

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"sync"
 
 	"github.com/mqtter/mqtter/server/store"
@@ -49,16 +48,18 @@ func (s *Server) deviceOwner(ctx context.Context, device string) (string, error)
 	return a, nil
 }
 
-// admit checks a message a client hands over and fills what the server
-// attests. An unsigned message is the sender's own: From and Device are
-// set from the connection. A signed one must verify, and its Device must be
-// a device of its From. With relay false (send), From must be the sender.
+// admit checks a message handed over and fills what the server attests.
+// sess is the connection it came on, nil for the s2s push (a trusted
+// backend writing as From, which must be an existing account). An unsigned
+// message from a connection is the sender's own: From and Device are set
+// from the connection. A signed one must verify, and its Device must be a
+// device of its From. With relay false (send), From must be the sender.
 func (s *Server) admit(ctx context.Context, sess *session, m *wire.Message, relay bool) error {
 	if err := need("MsgId", m.MsgId); err != nil {
 		return err
 	}
 	m.SeqId = 0
-	if !m.Signed() {
+	if sess != nil && !m.Signed() {
 		if m.From != "" && m.From != sess.account {
 			return forbidden("unsigned message from %s: only its own messages may be unsigned", m.From)
 		}
@@ -68,14 +69,23 @@ func (s *Server) admit(ctx context.Context, sess *session, m *wire.Message, rela
 		}
 		return nil
 	}
-	if !relay && m.From != sess.account {
+	if sess != nil && !relay && m.From != sess.account {
 		return forbidden("cannot send as %s", m.From)
 	}
 	if err := m.Validate(); err != nil {
 		return fmt.Errorf("%w: %v", ErrBadRequest, err)
 	}
-	if err := m.Verify(); err != nil {
-		return forbidden("message %s: %v", m.MsgId, err)
+	if sess == nil {
+		if _, err := s.account(ctx, m.From); err != nil {
+			return err
+		}
+	}
+	if m.Signed() {
+		if err := m.Verify(); err != nil {
+			return forbidden("message %s: %v", m.MsgId, err)
+		}
+	} else if m.Device == "" {
+		return nil // a backend's unsigned message names no device
 	}
 	owner, err := s.deviceOwner(ctx, m.Device)
 	if err != nil {
@@ -110,23 +120,122 @@ func (s *Server) members(ctx context.Context, account, feeds string) (wire.Feeds
 	return f, g.Members, nil
 }
 
-// maySend returns the members of feeds if account may send to it: a dm
-// needs an active relation (friends, bound or associated).
-func (s *Server) maySend(ctx context.Context, account, feeds string) ([]string, error) {
-	f, members, err := s.members(ctx, account, feeds)
+// rights answers the write rule's questions (wire.Rights) from the
+// directory cache, within one request's context.
+type rights struct {
+	ctx context.Context
+	s   *Server
+}
+
+// Related reports whether a and b have an active relation.
+func (r rights) Related(a, b string) (bool, error) { return r.s.related(r.ctx, a, b) }
+
+// Member reports whether account is a current member of the group feeds.
+func (r rights) Member(feeds, account string) (bool, error) {
+	g, found, err := r.s.dir.group(r.ctx, feeds)
+	return found && g.IsMember(account), err
+}
+
+// inConversation reports whether account is one of a dm's two or a current
+// member of a group: the right to read feeds, and to relay into it.
+func inConversation(r wire.Rights, feeds, account string) (bool, error) {
+	f, err := wire.ParseFeeds(feeds)
 	if err != nil {
-		return nil, err
+		return false, fmt.Errorf("%w: %v", ErrBadRequest, err)
 	}
 	if f.Kind == wire.FeedsDM {
-		ok, err := s.related(ctx, f.A, f.B)
+		return f.Has(account), nil
+	}
+	return r.Member(feeds, account)
+}
+
+// mayWrite applies the write rule to an admitted message handed over by
+// caller ("" for the s2s push, which writes as From).
+//
+// A message of the caller's own (From is the caller, or the s2s push) needs
+// its author's write right now: wire.MayWrite. A message another account
+// signed (a history_push relaying what the caller received, for instance
+// on a direct stream) needs the caller and the author both to be in the
+// conversation now. In a dm that makes the caller the other of the two,
+// the recipient: its node took the message when it was written, and the
+// news goes to the two only, so nobody is reached who did not accept it; a
+// relation ended since then does not strand the message. In a group the
+// news reaches every member, so the author must still be one: that is its
+// write right now. docs/protocol.md says why TimeCreate, which the author
+// chooses, is not used to look back.
+func mayWrite(r wire.Rights, caller string, m *wire.Message) error {
+	if caller == "" || m.From == caller {
+		err := wire.MayWrite(r, m.Feeds, m.From)
+		if errors.Is(err, wire.ErrNotMember) || errors.Is(err, wire.ErrNotRelated) {
+			return forbidden("message %s: %v", m.MsgId, err)
+		}
+		return err
+	}
+	for _, who := range []string{caller, m.From} {
+		ok, err := inConversation(r, m.Feeds, who)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		if !ok {
-			return nil, forbidden("%s and %s are not friends", f.A, f.B)
+			return forbidden("message %s: %s is not part of %s", m.MsgId, who, m.Feeds)
 		}
 	}
-	return members, nil
+	return nil
+}
+
+// accept is the one way a message enters the server, for send,
+// history_push and the s2s push alike: each message is admitted (fields,
+// signature, device of From) and checked against the write rule, then the
+// batch is appended (all or nothing) and answer called with the store's
+// outcome from the writer goroutine (it must not block); the messages newly
+// sequenced are then pushed to the conversation's members. An error
+// returned is a refusal before anything was stored, and answer is not
+// called. sess is the connection the messages came on, nil for the s2s
+// push; relay lets the connection hand over messages others signed.
+func (s *Server) accept(ctx context.Context, sess *session, relay bool, msgs []wire.Message, answer func([]store.Appended, error)) error {
+	r := rights{ctx, s}
+	caller := ""
+	if sess != nil {
+		caller = sess.account
+	}
+	members := make(map[string][]string)
+	for i := range msgs {
+		m := &msgs[i]
+		if err := s.admit(ctx, sess, m, relay); err != nil {
+			return err
+		}
+		if err := mayWrite(r, caller, m); err != nil {
+			return err
+		}
+		if _, ok := members[m.Feeds]; !ok {
+			// The author is in the conversation (mayWrite checked it).
+			_, ms, err := s.members(ctx, m.From, m.Feeds)
+			if err != nil {
+				return err
+			}
+			members[m.Feeds] = ms
+		}
+	}
+	if sess != nil {
+		sess.pending.Add(1)
+	}
+	s.db.AppendAsync(msgs, func(res []store.Appended, err error) {
+		if sess != nil {
+			defer sess.pending.Done()
+		}
+		answer(res, err)
+		if err != nil {
+			return
+		}
+		for i, r := range res {
+			if !r.Duplicate {
+				m := msgs[i]
+				m.SeqId = r.SeqId
+				s.fanout(members[m.Feeds], m, sess)
+			}
+		}
+	})
+	return nil
 }
 
 func (s *Server) send(ctx context.Context, c *call) (any, error) {
@@ -134,60 +243,46 @@ func (s *Server) send(ctx context.Context, c *call) (any, error) {
 	if err := decode(c.body, &m); err != nil {
 		return nil, err
 	}
-	if err := s.admit(ctx, c.sess, &m, false); err != nil {
-		return nil, err
-	}
-	members, err := s.maySend(ctx, c.sess.account, m.Feeds)
-	if err != nil {
-		return nil, err
-	}
-	c.sess.pending.Add(1)
-	s.db.AppendAsync([]wire.Message{m}, func(res []store.Appended, err error) {
-		defer c.sess.pending.Done()
+	err := s.accept(ctx, c.sess, false, []wire.Message{m}, func(res []store.Appended, err error) {
 		if err != nil {
 			c.answer(nil, err)
 			return
 		}
 		r := res[0]
 		c.answer(wire.SendResult{MsgId: r.MsgId, Feeds: r.Feeds, SeqId: r.SeqId}, nil)
-		if !r.Duplicate {
-			m.SeqId = r.SeqId
-			s.fanout(members, m, c.sess)
-		}
 	})
+	if err != nil {
+		return nil, err
+	}
 	return nil, errDeferred
 }
 
 // Deliver stores, sequences and pushes a message from a trusted backend
-// (POST /v1/s2s/push). From must be an existing account and a member of
-// Feeds; relations are not checked.
+// (POST /v1/s2s/push), written as its From: an existing account with the
+// write right to Feeds, as a send needs. A signed message must verify, and
+// a Device given must belong to From.
 func (s *Server) Deliver(ctx context.Context, m wire.Message) (wire.SendResult, error) {
-	m.SeqId = 0
-	if err := m.Validate(); err != nil {
-		return wire.SendResult{}, fmt.Errorf("%w: %v", ErrBadRequest, err)
+	type outcome struct {
+		res []store.Appended
+		err error
 	}
-	if m.Signed() {
-		if err := m.Verify(); err != nil {
-			return wire.SendResult{}, forbidden("%v", err)
+	ch := make(chan outcome, 1)
+	err := s.accept(ctx, nil, false, []wire.Message{m}, func(res []store.Appended, err error) {
+		ch <- outcome{res, err}
+	})
+	if err != nil {
+		return wire.SendResult{}, err
+	}
+	select {
+	case o := <-ch:
+		if o.err != nil {
+			return wire.SendResult{}, o.err
 		}
+		r := o.res[0]
+		return wire.SendResult{MsgId: r.MsgId, Feeds: r.Feeds, SeqId: r.SeqId}, nil
+	case <-ctx.Done():
+		return wire.SendResult{}, ctx.Err()
 	}
-	if _, err := s.account(ctx, m.From); err != nil {
-		return wire.SendResult{}, err
-	}
-	_, members, err := s.members(ctx, m.From, m.Feeds)
-	if err != nil {
-		return wire.SendResult{}, err
-	}
-	res, err := s.db.Append(ctx, []wire.Message{m})
-	if err != nil {
-		return wire.SendResult{}, err
-	}
-	r := res[0]
-	if !r.Duplicate {
-		m.SeqId = r.SeqId
-		s.fanout(members, m, nil)
-	}
-	return wire.SendResult{MsgId: r.MsgId, Feeds: r.Feeds, SeqId: r.SeqId}, nil
 }
 
 // fanout pushes a newly sequenced message to every connected device of the
@@ -223,47 +318,21 @@ func (s *Server) historyPush(ctx context.Context, c *call) (any, error) {
 	if len(req.Messages) == 0 {
 		return []wire.SeqResult{}, nil
 	}
-	members := make(map[string][]string)
-	for i := range req.Messages {
-		m := &req.Messages[i]
-		if err := s.admit(ctx, c.sess, m, true); err != nil {
-			return nil, err
-		}
-		ms, ok := members[m.Feeds]
-		if !ok {
-			var err error
-			if _, ms, err = s.members(ctx, c.sess.account, m.Feeds); err != nil {
-				return nil, err
-			}
-			members[m.Feeds] = ms
-		}
-		// The author must belong to the conversation too: one of a dm's
-		// two, or a current member of the group.
-		if !slices.Contains(ms, m.From) {
-			return nil, forbidden("%s is not part of %s", m.From, m.Feeds)
-		}
-	}
 	msgs := req.Messages
-	c.sess.pending.Add(1)
-	s.db.AppendAsync(msgs, func(res []store.Appended, err error) {
-		defer c.sess.pending.Done()
+	err := s.accept(ctx, c.sess, true, msgs, func(res []store.Appended, err error) {
 		if err != nil {
 			c.answer(nil, err)
 			return
 		}
 		out := make([]wire.SeqResult, len(res))
 		for i, r := range res {
-			out[i] = wire.SeqResult{MsgId: r.MsgId, SeqId: r.SeqId}
+			out[i] = wire.SeqResult{MsgId: r.MsgId, SeqId: r.SeqId, From: r.From}
 		}
 		c.answer(out, nil)
-		for i, r := range res {
-			if !r.Duplicate {
-				m := msgs[i]
-				m.SeqId = r.SeqId
-				s.fanout(members[m.Feeds], m, c.sess)
-			}
-		}
 	})
+	if err != nil {
+		return nil, err
+	}
 	return nil, errDeferred
 }
 

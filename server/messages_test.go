@@ -98,17 +98,19 @@ func TestSendIdempotent(t *testing.T) {
 	if n := bob.News(); n.Message.MsgId != m.MsgId {
 		t.Fatalf("bob's second news = %s, want %s", n.Message.MsgId, m.MsgId)
 	}
-	// The retry, even with other content, is the same message.
-	retry := m
-	retry.Payload = mustJSON(map[string]string{"text": "changed"})
+	// The retry of the same message gets the same answer; the same MsgId
+	// with other content is another message, refused.
 	for range 2 {
-		if got := send(t, alice, retry); got != first {
+		if got := send(t, alice, m); got != first {
 			t.Errorf("retried send = %+v, want %+v", got, first)
 		}
 	}
+	changed := m
+	changed.Payload = mustJSON(map[string]string{"text": "changed"})
+	wantError(t, "send of a sent MsgId with other content", alice.Fail("send", changed), "conflict: MsgId already used by another message: "+m.MsgId)
 	bob.NoPush(wire.PushNews, quiet)
 	if got := send(t, alice, text(dm, "three")).SeqId; got != 3 {
-		t.Errorf("send after retries: SeqId = %d, want 3 (no gap)", got)
+		t.Errorf("send after retries and a conflict: SeqId = %d, want 3 (no gap)", got)
 	}
 	h := history(t, alice, dm, 0, 0)
 	if got := seqIDs(h.Messages); !slices.Equal(got, []int64{1, 2, 3}) {
@@ -332,7 +334,7 @@ func TestHistoryPush(t *testing.T) {
 	batch := []wire.Message{text(dm, "p2p 1"), signed(t, bobKey, "bob", dm, "p2p 2 from bob"), text(dm, "p2p 3")}
 	var res []wire.SeqResult
 	alice.OK("history_push", wire.HistoryPushReq{Messages: batch}, &res)
-	want := []wire.SeqResult{{MsgId: batch[0].MsgId, SeqId: 2}, {MsgId: batch[1].MsgId, SeqId: 3}, {MsgId: batch[2].MsgId, SeqId: 4}}
+	want := []wire.SeqResult{{MsgId: batch[0].MsgId, SeqId: 2, From: "alice"}, {MsgId: batch[1].MsgId, SeqId: 3, From: "bob"}, {MsgId: batch[2].MsgId, SeqId: 4, From: "alice"}}
 	if !slices.Equal(res, want) {
 		t.Fatalf("history_push = %+v, want %+v", res, want)
 	}
@@ -344,7 +346,7 @@ func TestHistoryPush(t *testing.T) {
 	again := append([]wire.Message{}, batch...)
 	again = append(again, text(dm, "p2p 4"))
 	alice.OK("history_push", wire.HistoryPushReq{Messages: again}, &res)
-	want = append(want, wire.SeqResult{MsgId: again[3].MsgId, SeqId: 5})
+	want = append(want, wire.SeqResult{MsgId: again[3].MsgId, SeqId: 5, From: "alice"})
 	if !slices.Equal(res, want) {
 		t.Errorf("history_push repeated = %+v, want %+v", res, want)
 	}

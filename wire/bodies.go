@@ -116,10 +116,13 @@ type HistoryPushReq struct {
 	Messages []Message `json:"messages"`
 }
 
-// SeqResult is one row of the history_push result.
+// SeqResult is one row of the history_push result. From (an extension)
+// names the message's author: a MsgId is unique per sender only, so
+// (From, MsgId) is what names a message.
 type SeqResult struct {
 	MsgId string `json:"MsgId"`
 	SeqId int64  `json:"SeqId"`
+	From  string `json:"From,omitempty"`
 }
 
 // HistoryReq is the body of history: up to Limit messages of Feeds with a

@@ -36,6 +36,7 @@ func TestBodyJSONNames(t *testing.T) {
 		{SendResult{MsgId: "m", Feeds: "g:1", SeqId: 4}, `{"MsgId":"m","Feeds":"g:1","SeqId":4}`},
 		{HistoryPushReq{Messages: []Message{}}, `{"messages":[]}`},
 		{[]SeqResult{{MsgId: "m", SeqId: 4}}, `[{"MsgId":"m","SeqId":4}]`},
+		{[]SeqResult{{MsgId: "m", SeqId: 4, From: "alice"}}, `[{"MsgId":"m","SeqId":4,"From":"alice"}]`},
 		{HistoryReq{Feeds: "g:1", AfterSeq: 10, Limit: 50}, `{"feeds":"g:1","after_seq":10,"limit":50}`},
 		{HistoryResult{Messages: []Message{}, LastSeqID: 3}, `{"messages":[],"last_seq_id":3}`},
 		{AckReq{Feeds: "g:1", SeqID: 7}, `{"feeds":"g:1","seq_id":7}`},

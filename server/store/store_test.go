@@ -4,12 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
+	"testing/fstest"
 	"time"
 
 	"github.com/mqtter/mqtter/server/store"
+	"github.com/mqtter/mqtter/sqlitedb"
 	"github.com/mqtter/mqtter/wire"
 )
 
@@ -60,6 +64,104 @@ func TestAppendAssignsSeqIdsPerConversation(t *testing.T) {
 	}
 	if len(h) != 3 || h[0].SeqId != 2 || h[0].MsgId != in[2].MsgId || string(h[0].Payload) != `{"text":"hello"}` {
 		t.Errorf("History(after 1) = %+v, want SeqIds 2..4 starting with %s", h, in[2].MsgId)
+	}
+}
+
+// A MsgId is unique per sender: another sender's message under it is a
+// message of its own; the same sender's is a retry only if it is the same
+// message, and a conflict otherwise, which stores nothing of its job.
+func TestAppendDedupesPerSender(t *testing.T) {
+	db := open(t, filepath.Join(t.TempDir(), "s.db"))
+	ctx := t.Context()
+	dm := wire.DM("alice", "bob")
+	hers := msg(dm)
+	his := msg(dm)
+	his.MsgId, his.From, his.Device, his.Payload = hers.MsgId, "bob", "d2", []byte(`{"text":"mine now"}`)
+	res, err := db.Append(ctx, []wire.Message{his, hers})
+	if err != nil || res[0].SeqId != 1 || res[1].SeqId != 2 || res[0].Duplicate || res[1].Duplicate || res[0].From != "bob" || res[1].From != "alice" {
+		t.Fatalf("Append(bob's, alice's under one MsgId) = %+v, %v; want both new, SeqIds 1 and 2", res, err)
+	}
+	// The same message again, its payload encoded otherwise: a retry.
+	retry := hers
+	retry.Payload = []byte(` { "text" : "hello" } `)
+	res, err = db.Append(ctx, []wire.Message{retry, his})
+	if err != nil || res[0].SeqId != 2 || !res[0].Duplicate || res[1].SeqId != 1 || !res[1].Duplicate {
+		t.Fatalf("Append(retries) = %+v, %v; want duplicates with SeqIds 2 and 1", res, err)
+	}
+	for _, change := range []func(m *wire.Message){
+		func(m *wire.Message) { m.Payload = []byte(`{"text":"other"}`) },
+		func(m *wire.Message) { m.Feeds = wire.DM("alice", "carol") },
+		func(m *wire.Message) { m.Device = "d3" },
+		func(m *wire.Message) { m.TimeCreate = 2 },
+		func(m *wire.Message) { m.MsgType = "link" },
+		func(m *wire.Message) { m.Sig = "c2ln" },
+	} {
+		bad := hers
+		change(&bad)
+		for _, job := range [][]wire.Message{{bad}, {msg(dm), bad}} {
+			_, err := db.Append(ctx, job)
+			if !errors.Is(err, store.ErrMsgIdReused) || !strings.Contains(err.Error(), hers.MsgId) {
+				t.Errorf("Append(%+v) err = %v, want ErrMsgIdReused naming %s", bad, err, hers.MsgId)
+			}
+		}
+	}
+	if last, _ := db.LastSeq(ctx, dm); last != 2 {
+		t.Errorf("LastSeq after conflicts = %d, want 2 (nothing stored)", last)
+	}
+	if last, _ := db.LastSeq(ctx, wire.DM("alice", "carol")); last != 0 {
+		t.Errorf("LastSeq(dm:alice:carol) = %d, want 0", last)
+	}
+}
+
+// A database made by the first schema (one MsgId server-wide) is migrated:
+// its messages keep their SeqIds and dedupe as before, and another sender
+// may now use a MsgId already stored.
+func TestMigrateMsgIdPerSender(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "s.db")
+	v1, err := os.ReadFile("sql/0001_init.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, r, err := sqlitedb.Open(t.Context(), path, sqlitedb.Options{Migrations: fstest.MapFS{"0001_init.sql": {Data: v1}}})
+	if err != nil {
+		t.Fatalf("open with the first schema: %v", err)
+	}
+	dm := wire.DM("alice", "bob")
+	old := msg(dm)
+	_, err = w.ExecContext(t.Context(), `INSERT INTO messages (feeds, seq, msg_id, msg_type, sender, payload, time_create, device, sig)
+		VALUES (?, 1, ?, ?, ?, ?, ?, ?, '')`, dm, old.MsgId, old.MsgType, old.From, old.Payload, old.TimeCreate, old.Device)
+	if err == nil {
+		_, err = w.ExecContext(t.Context(), `INSERT INTO conversations (feeds, a, b) VALUES (?, 'alice', 'bob')`, dm)
+	}
+	if err != nil {
+		t.Fatalf("insert with the first schema: %v", err)
+	}
+	r.Close()
+	w.Close()
+
+	db := open(t, path)
+	ctx := t.Context()
+	res, err := db.Append(ctx, []wire.Message{old})
+	if err != nil || res[0].SeqId != 1 || !res[0].Duplicate {
+		t.Fatalf("Append(the old message) after migrating = %+v, %v; want a duplicate of SeqId 1", res, err)
+	}
+	his := old
+	his.From, his.Device = "bob", "d2"
+	res, err = db.Append(ctx, []wire.Message{his})
+	if err != nil || res[0].SeqId != 2 || res[0].Duplicate {
+		t.Fatalf("Append(bob's message under the old MsgId) = %+v, %v; want new, SeqId 2", res, err)
+	}
+	changed := old
+	changed.Payload = []byte(`{"text":"changed"}`)
+	if _, err := db.Append(ctx, []wire.Message{changed}); !errors.Is(err, store.ErrMsgIdReused) {
+		t.Errorf("Append(the old MsgId of alice, other text) err = %v, want ErrMsgIdReused", err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db = open(t, path) // reopening applies nothing twice
+	if h, err := db.History(ctx, dm, 0, 10); err != nil || len(h) != 2 || h[0].From != "alice" || h[1].From != "bob" {
+		t.Errorf("History after reopening = %+v, %v; want alice's then bob's", h, err)
 	}
 }
 

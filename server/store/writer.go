@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"errors"
@@ -27,9 +28,10 @@ type Tx interface {
 // Appended is the outcome of appending one message.
 type Appended struct {
 	MsgId     string
+	From      string
 	Feeds     string
 	SeqId     int64
-	Duplicate bool // the MsgId was stored before; SeqId is the one it got then
+	Duplicate bool // the same message was stored before; SeqId is the one it got then
 }
 
 type job struct {
@@ -89,9 +91,10 @@ func startWriter(ctx context.Context, db *sql.DB, log *slog.Logger) (*writer, er
 		st, err = conn.PrepareContext(wctx, q)
 		return st
 	}
-	w.lookupMsg = prepare(`SELECT feeds, seq FROM messages WHERE msg_id = ?`)
+	w.lookupMsg = prepare(`SELECT feeds, seq, msg_type, payload, time_create, device, sig
+		FROM messages WHERE msg_id = ? AND sender = ?`)
 	w.insertMsg = prepare(`INSERT INTO messages (feeds, seq, msg_id, msg_type, sender, payload, time_create, device, sig)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (msg_id) DO NOTHING`)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (msg_id, sender) DO NOTHING`)
 	w.readLast = prepare(`SELECT coalesce(max(seq), 0) FROM messages WHERE feeds = ?`)
 	w.insertConv = prepare(`INSERT INTO conversations (feeds, a, b) VALUES (?, ?, ?) ON CONFLICT (feeds) DO NOTHING`)
 	w.begin = prepare(`BEGIN IMMEDIATE`)
@@ -271,14 +274,17 @@ func (w *writer) runSavepoint(ctx context.Context, fn func(ctx context.Context, 
 	return nil
 }
 
-// ErrMsgIdReused is returned when a message's MsgId is stored already in
-// another conversation; the job that carried it stores nothing.
+// ErrMsgIdReused is returned when a sender's MsgId is stored already for
+// another message of that sender (other content, conversation or device);
+// the job that carried it stores nothing. The error names the MsgId.
 var ErrMsgIdReused = errors.New("MsgId already used by another message")
 
-// append stores msgs in order, assigning each new MsgId the next SeqId of its
-// conversation. A MsgId stored before in the same conversation keeps its
-// SeqId, so a retried send gets the same answer. The job is all or nothing:
-// on any error, what it stored is rolled back.
+// append stores msgs in order, assigning each new (From, MsgId) the next
+// SeqId of its conversation. MsgIds are unique per sender, not across
+// senders: a message of another sender under a MsgId already stored is a
+// message of its own. The same message stored before (same From, MsgId and
+// stored fields) keeps its SeqId, so a retried send gets the same answer.
+// The job is all or nothing: on any error, what it stored is rolled back.
 func (w *writer) append(ctx context.Context, msgs []wire.Message, prevSeq map[string]int64) ([]Appended, error) {
 	if len(msgs) == 1 {
 		// One INSERT either stores the message or stores nothing: no
@@ -325,24 +331,48 @@ func (w *writer) appendAll(ctx context.Context, msgs []wire.Message, prevSeq map
 			return nil, fmt.Errorf("store: insert %s: %w", m.MsgId, err)
 		}
 		if n, err := r.RowsAffected(); err != nil || n == 0 {
-			// Stored before (maybe earlier in this batch): same SeqId again.
-			var feeds string
-			if err := w.lookupMsg.QueryRowContext(ctx, m.MsgId).Scan(&feeds, &seq); err != nil {
-				return nil, fmt.Errorf("store: look up %s: %w", m.MsgId, err)
+			// Stored before (maybe earlier in this batch): a retry gets
+			// the same SeqId again, another message is refused.
+			stored := wire.Message{MsgId: m.MsgId, From: m.From}
+			var payload []byte
+			if err := w.lookupMsg.QueryRowContext(ctx, m.MsgId, m.From).Scan(&stored.Feeds, &stored.SeqId,
+				&stored.MsgType, &payload, &stored.TimeCreate, &stored.Device, &stored.Sig); err != nil {
+				return nil, fmt.Errorf("store: look up %s of %s: %w", m.MsgId, m.From, err)
 			}
-			if feeds != m.Feeds {
-				return nil, fmt.Errorf("store: %s: %w", m.MsgId, ErrMsgIdReused)
+			stored.Payload = payload
+			if !sameMessage(stored, m) {
+				return nil, fmt.Errorf("%w: %s of %s", ErrMsgIdReused, m.MsgId, m.From)
 			}
-			res = append(res, Appended{MsgId: m.MsgId, Feeds: feeds, SeqId: seq, Duplicate: true})
+			res = append(res, Appended{MsgId: m.MsgId, From: m.From, Feeds: stored.Feeds, SeqId: stored.SeqId, Duplicate: true})
 			continue
 		}
 		if _, ok := prevSeq[m.Feeds]; !ok {
 			prevSeq[m.Feeds] = last
 		}
 		w.lastSeq[m.Feeds] = seq
-		res = append(res, Appended{MsgId: m.MsgId, Feeds: m.Feeds, SeqId: seq})
+		res = append(res, Appended{MsgId: m.MsgId, From: m.From, Feeds: m.Feeds, SeqId: seq})
 	}
 	return res, nil
+}
+
+// sameMessage reports whether m is a retry of stored, a message of the same
+// sender under the same MsgId: every stored field equal, the payload compared
+// in canonical JSON (what a signature covers), so that an intermediary's
+// re-encoding is still the same message.
+func sameMessage(stored, m wire.Message) bool {
+	if stored.Feeds != m.Feeds || stored.MsgType != m.MsgType || stored.TimeCreate != m.TimeCreate ||
+		stored.Device != m.Device || stored.Sig != m.Sig {
+		return false
+	}
+	if bytes.Equal(stored.Payload, m.Payload) {
+		return true
+	}
+	a, err := wire.CanonicalJSON(stored.Payload)
+	if err != nil {
+		return false
+	}
+	b, err := wire.CanonicalJSON(m.Payload)
+	return err == nil && bytes.Equal(a, b)
 }
 
 func (w *writer) last(ctx context.Context, feeds string) (int64, error) {
