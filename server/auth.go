@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
@@ -11,8 +12,11 @@ import (
 	"fmt"
 	"runtime"
 	"sync"
+	"time"
 
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/mqtter/mqtter/server/store"
 )
 
 // bcryptCost is the bcrypt work factor. bcrypt rather than argon2id: the
@@ -47,12 +51,11 @@ func checkPassword(hash, password string) (bool, error) {
 
 // verifiedCache remembers, per account, a keyed digest of the password that
 // last verified against the stored hash, so reconnects of many devices do not
-// each pay for argon2. A changed hash invalidates the entry.
+// each pay for bcrypt. A changed hash invalidates the entry.
 type verifiedCache struct {
-	key  []byte
-	mu   sync.Mutex
-	m    map[string]verifiedEntry
-	slow chan struct{} // bounds concurrent hash checks to the CPUs
+	key []byte
+	mu  sync.Mutex
+	m   map[string]verifiedEntry
 }
 
 type verifiedEntry struct {
@@ -63,7 +66,7 @@ type verifiedEntry struct {
 func newVerifiedCache() *verifiedCache {
 	key := make([]byte, 32)
 	rand.Read(key)
-	return &verifiedCache{key: key, m: make(map[string]verifiedEntry), slow: make(chan struct{}, runtime.GOMAXPROCS(0))}
+	return &verifiedCache{key: key, m: make(map[string]verifiedEntry)}
 }
 
 func (c *verifiedCache) digest(account, password string) [32]byte {
@@ -76,32 +79,160 @@ func (c *verifiedCache) digest(account, password string) [32]byte {
 	return d
 }
 
-func (c *verifiedCache) check(account, hash, password string) (bool, error) {
+// hit reports whether password is the one that last verified against hash.
+func (c *verifiedCache) hit(account, hash, password string) bool {
 	d := c.digest(account, password)
-	hit := func() bool {
-		c.mu.Lock()
-		e, ok := c.m[account]
-		c.mu.Unlock()
-		return ok && e.hash == hash && subtle.ConstantTimeCompare(e.digest[:], d[:]) == 1
-	}
-	if hit() {
-		return true, nil
-	}
-	// A burst of devices of one account logging in at once pays for one
-	// hash check; the others find it cached once they get a slot.
-	c.slow <- struct{}{}
-	defer func() { <-c.slow }()
-	if hit() {
-		return true, nil
-	}
-	good, err := checkPassword(hash, password)
-	if err != nil || !good {
-		return false, err
-	}
+	c.mu.Lock()
+	e, ok := c.m[account]
+	c.mu.Unlock()
+	return ok && e.hash == hash && subtle.ConstantTimeCompare(e.digest[:], d[:]) == 1
+}
+
+// remember records that password verified against hash.
+func (c *verifiedCache) remember(account, hash, password string) {
+	d := c.digest(account, password)
 	c.mu.Lock()
 	c.m[account] = verifiedEntry{hash: hash, digest: d}
 	c.mu.Unlock()
-	return true, nil
+}
+
+// dummyHash is what a password for an account that does not exist is
+// checked against: a bcrypt hash of the same cost as the accounts', so that
+// an unknown account costs the same time and work as a wrong password and
+// the answer's timing does not tell which names exist.
+const dummyHash = "$2a$10$YL439HfRhPB5Wxb0eR7QiOJUnrH6FJkD2o5.1BzNYrcFatF2h61Ne"
+
+// Why a login is refused, as the reason label of
+// mqtter_logins_refused_total.
+const (
+	reasonBadPassword    = "bad_password"
+	reasonUnknownAccount = "unknown_account"
+	reasonThrottled      = "throttled"
+)
+
+// errLoginRefused is a wrong password or an unknown account: the caller
+// answers both alike. errThrottled is a login refused unchecked because its
+// source address or its account is backed off.
+var (
+	errLoginRefused = errors.New("bad account or password")
+	errThrottled    = errors.New("too many failed logins, try again later")
+)
+
+// authGuard throttles guessing. Wrong passwords back off their source
+// address and their account, and the hash checks run through a gate no one
+// address or account can fill; wrong pairing codes back off the guessing
+// person and the thing guessed at.
+type authGuard struct {
+	addrs    *throttle // login failures by source address
+	accounts *throttle // login failures by account name, existing or not
+	gate     *hashGate
+	guessers *throttle // wrong pairing codes by guessing person
+	things   *throttle // wrong pairing codes by thing
+}
+
+func newAuthGuard(cfg Config) *authGuard {
+	return &authGuard{
+		addrs:    newThrottle(cfg.LoginFailures, cfg.LoginBackoff, cfg.LoginBackoffMax, cfg.ThrottleEntries),
+		accounts: newThrottle(cfg.LoginFailures, cfg.LoginBackoff, cfg.LoginBackoffMax, cfg.ThrottleEntries),
+		gate:     newHashGate(runtime.GOMAXPROCS(0)),
+		guessers: newThrottle(cfg.PairingGuesses, cfg.LoginBackoff, cfg.LoginBackoffMax, cfg.ThrottleEntries),
+		// A thing's code is invalidated after PairingGuesses wrong ones;
+		// this bounds the guesses at the fresh codes it is then given.
+		things: newThrottle(pairingCodesPerBackoff*cfg.PairingGuesses, cfg.LoginBackoff, cfg.LoginBackoffMax, cfg.ThrottleEntries),
+	}
+}
+
+// pairingCodesPerBackoff is how many codes' worth of wrong guesses a thing
+// takes before guesses at it are backed off.
+const pairingCodesPerBackoff = 4
+
+// login checks account's password for a client at remote (host:port) and
+// returns the account. knownDevice, when not nil, reports whether the
+// client's device is already bound to account: such a device still gets its
+// password checked while the account is backed off, so that guessing an
+// account's password from elsewhere cannot lock its owner out (the
+// device's own address must not be backed off). It returns errLoginRefused,
+// errThrottled, or a store error.
+func (s *Server) login(ctx context.Context, account, password, remote string, knownDevice func(context.Context) (bool, error)) (store.Account, error) {
+	g := s.guard
+	addrKey, acctKey := "addr "+sourceKey(remote), "account "+account
+	refuse := func(reason string, err error) (store.Account, error) {
+		s.metrics.loginsRefused.WithLabelValues(reason).Inc()
+		return store.Account{}, err
+	}
+	if blocked, _ := g.addrs.blocked(addrKey, time.Now()); blocked {
+		return refuse(reasonThrottled, errThrottled)
+	}
+	acct, err := s.db.Account(ctx, account)
+	known := err == nil
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return store.Account{}, err
+	}
+	hash := dummyHash
+	if known {
+		hash = acct.PassHash
+		if s.verified.hit(account, hash, password) {
+			return acct, nil
+		}
+	}
+	var device struct {
+		asked, known bool
+		err          error
+	}
+	mayTry := func() bool {
+		if blocked, _ := g.addrs.blocked(addrKey, time.Now()); blocked {
+			return false
+		}
+		if blocked, _ := g.accounts.blocked(acctKey, time.Now()); !blocked {
+			return true
+		}
+		if knownDevice == nil {
+			return false
+		}
+		if !device.asked {
+			device.asked = true
+			device.known, device.err = knownDevice(ctx)
+		}
+		return device.known
+	}
+	if !mayTry() {
+		if device.err != nil {
+			return store.Account{}, device.err
+		}
+		return refuse(reasonThrottled, errThrottled)
+	}
+	release, err := g.gate.acquire(ctx, addrKey, acctKey)
+	if err != nil {
+		return store.Account{}, fmt.Errorf("wait for a password check: %w", err)
+	}
+	defer release()
+	// Checks ahead of this one may have backed a key off, or verified
+	// this very password.
+	if !mayTry() {
+		if device.err != nil {
+			return store.Account{}, device.err
+		}
+		return refuse(reasonThrottled, errThrottled)
+	}
+	if known && s.verified.hit(account, hash, password) {
+		return acct, nil
+	}
+	s.metrics.hashChecks.Inc()
+	good, err := checkPassword(hash, password)
+	if err != nil {
+		s.log.Warn("password check", "account", account, "err", err)
+	}
+	if good && known {
+		s.verified.remember(account, hash, password)
+		return acct, nil
+	}
+	now := time.Now()
+	g.addrs.fail(addrKey, now)
+	g.accounts.fail(acctKey, now)
+	if !known {
+		return refuse(reasonUnknownAccount, errLoginRefused)
+	}
+	return refuse(reasonBadPassword, errLoginRefused)
 }
 
 // randomToken returns a random URL-safe token and its sha256 hex digest (what

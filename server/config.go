@@ -27,6 +27,17 @@ type Config struct {
 	TokenTTL   time.Duration // HTTP API bearer token lifetime; default 24 h
 	Pprof      bool          // serve net/http/pprof under /debug/pprof/ on the HTTP API
 
+	// Guessing limits. A source address or an account that has made
+	// LoginFailures failed logins is backed off for LoginBackoff, doubled
+	// at each further failure up to LoginBackoffMax; a person's wrong
+	// pairing codes back it off the same way after PairingGuesses, and a
+	// thing's code is invalidated after PairingGuesses wrong guesses.
+	LoginFailures   int           // default 5
+	LoginBackoff    time.Duration // default 1 s
+	LoginBackoffMax time.Duration // default 5 min
+	PairingGuesses  int           // default 5
+	ThrottleEntries int           // addresses, accounts or things each throttle table tracks at most; default 65536
+
 	Logger *slog.Logger
 }
 
@@ -51,6 +62,21 @@ func (c *Config) fillDefaults() error {
 	}
 	if c.TokenTTL <= 0 {
 		c.TokenTTL = 24 * time.Hour
+	}
+	if c.LoginFailures <= 0 {
+		c.LoginFailures = 5
+	}
+	if c.LoginBackoff <= 0 {
+		c.LoginBackoff = time.Second
+	}
+	if c.LoginBackoffMax < c.LoginBackoff {
+		c.LoginBackoffMax = max(5*time.Minute, c.LoginBackoff)
+	}
+	if c.PairingGuesses <= 0 {
+		c.PairingGuesses = 5
+	}
+	if c.ThrottleEntries <= 0 {
+		c.ThrottleEntries = 65536
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()

@@ -71,19 +71,27 @@ func (h *hook) authenticate(cl *mqtt.Client, pk packets.Packet) bool {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	acct, err := s.db.Account(ctx, account)
-	if errors.Is(err, store.ErrNotFound) {
-		return refuse("unknown account")
+	knownDevice := func(ctx context.Context) (bool, error) {
+		owner, err := s.db.DeviceAccount(ctx, cl.ID)
+		if errors.Is(err, store.ErrNotFound) {
+			return false, nil
+		}
+		return err == nil && owner == account, err
 	}
-	if err != nil {
-		return unavailable("store", err)
-	}
-	ok, err := s.verified.check(account, acct.PassHash, string(pk.Connect.Password))
-	if err != nil {
-		return refuse("password check", "err", err)
-	}
-	if !ok {
-		return refuse("wrong password")
+	acct, err := s.login(ctx, account, string(pk.Connect.Password), cl.Net.Remote, knownDevice)
+	switch {
+	case errors.Is(err, errLoginRefused):
+		return refuse("wrong password or unknown account")
+	case errors.Is(err, errThrottled):
+		// "Server unavailable", which clients retry later, so that the
+		// owner's devices caught by a back-off come back once it ends.
+		log.Info("connect refused", "reason", "throttled")
+		s.metrics.connectsRefused.Inc()
+		s.mqtt.SendConnack(cl, packets.ErrServerUnavailable, false, nil)
+		cl.Stop(err)
+		return false
+	case err != nil:
+		return unavailable("login", err)
 	}
 	ctx, cancel = context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

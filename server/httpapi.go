@@ -75,6 +75,11 @@ func (s *Server) authed(fn apiFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		trace := wire.NewTrace()
 		account, err := s.httpAccount(r)
+		if errors.Is(err, errThrottled) {
+			w.Header().Set("Retry-After", strconv.Itoa(retryAfterSeconds))
+			writeAnswer(w, http.StatusTooManyRequests, wire.Fail(trace, err.Error()))
+			return
+		}
 		if err != nil {
 			w.Header().Set("WWW-Authenticate", `Basic realm="mqtter"`)
 			writeAnswer(w, http.StatusUnauthorized, wire.Fail(trace, err.Error()))
@@ -89,15 +94,27 @@ func (s *Server) authed(fn apiFunc) http.HandlerFunc {
 
 var errUnauthorized = errors.New("unauthorized")
 
+// retryAfterSeconds is the Retry-After of a throttled HTTP login: a hint,
+// not the back-off left (which would tell a guesser exactly when to come
+// back).
+const retryAfterSeconds = 5
+
 func (s *Server) httpAccount(r *http.Request) (string, error) {
 	ctx := r.Context()
 	if user, pass, ok := r.BasicAuth(); ok {
-		a, err := s.db.Account(ctx, user)
-		if err != nil {
+		// Basic has no device: a backed-off account is refused here even
+		// for its owner, who can use a bearer token from the token method.
+		if !wire.ValidAccount(user) {
 			return "", errUnauthorized
 		}
-		good, err := s.verified.check(user, a.PassHash, pass)
-		if err != nil || !good {
+		_, err := s.login(ctx, user, pass, r.RemoteAddr, nil)
+		switch {
+		case errors.Is(err, errThrottled):
+			return "", err
+		case errors.Is(err, errLoginRefused):
+			return "", errUnauthorized
+		case err != nil:
+			s.log.Warn("http login", "account", user, "err", err)
 			return "", errUnauthorized
 		}
 		return user, nil

@@ -18,6 +18,9 @@ type metrics struct {
 	stored          prometheus.Counter
 	pushes          *prometheus.CounterVec
 	slowClients     prometheus.Counter
+	loginsRefused   *prometheus.CounterVec // by reason: bad_password, unknown_account, throttled
+	hashChecks      prometheus.Counter
+	pairingRefused  *prometheus.CounterVec // by reason: wrong_code, invalidated, throttled
 }
 
 func newMetrics(s *Server) *metrics {
@@ -46,6 +49,16 @@ func newMetrics(s *Server) *metrics {
 			Name: "mqtter_slow_clients_total", Help: "Clients disconnected for falling too far behind.",
 		}),
 	}
+	m.loginsRefused = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "mqtter_logins_refused_total", Help: "Logins (MQTT CONNECT, HTTP Basic) refused, by reason.",
+	}, []string{"reason"})
+	m.hashChecks = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "mqtter_password_hash_checks_total", Help: "bcrypt password comparisons run.",
+	})
+	m.pairingRefused = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "mqtter_pairing_refused_total", Help: "bind_thing refused for its pairing code, by reason.",
+	}, []string{"reason"})
+	m.reg.MustRegister(m.loginsRefused, m.hashChecks, m.pairingRefused)
 	m.reg.MustRegister(m.connections, m.connectsRefused, m.requests, m.latency, m.stored, m.pushes, m.slowClients,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m

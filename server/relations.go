@@ -314,13 +314,23 @@ func (s *Server) bindThing(ctx context.Context, c *call) (any, error) {
 		return nil, err
 	}
 	me, now := c.sess.account, time.Now()
+	g := s.guard
+	if blocked, wait := g.guessers.blocked(me, now); blocked {
+		s.metrics.pairingRefused.WithLabelValues("throttled").Inc()
+		return nil, forbidden("too many wrong pairing codes, try again in %s", wait.Round(time.Second))
+	}
+	if blocked, wait := g.things.blocked(req.Thing, now); blocked {
+		s.metrics.pairingRefused.WithLabelValues("throttled").Inc()
+		return nil, forbidden("too many wrong pairing codes for %s, try again in %s", req.Thing, wait.Round(time.Second))
+	}
+	var guess error
 	err := s.changeRelation(ctx, me, req.Thing, func(ctx context.Context, tx store.Tx, r store.Relation, found bool) error {
-		ok, err := store.TakePairingCode(ctx, tx, req.Code, req.Thing, now)
-		if err != nil {
-			return err
+		guess = store.GuessPairingCode(ctx, tx, req.Code, req.Thing, now, s.cfg.PairingGuesses)
+		if errors.Is(guess, store.ErrPairingWrong) || errors.Is(guess, store.ErrPairingInvalidated) {
+			return nil // commit: an error would undo the count of wrong guesses
 		}
-		if !ok {
-			return forbidden("wrong or expired pairing code")
+		if guess != nil {
+			return guess
 		}
 		if found && r.State == store.StateActive && r.Kind == store.KindBound {
 			return fmt.Errorf("%w: %s is already bound to you", ErrConflict, req.Thing)
@@ -329,6 +339,18 @@ func (s *Server) bindThing(ctx context.Context, c *call) (any, error) {
 	})
 	if err != nil {
 		return nil, err
+	}
+	switch {
+	case errors.Is(guess, store.ErrPairingInvalidated):
+		s.metrics.pairingRefused.WithLabelValues("invalidated").Inc()
+		g.guessers.fail(me, now)
+		g.things.fail(req.Thing, now)
+		return nil, forbidden("%v", guess)
+	case errors.Is(guess, store.ErrPairingWrong):
+		s.metrics.pairingRefused.WithLabelValues("wrong_code").Inc()
+		g.guessers.fail(me, now)
+		g.things.fail(req.Thing, now)
+		return nil, forbidden("%v", guess)
 	}
 	s.relationEvent(req.Thing, wire.RelationEvent{Event: evBound, User: me})
 	return nil, nil

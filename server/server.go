@@ -35,6 +35,7 @@ type Server struct {
 	workers  chan struct{} // a slot per running request worker
 	done     chan struct{} // closed when the server stops taking requests
 	proxy    *proxy
+	guard    *authGuard // login and pairing throttles
 
 	byClient sync.Map // *mqtt.Client → *session
 	owners   deviceOwners
@@ -71,6 +72,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s.dir = newDirectory(db)
 	s.metrics = newMetrics(s)
 	s.proxy = newProxy(cfg.ProxyAllow)
+	s.guard = newAuthGuard(cfg)
 	return s, nil
 }
 

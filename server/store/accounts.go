@@ -181,21 +181,50 @@ func (db *DB) PutPairingCode(ctx context.Context, code, thing string, expires ti
 	})
 }
 
-// TakePairingCode consumes code for thing inside a write job: it reports
-// whether the code was valid and unexpired, and deletes it either way.
-func TakePairingCode(ctx context.Context, tx Tx, code, thing string, now time.Time) (bool, error) {
-	var expires int64
-	err := tx.QueryRowContext(ctx, `SELECT expires FROM pairing_codes WHERE code = ? AND thing = ?`, code, thing).Scan(&expires)
-	if errors.Is(err, sql.ErrNoRows) {
-		return false, nil
+// What GuessPairingCode reports of a code that does not bind.
+var (
+	ErrPairingWrong       = errors.New("wrong or expired pairing code")
+	ErrPairingInvalidated = errors.New("pairing code invalidated after too many wrong guesses: the thing needs a fresh pairing_code")
+)
+
+// GuessPairingCode consumes code for thing inside a write job and returns
+// nil if it was the thing's valid, unexpired code. A code that is not one
+// of the thing's counts as a wrong guess at each of its unexpired codes; a
+// code with maxWrong wrong guesses no longer binds (ErrPairingInvalidated,
+// also for the wrong guess that reaches the limit, and for any guess while
+// the thing has no other code left). The caller must commit the job for a
+// wrong guess too, or the count is lost.
+func GuessPairingCode(ctx context.Context, tx Tx, code, thing string, now time.Time, maxWrong int) error {
+	var expires, wrong int64
+	err := tx.QueryRowContext(ctx, `SELECT expires, wrong FROM pairing_codes WHERE code = ? AND thing = ?`, code, thing).Scan(&expires, &wrong)
+	switch {
+	case err == nil && wrong >= int64(maxWrong) && expires >= now.UnixMilli():
+		return ErrPairingInvalidated
+	case err == nil:
+		if _, err := tx.ExecContext(ctx, `DELETE FROM pairing_codes WHERE code = ?`, code); err != nil {
+			return fmt.Errorf("store: pairing code: %w", err)
+		}
+		if expires < now.UnixMilli() {
+			return ErrPairingWrong
+		}
+		return nil
+	case !errors.Is(err, sql.ErrNoRows):
+		return fmt.Errorf("store: pairing code: %w", err)
 	}
+	if _, err := tx.ExecContext(ctx, `UPDATE pairing_codes SET wrong = wrong + 1 WHERE thing = ? AND expires >= ? AND wrong < ?`,
+		thing, now.UnixMilli(), maxWrong); err != nil {
+		return fmt.Errorf("store: pairing code: %w", err)
+	}
+	var live, dead int
+	err = tx.QueryRowContext(ctx, `SELECT COALESCE(SUM(wrong < ?), 0), COALESCE(SUM(wrong >= ?), 0) FROM pairing_codes WHERE thing = ? AND expires >= ?`,
+		maxWrong, maxWrong, thing, now.UnixMilli()).Scan(&live, &dead)
 	if err != nil {
-		return false, fmt.Errorf("store: pairing code: %w", err)
+		return fmt.Errorf("store: pairing code: %w", err)
 	}
-	if _, err := tx.ExecContext(ctx, `DELETE FROM pairing_codes WHERE code = ?`, code); err != nil {
-		return false, fmt.Errorf("store: pairing code: %w", err)
+	if live == 0 && dead > 0 {
+		return ErrPairingInvalidated
 	}
-	return expires >= now.UnixMilli(), nil
+	return ErrPairingWrong
 }
 
 // PutToken stores the hash of an API bearer token for account.
