@@ -27,6 +27,15 @@ type Config struct {
 	TokenTTL   time.Duration // HTTP API bearer token lifetime; default 24 h
 	Pprof      bool          // serve net/http/pprof under /debug/pprof/ on the HTTP API
 
+	// Availability limits, per client and per account.
+	SessionBudget int           // bytes of answers and pushes queued to one client; default 8 MiB
+	SlowTimeout   time.Duration // longest a client may stay over its budget; default 30 s
+	HistoryBytes  int           // message bytes in one history page; default 1 MiB
+	ProxyWorkers  int           // proxy requests running at once; default 8
+	ProxyPerUser  int           // proxy requests of one account in flight; default 2
+	ProxyTimeout  time.Duration // one proxy request, waiting included; default 10 s
+	MaxDevices    int           // devices bound to one account; default 32
+
 	Logger *slog.Logger
 }
 
@@ -51,6 +60,27 @@ func (c *Config) fillDefaults() error {
 	}
 	if c.TokenTTL <= 0 {
 		c.TokenTTL = 24 * time.Hour
+	}
+	if c.SessionBudget <= 0 {
+		c.SessionBudget = 8 << 20
+	}
+	if c.SlowTimeout <= 0 {
+		c.SlowTimeout = 30 * time.Second
+	}
+	if c.HistoryBytes <= 0 {
+		c.HistoryBytes = 1 << 20
+	}
+	if c.ProxyWorkers <= 0 {
+		c.ProxyWorkers = 8
+	}
+	if c.ProxyPerUser <= 0 {
+		c.ProxyPerUser = 2
+	}
+	if c.ProxyTimeout <= 0 {
+		c.ProxyTimeout = 10 * time.Second
+	}
+	if c.MaxDevices <= 0 {
+		c.MaxDevices = 32
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()

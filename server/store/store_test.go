@@ -54,7 +54,7 @@ func TestAppendAssignsSeqIdsPerConversation(t *testing.T) {
 	if last, _ := db.LastSeq(ctx, ab); last != 4 {
 		t.Errorf("LastSeq(%s) = %d, want 4", ab, last)
 	}
-	h, err := db.History(ctx, ab, 1, 10)
+	h, err := db.History(ctx, ab, 1, 10, 0)
 	if err != nil {
 		t.Fatalf("History: %v", err)
 	}
