@@ -70,7 +70,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s.dir = newDirectory(db)
 	s.metrics = newMetrics(s)
-	s.proxy = newProxy(cfg.ProxyAllow)
+	s.proxy = newProxy(cfg.ProxyAllow, cfg.ProxyWorkers, cfg.ProxyPerUser, cfg.ProxyTimeout)
 	return s, nil
 }
 
@@ -227,6 +227,7 @@ func (s *Server) Close() error {
 			s.mqtt.Close()
 		}
 		close(s.done)
+		s.proxy.close()
 		// Wait for every worker to finish its request before the store closes.
 		for range cap(s.workers) {
 			s.workers <- struct{}{}
