@@ -69,6 +69,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		ready:    make(chan struct{}),
 	}
 	s.dir = newDirectory(db)
+	db.LimitDevices(s.deviceLimit())
 	s.metrics = newMetrics(s)
 	s.proxy = newProxy(cfg.ProxyAllow, cfg.ProxyWorkers, cfg.ProxyPerUser, cfg.ProxyTimeout)
 	return s, nil
