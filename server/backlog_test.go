@@ -160,6 +160,13 @@ func TestNeverReadingClientIsBounded(t *testing.T) {
 	if got := metric(t, inst, "mqtter_slow_clients_total"); got < 1 {
 		t.Errorf("mqtter_slow_clients_total = %v, want the attacker counted", got)
 	}
+	// Nothing stays counted once the attacker's last write gave up.
+	for deadline := time.Now().Add(30 * time.Second); metric(t, inst, "mqtter_outbound_bytes") != 0; {
+		if time.Now().After(deadline) {
+			t.Fatalf("mqtter_outbound_bytes = %v after the attacker left, want 0", metric(t, inst, "mqtter_outbound_bytes"))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 // TestHistoryPageBytes checks that a page stops at the byte limit, that a
