@@ -56,7 +56,7 @@ func restoreRawInsert(ctx context.Context, dataDir, dir string, h restoreHistory
 		var after int64
 		for {
 			t0 := time.Now()
-			page, err := src.History(ctx, feeds, after, mqsync.PageSize)
+			page, err := src.History(ctx, feeds, after, mqsync.PageSize, 0)
 			if err != nil {
 				return res, err
 			}

@@ -38,6 +38,15 @@ type Config struct {
 	PairingGuesses  int           // default 5
 	ThrottleEntries int           // addresses, accounts or things each throttle table tracks at most; default 65536
 
+	// Availability limits, per client and per account.
+	SessionBudget int           // bytes of answers and pushes queued to one client; default 8 MiB
+	SlowTimeout   time.Duration // longest a client may stay over its budget; default 30 s
+	HistoryBytes  int           // message bytes in one history page; default 1 MiB
+	ProxyWorkers  int           // proxy requests running at once; default 8
+	ProxyPerUser  int           // proxy requests of one account in flight; default 2
+	ProxyTimeout  time.Duration // one proxy request, waiting included; default 10 s
+	MaxDevices    int           // devices bound to one account; default 32
+
 	Logger *slog.Logger
 }
 
@@ -77,6 +86,27 @@ func (c *Config) fillDefaults() error {
 	}
 	if c.ThrottleEntries <= 0 {
 		c.ThrottleEntries = 65536
+	}
+	if c.SessionBudget <= 0 {
+		c.SessionBudget = 8 << 20
+	}
+	if c.SlowTimeout <= 0 {
+		c.SlowTimeout = 30 * time.Second
+	}
+	if c.HistoryBytes <= 0 {
+		c.HistoryBytes = 1 << 20
+	}
+	if c.ProxyWorkers <= 0 {
+		c.ProxyWorkers = 8
+	}
+	if c.ProxyPerUser <= 0 {
+		c.ProxyPerUser = 2
+	}
+	if c.ProxyTimeout <= 0 {
+		c.ProxyTimeout = 10 * time.Second
+	}
+	if c.MaxDevices <= 0 {
+		c.MaxDevices = 32
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()

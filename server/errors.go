@@ -21,7 +21,7 @@ var (
 	ErrTooLarge    = errors.New("body too large")
 )
 
-var public = []error{ErrBadRequest, ErrForbidden, ErrNotFound, ErrConflict, ErrUnsupported, ErrNoSuchNode, ErrUnknown, ErrTooLarge}
+var public = []error{ErrBadRequest, ErrForbidden, ErrNotFound, ErrConflict, ErrUnsupported, ErrNoSuchNode, ErrUnknown, ErrTooLarge, ErrTooMany}
 
 // errorText maps an error to the answer's Error string, and reports whether
 // it is internal (to be logged, not shown).

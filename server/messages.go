@@ -347,7 +347,9 @@ func (s *Server) history(ctx context.Context, c *call) (any, error) {
 	return s.History(ctx, c.sess.account, req)
 }
 
-// History returns a page of a conversation that account may read.
+// History returns a page of a conversation that account may read: up to
+// Limit messages, fewer once their bodies reach the HistoryBytes config;
+// the reader pages on from the last SeqId it got.
 func (s *Server) History(ctx context.Context, account string, req wire.HistoryReq) (wire.HistoryResult, error) {
 	if req.AfterSeq < 0 {
 		return wire.HistoryResult{}, badRequest("after_seq must not be negative")
@@ -367,7 +369,7 @@ func (s *Server) History(ctx context.Context, account string, req wire.HistoryRe
 	if err != nil {
 		return wire.HistoryResult{}, err
 	}
-	msgs, err := s.db.History(ctx, req.Feeds, req.AfterSeq, req.Limit)
+	msgs, err := s.db.History(ctx, req.Feeds, req.AfterSeq, req.Limit, s.cfg.HistoryBytes)
 	if err != nil {
 		return wire.HistoryResult{}, err
 	}
@@ -447,7 +449,7 @@ func (s *Server) replay(sess *session) {
 	for _, conv := range convs {
 		after := cursors[conv.Feeds]
 		for after < conv.LastSeqID {
-			msgs, err := s.db.History(ctx, conv.Feeds, after, replayPage)
+			msgs, err := s.db.History(ctx, conv.Feeds, after, replayPage, s.cfg.HistoryBytes)
 			if err != nil {
 				log.Error("replay: history", "feeds", conv.Feeds, "err", err)
 				return

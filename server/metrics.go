@@ -1,6 +1,7 @@
 package server
 
 import (
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -21,6 +22,10 @@ type metrics struct {
 	loginsRefused   *prometheus.CounterVec // by reason: bad_password, unknown_account, throttled
 	hashChecks      prometheus.Counter
 	pairingRefused  *prometheus.CounterVec // by reason: wrong_code, invalidated, throttled
+	queuedBytes     prometheus.Gauge
+	queuedPeak      atomic.Int64 // the most bytes one client ever had queued
+	proxyRefused    prometheus.Counter
+	devicesRetired  prometheus.Counter
 }
 
 func newMetrics(s *Server) *metrics {
@@ -59,6 +64,19 @@ func newMetrics(s *Server) *metrics {
 		Name: "mqtter_pairing_refused_total", Help: "bind_thing refused for its pairing code, by reason.",
 	}, []string{"reason"})
 	m.reg.MustRegister(m.loginsRefused, m.hashChecks, m.pairingRefused)
+	m.queuedBytes = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "mqtter_outbound_bytes", Help: "Bytes of answers and pushes queued to clients, not yet written.",
+	})
+	m.proxyRefused = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "mqtter_proxy_refused_total", Help: "Proxy requests refused because the account had too many in flight.",
+	})
+	m.devicesRetired = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "mqtter_devices_retired_total", Help: "Stale devices removed to make room for a new one of the same account.",
+	})
+	m.reg.MustRegister(m.queuedBytes, m.proxyRefused, m.devicesRetired,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "mqtter_outbound_session_peak_bytes", Help: "The most bytes of answers and pushes one client ever had queued.",
+		}, func() float64 { return float64(m.queuedPeak.Load()) }))
 	m.reg.MustRegister(m.connections, m.connectsRefused, m.requests, m.latency, m.stored, m.pushes, m.slowClients,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -67,4 +85,14 @@ func newMetrics(s *Server) *metrics {
 func (m *metrics) request(method string, err error, took time.Duration) {
 	m.requests.WithLabelValues(method, outcome(err)).Inc()
 	m.latency.WithLabelValues(method).Observe(took.Seconds())
+}
+
+// queued records that one client now has n bytes queued.
+func (m *metrics) queued(n int64) {
+	for {
+		p := m.queuedPeak.Load()
+		if n <= p || m.queuedPeak.CompareAndSwap(p, n) {
+			return
+		}
+	}
 }

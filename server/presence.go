@@ -167,7 +167,8 @@ func (s *Server) contacts(ctx context.Context, account string) ([]string, error)
 
 // Peers lists the devices of the accounts related to account (by an active
 // relation or a shared group) and account's own devices other than self,
-// with their status and addresses.
+// with their status and addresses: per account, at most MaxDevices, those
+// connected, with addresses or seen lately (peerDevices).
 func (s *Server) Peers(ctx context.Context, account, self string) ([]wire.PeerInfo, error) {
 	accounts, err := s.contacts(ctx, account)
 	if err != nil {
@@ -180,7 +181,7 @@ func (s *Server) Peers(ctx context.Context, account, self string) ([]wire.PeerIn
 		if err != nil {
 			return nil, err
 		}
-		for _, d := range devices {
+		for _, d := range s.peerDevices(devices, time.Now()) {
 			if d.ID == self {
 				continue
 			}

@@ -70,8 +70,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		ready:    make(chan struct{}),
 	}
 	s.dir = newDirectory(db)
+	db.LimitDevices(s.deviceLimit())
 	s.metrics = newMetrics(s)
-	s.proxy = newProxy(cfg.ProxyAllow)
+	s.proxy = newProxy(cfg.ProxyAllow, cfg.ProxyWorkers, cfg.ProxyPerUser, cfg.ProxyTimeout)
 	s.guard = newAuthGuard(cfg)
 	return s, nil
 }
@@ -229,6 +230,7 @@ func (s *Server) Close() error {
 			s.mqtt.Close()
 		}
 		close(s.done)
+		s.proxy.close()
 		// Wait for every worker to finish its request before the store closes.
 		for range cap(s.workers) {
 			s.workers <- struct{}{}

@@ -17,6 +17,10 @@ const (
 	// it the client's own read loop waits, so one busy client slows only
 	// itself.
 	maxQueuedRequests = 1024
+	// maxQueuedRequestBytes bounds the bytes of a client's requests waiting
+	// for a worker, by the same reasoning: a packet may be up to four
+	// times the body limit, and 1024 of them would be gigabytes.
+	maxQueuedRequestBytes = 4 << 20
 	// maxOutbound bounds answers and pushes waiting to be written to a
 	// client; a client that falls this far behind is disconnected, and gets
 	// what it missed replayed from the store when it reconnects.
@@ -43,6 +47,10 @@ type request struct {
 	task     func()
 }
 
+// size is what a queued request or packet counts against its client's
+// budget: its bytes and a little for the bookkeeping.
+func packetSize(topic string, body []byte) int64 { return int64(len(topic)+len(body)) + 16 }
+
 // outPacket is an answer, a push or a PUBACK waiting to be written.
 type outPacket struct {
 	topic string
@@ -66,11 +74,12 @@ type session struct {
 	device  string
 
 	// Requests, handled one at a time in arrival order.
-	mu      sync.Mutex
-	queue   []request
-	running bool
-	slots   chan struct{}  // one per queued request; full means the reader waits
-	pending sync.WaitGroup // sends handed to the store and not yet answered
+	mu       sync.Mutex
+	queue    []request
+	qBytes   int64 // packetSize of the queued requests
+	running  bool
+	dequeued chan struct{}  // signalled when a request leaves the queue
+	pending  sync.WaitGroup // sends handed to the store and not yet answered
 
 	// Answers and pushes, written in order by one short-lived goroutine.
 	omu     sync.Mutex
@@ -84,7 +93,17 @@ type session struct {
 	replaying bool
 	held      []heldNews
 	closed    bool
+	gone      chan struct{} // closed with closed
 	drained   chan struct{} // signalled after each written batch
+
+	// Bytes of answers and pushes queued, and of the batch being written
+	// (inflight, part of outBytes); the news held during the replay. Past
+	// the server's SessionBudget the client's requests wait, past twice it
+	// (or over it for longer than SlowTimeout) the client is disconnected.
+	outBytes  int64
+	inflight  int64
+	heldBytes int64
+	overSince time.Time // when outBytes last rose to the budget; zero while under
 
 	status   atomic.Value // "online" or "away"
 	lastSeen atomic.Int64 // unix ms of the last packet
@@ -93,7 +112,8 @@ type session struct {
 func newSession(srv *Server, cl *mqtt.Client, account, kind string) *session {
 	s := &session{
 		srv: srv, cl: cl, account: account, kind: kind, device: cl.ID,
-		slots:     make(chan struct{}, maxQueuedRequests),
+		dequeued:  make(chan struct{}, 1),
+		gone:      make(chan struct{}),
 		drained:   make(chan struct{}, 1),
 		replaying: true,
 	}
@@ -107,10 +127,37 @@ func (s *session) touch() { s.lastSeen.Store(time.Now().UnixMilli()) }
 func (s *session) Status() string { return s.status.Load().(string) }
 
 // enqueue queues r behind the client's earlier requests. It blocks while the
-// client already has maxQueuedRequests waiting.
+// client already has maxQueuedRequests or maxQueuedRequestBytes waiting
+// (tasks, the server's own, never wait): the client's read loop then stops
+// reading, and TCP slows the client down. It drops r if the session or the
+// server ends meanwhile.
 func (s *session) enqueue(r request) {
-	s.slots <- struct{}{}
-	s.mu.Lock()
+	size := packetSize(r.topic, r.body)
+	for {
+		s.mu.Lock()
+		if isClosed(s.gone) {
+			s.mu.Unlock()
+			return
+		}
+		if r.task != nil || len(s.queue) == 0 ||
+			(len(s.queue) < maxQueuedRequests && s.qBytes+size <= maxQueuedRequestBytes) {
+			break
+		}
+		s.mu.Unlock()
+		t := time.NewTimer(100 * time.Millisecond)
+		select {
+		case <-s.dequeued:
+		case <-s.gone:
+		case <-s.srv.done:
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		t.Stop()
+	}
+	if r.task == nil {
+		s.qBytes += size
+	}
 	s.queue = append(s.queue, r)
 	start := !s.running
 	s.running = true
@@ -120,11 +167,22 @@ func (s *session) enqueue(r request) {
 	}
 }
 
+// overBudget reports whether the client's unwritten answers and pushes
+// reached its byte budget.
+func (s *session) overBudget() bool {
+	s.omu.Lock()
+	defer s.omu.Unlock()
+	return s.outBytes >= int64(s.srv.cfg.SessionBudget)
+}
+
 // tryInline handles r on the calling goroutine (the client's read loop)
 // when the client has nothing queued and a worker slot is free, sparing a
 // goroutine switch; it reports false, doing nothing, otherwise. Only for
 // requests that merely check and hand work to the store.
 func (s *session) tryInline(r request) bool {
+	if s.overBudget() {
+		return false
+	}
 	s.mu.Lock()
 	if s.running || len(s.queue) > 0 {
 		s.mu.Unlock()
@@ -167,17 +225,46 @@ func (s *session) drain() {
 	}()
 	for n := 1; ; n++ {
 		s.mu.Lock()
-		if len(s.queue) == 0 || isClosed(done) {
+		if len(s.queue) == 0 || isClosed(done) || isClosed(s.gone) {
 			s.running = false
-			s.queue = nil
+			s.queue, s.qBytes = nil, 0
 			s.mu.Unlock()
 			return
 		}
 		r := s.queue[0]
+		s.mu.Unlock()
+		if r.task == nil && s.overBudget() {
+			// Back-pressure: the next answer waits until the client read
+			// the earlier ones, and the worker serves other clients
+			// meanwhile. The request stays queued, so the queue's bounds
+			// keep holding the client's read loop.
+			<-workers
+			ok := s.waitBacklog(0)
+			select {
+			case workers <- struct{}{}:
+			case <-done:
+				held = false
+				ok = false
+			}
+			if !ok {
+				s.mu.Lock()
+				s.running = false
+				s.queue, s.qBytes = nil, 0
+				s.mu.Unlock()
+				return
+			}
+		}
+		s.mu.Lock()
 		s.queue[0] = request{}
 		s.queue = s.queue[1:]
+		if r.task == nil {
+			s.qBytes -= packetSize(r.topic, r.body)
+		}
 		s.mu.Unlock()
-		<-s.slots
+		select {
+		case s.dequeued <- struct{}{}:
+		default:
+		}
 		if r.task != nil {
 			s.pending.Wait()
 			r.task()
@@ -231,8 +318,11 @@ func (s *session) puback(id uint16) {
 func (s *session) sendNews(feeds string, seq int64, body []byte) {
 	s.omu.Lock()
 	if s.replaying && !s.closed {
-		if len(s.held) < maxOutbound {
+		size := packetSize(wire.PushNews, body)
+		if len(s.held) < maxOutbound && s.outBytes+s.heldBytes+size <= s.hardLimit() {
 			s.held = append(s.held, heldNews{feeds, seq, body})
+			s.heldBytes += size
+			s.srv.metrics.queuedBytes.Add(float64(size))
 		} else {
 			s.tooSlowLocked()
 		}
@@ -253,6 +343,8 @@ func (s *session) replayed(replayed map[string]int64) {
 	s.omu.Lock()
 	held := s.held
 	s.held, s.replaying = nil, false
+	s.srv.metrics.queuedBytes.Sub(float64(s.heldBytes))
+	s.heldBytes = 0
 	start := false
 	for _, h := range held {
 		if h.seq > replayed[h.feeds] {
@@ -271,21 +363,36 @@ func (s *session) queueLocked(topic string, body []byte) bool {
 	if s.closed {
 		return false
 	}
-	if len(s.out) >= maxOutbound {
+	size := packetSize(topic, body)
+	over := s.outBytes + s.heldBytes + size
+	if len(s.out) >= maxOutbound || (len(s.out) > 0 && over > s.hardLimit()) ||
+		(!s.overSince.IsZero() && time.Since(s.overSince) > s.srv.cfg.SlowTimeout) {
 		s.tooSlowLocked()
 		return false
 	}
 	s.out = append(s.out, outPacket{topic: topic, body: body})
+	s.outBytes += size
+	s.srv.metrics.queuedBytes.Add(float64(size))
+	s.srv.metrics.queued(s.outBytes + s.heldBytes)
+	if s.overSince.IsZero() && s.outBytes >= int64(s.srv.cfg.SessionBudget) {
+		s.overSince = time.Now()
+	}
 	start := s.open && !s.writing
 	s.writing = s.writing || start
 	return start
 }
 
-// tooSlowLocked drops a client that let maxOutbound packets pile up; it
-// gets what it missed replayed when it reconnects.
+// hardLimit is the most bytes a client may have queued, held news
+// included: twice its budget, for the answers and pushes that come while
+// its requests already wait.
+func (s *session) hardLimit() int64 { return 2 * int64(s.srv.cfg.SessionBudget) }
+
+// tooSlowLocked drops a client that let maxOutbound packets or twice its
+// byte budget pile up, or stayed over its budget for SlowTimeout; it gets
+// what it missed replayed when it reconnects (its cursors move only by its
+// own acks).
 func (s *session) tooSlowLocked() {
-	s.closed = true
-	s.out, s.held = nil, nil
+	s.closeLocked()
 	s.srv.log.Warn("client too slow, disconnecting", "account", s.account, "device", s.device)
 	s.srv.metrics.slowClients.Inc()
 	go s.srv.mqtt.DisconnectClient(s.cl, packets.ErrQuotaExceeded)
@@ -304,17 +411,23 @@ func (s *session) opened() {
 	}
 }
 
-// waitBacklog waits until fewer than n packets wait to be written, or the
-// client is gone (false).
+// waitBacklog waits until fewer than n packets (any number when n is 0)
+// and fewer bytes than the client's budget wait to be written, or the
+// client is gone (false). A client that stays over its budget for
+// SlowTimeout is disconnected as too slow.
 func (s *session) waitBacklog(n int) bool {
 	for {
 		s.omu.Lock()
-		closed, l := s.closed, len(s.out)
+		closed, l, bytes, since := s.closed, len(s.out), s.outBytes, s.overSince
+		if !closed && !since.IsZero() && time.Since(since) > s.srv.cfg.SlowTimeout {
+			s.tooSlowLocked()
+			closed = true
+		}
 		s.omu.Unlock()
 		if closed || s.cl.Closed() {
 			return false
 		}
-		if l < n {
+		if (n == 0 || l < n) && bytes < int64(s.srv.cfg.SessionBudget) {
 			return true
 		}
 		select {
@@ -339,6 +452,13 @@ func (s *session) flush() {
 			return
 		}
 		s.out, s.spare = s.spare[:0], nil
+		var inflight int64
+		for _, p := range batch {
+			if p.topic != "" {
+				inflight += packetSize(p.topic, p.body)
+			}
+		}
+		s.inflight = inflight
 		s.omu.Unlock()
 		buf.Reset()
 		n := 0
@@ -364,6 +484,12 @@ func (s *session) flush() {
 		}
 		s.omu.Lock()
 		s.spare = batch[:0]
+		s.outBytes -= s.inflight
+		s.srv.metrics.queuedBytes.Sub(float64(s.inflight))
+		s.inflight = 0
+		if s.outBytes < int64(s.srv.cfg.SessionBudget) {
+			s.overSince = time.Time{}
+		}
 		s.omu.Unlock()
 		select {
 		case s.drained <- struct{}{}:
@@ -422,9 +548,23 @@ func (s *session) writeOut(b []byte, packetCount int) error {
 // close marks the session gone: nothing more is written to it.
 func (s *session) close() {
 	s.omu.Lock()
-	s.closed = true
-	s.out, s.held = nil, nil
+	s.closeLocked()
 	s.omu.Unlock()
+}
+
+// closeLocked drops what waits to be written (the batch being written
+// stays counted until its writer is done) and wakes whoever waits on the
+// session.
+func (s *session) closeLocked() {
+	if s.closed {
+		return
+	}
+	s.closed = true
+	drop := s.outBytes - s.inflight + s.heldBytes
+	s.srv.metrics.queuedBytes.Sub(float64(drop))
+	s.outBytes, s.heldBytes = s.inflight, 0
+	s.out, s.held = nil, nil
+	close(s.gone)
 }
 
 // registry indexes the sessions of connected clients.

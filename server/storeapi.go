@@ -46,7 +46,7 @@ type relationStore interface {
 type messageStore interface {
 	Append(ctx context.Context, msgs []wire.Message) ([]store.Appended, error)
 	AppendAsync(msgs []wire.Message, done func([]store.Appended, error))
-	History(ctx context.Context, feeds string, afterSeq int64, limit int) ([]wire.Message, error)
+	History(ctx context.Context, feeds string, afterSeq int64, limit, maxBytes int) ([]wire.Message, error)
 	LastSeq(ctx context.Context, feeds string) (int64, error)
 	Conversations(ctx context.Context, account string, groups []string) ([]wire.Conversation, error)
 	Cursors(ctx context.Context, device string) (map[string]int64, error)

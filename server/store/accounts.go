@@ -13,6 +13,22 @@ import (
 // account.
 var ErrDeviceTaken = errors.New("device id belongs to another account")
 
+// ErrTooManyDevices is returned when a new device would take its account
+// over the device limit and every device it has is connected.
+var ErrTooManyDevices = errors.New("too many devices, all connected")
+
+// DeviceLimit caps the devices bound to one account: a new device past Max
+// retires the account's least recently seen devices that are not
+// connected, with their cursors.
+type DeviceLimit struct {
+	Max       int                      // 0: no limit
+	Connected func(device string) bool // a connected device is never retired
+	Retired   func(device string)      // told of each retired device, inside its write job
+}
+
+// LimitDevices sets the device limit; call it before the store is used.
+func (db *DB) LimitDevices(l DeviceLimit) { db.devices = l }
+
 // Account is a person or a thing that can log in.
 type Account struct {
 	Name     string
@@ -64,7 +80,9 @@ func (db *DB) Account(ctx context.Context, name string) (Account, error) {
 	return a, nil
 }
 
-// TouchDevice binds device to account the first time it is seen and starts
+// TouchDevice binds device to account the first time it is seen (retiring
+// stale devices of the account past the device limit, or failing with
+// ErrTooManyDevices) and starts
 // its delivery cursors at each of the account's conversations' current last
 // SeqId (older history comes by history, not by push). It returns
 // ErrDeviceTaken if device belongs to another account, and whether the
@@ -83,6 +101,9 @@ func (db *DB) TouchDevice(ctx context.Context, device, account string, now time.
 		case !errors.Is(err, sql.ErrNoRows):
 			return fmt.Errorf("store: device %s: %w", device, err)
 		}
+		if err := db.retireDevices(ctx, tx, account); err != nil {
+			return err
+		}
 		ms := now.UnixMilli()
 		if _, err := tx.ExecContext(ctx, `INSERT INTO devices (device, account, first_seen, last_seen) VALUES (?, ?, ?, ?)`,
 			device, account, ms, ms); err != nil {
@@ -100,6 +121,55 @@ func (db *DB) TouchDevice(ctx context.Context, device, account string, now time.
 		return nil
 	})
 	return created, err
+}
+
+// retireDevices makes room for one more device of account under the
+// device limit: it deletes the least recently seen devices that are not
+// connected, and their cursors, or returns ErrTooManyDevices.
+func (db *DB) retireDevices(ctx context.Context, tx Tx, account string) error {
+	l := db.devices
+	if l.Max <= 0 {
+		return nil
+	}
+	var n int
+	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM devices WHERE account = ?`, account).Scan(&n); err != nil {
+		return fmt.Errorf("store: count devices of %s: %w", account, err)
+	}
+	excess := n - l.Max + 1
+	if excess <= 0 {
+		return nil
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT device FROM devices WHERE account = ? ORDER BY last_seen, first_seen, device`, account)
+	if err != nil {
+		return fmt.Errorf("store: stale devices of %s: %w", account, err)
+	}
+	var stale []string
+	for rows.Next() && len(stale) < excess {
+		var d string
+		if err := rows.Scan(&d); err != nil {
+			rows.Close()
+			return fmt.Errorf("store: stale devices of %s: %w", account, err)
+		}
+		if l.Connected == nil || !l.Connected(d) {
+			stale = append(stale, d)
+		}
+	}
+	rows.Close()
+	if len(stale) < excess {
+		return fmt.Errorf("store: add a device to %s (limit %d): %w", account, l.Max, ErrTooManyDevices)
+	}
+	for _, d := range stale {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM cursors WHERE device = ?`, d); err != nil {
+			return fmt.Errorf("store: retire device %s: %w", d, err)
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM devices WHERE device = ?`, d); err != nil {
+			return fmt.Errorf("store: retire device %s: %w", d, err)
+		}
+		if l.Retired != nil {
+			l.Retired(d)
+		}
+	}
+	return nil
 }
 
 // RegisterDevice records a device's public key and listen addresses.

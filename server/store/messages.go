@@ -32,8 +32,11 @@ func (db *DB) Append(ctx context.Context, msgs []wire.Message) ([]Appended, erro
 }
 
 // History returns up to limit messages of feeds with SeqId > afterSeq, in
-// SeqId order.
-func (db *DB) History(ctx context.Context, feeds string, afterSeq int64, limit int) ([]wire.Message, error) {
+// SeqId order, and stops early once the messages' payloads and signatures
+// reach maxBytes (0: no byte limit). The first message is always returned,
+// however large, so a reader paging on from the last SeqId it got always
+// moves forward.
+func (db *DB) History(ctx context.Context, feeds string, afterSeq int64, limit, maxBytes int) ([]wire.Message, error) {
 	rows, err := db.read.QueryContext(ctx, `SELECT seq, msg_id, msg_type, sender, payload, time_create, device, sig
 		FROM messages WHERE feeds = ? AND seq > ? ORDER BY seq LIMIT ?`, feeds, afterSeq, limit)
 	if err != nil {
@@ -41,6 +44,7 @@ func (db *DB) History(ctx context.Context, feeds string, afterSeq int64, limit i
 	}
 	defer rows.Close()
 	var out []wire.Message
+	bytes := 0
 	for rows.Next() {
 		m := wire.Message{Feeds: feeds}
 		var payload []byte
@@ -49,6 +53,9 @@ func (db *DB) History(ctx context.Context, feeds string, afterSeq int64, limit i
 		}
 		m.Payload = payload
 		out = append(out, m)
+		if bytes += len(payload) + len(m.Sig); maxBytes > 0 && bytes >= maxBytes {
+			break
+		}
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("store: history %s: %w", feeds, err)

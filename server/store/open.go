@@ -27,10 +27,11 @@ var ErrClosed = errors.New("store closed")
 
 // DB is the server's SQLite store. It is safe for concurrent use.
 type DB struct {
-	log    *slog.Logger
-	read   *sql.DB
-	write  *sql.DB
-	writer *writer
+	log     *slog.Logger
+	read    *sql.DB
+	write   *sql.DB
+	writer  *writer
+	devices DeviceLimit // set by LimitDevices
 
 	closeOnce sync.Once
 	closeErr  error

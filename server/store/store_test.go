@@ -58,7 +58,7 @@ func TestAppendAssignsSeqIdsPerConversation(t *testing.T) {
 	if last, _ := db.LastSeq(ctx, ab); last != 4 {
 		t.Errorf("LastSeq(%s) = %d, want 4", ab, last)
 	}
-	h, err := db.History(ctx, ab, 1, 10)
+	h, err := db.History(ctx, ab, 1, 10, 0)
 	if err != nil {
 		t.Fatalf("History: %v", err)
 	}
@@ -160,7 +160,7 @@ func TestMigrateMsgIdPerSender(t *testing.T) {
 		t.Fatal(err)
 	}
 	db = open(t, path) // reopening applies nothing twice
-	if h, err := db.History(ctx, dm, 0, 10); err != nil || len(h) != 2 || h[0].From != "alice" || h[1].From != "bob" {
+	if h, err := db.History(ctx, dm, 0, 10, 0); err != nil || len(h) != 2 || h[0].From != "alice" || h[1].From != "bob" {
 		t.Errorf("History after reopening = %+v, %v; want alice's then bob's", h, err)
 	}
 }
