@@ -27,6 +27,13 @@ type Config struct {
 	TokenTTL   time.Duration // HTTP API bearer token lifetime; default 24 h
 	Pprof      bool          // serve net/http/pprof under /debug/pprof/ on the HTTP API
 
+	// Availability limits.
+	ConnectTimeout   time.Duration // how long a connection may take to deliver its CONNECT; default 10 s
+	MaxUnauthedPerIP int           // connections not yet authenticated from one IP; default 64
+	MaxUnauthed      int           // connections not yet authenticated in all; default 1024
+	HTTPReadTimeout  time.Duration // how long an HTTP API request may take to arrive; default 30 s
+	ShutdownTimeout  time.Duration // how long stopping the broker may take before the server gives up waiting; default 10 s
+
 	Logger *slog.Logger
 }
 
@@ -51,6 +58,21 @@ func (c *Config) fillDefaults() error {
 	}
 	if c.TokenTTL <= 0 {
 		c.TokenTTL = 24 * time.Hour
+	}
+	if c.ConnectTimeout <= 0 {
+		c.ConnectTimeout = 10 * time.Second
+	}
+	if c.MaxUnauthedPerIP <= 0 {
+		c.MaxUnauthedPerIP = 64
+	}
+	if c.MaxUnauthed <= 0 {
+		c.MaxUnauthed = 1024
+	}
+	if c.HTTPReadTimeout <= 0 {
+		c.HTTPReadTimeout = 30 * time.Second
+	}
+	if c.ShutdownTimeout <= 0 {
+		c.ShutdownTimeout = 10 * time.Second
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()

@@ -18,6 +18,11 @@ type metrics struct {
 	stored          prometheus.Counter
 	pushes          *prometheus.CounterVec
 	slowClients     prometheus.Counter
+
+	acceptErrors    *prometheus.CounterVec // by listener
+	unauthed        prometheus.Gauge
+	unauthedRefused *prometheus.CounterVec // by cap: per_ip, total
+	connectTimeouts prometheus.Counter
 }
 
 func newMetrics(s *Server) *metrics {
@@ -46,6 +51,19 @@ func newMetrics(s *Server) *metrics {
 			Name: "mqtter_slow_clients_total", Help: "Clients disconnected for falling too far behind.",
 		}),
 	}
+	m.acceptErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "mqtter_accept_errors_total", Help: "Accept errors of the MQTT listeners (retried), by listener.",
+	}, []string{"listener"})
+	m.unauthed = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "mqtter_unauthed_connections", Help: "MQTT connections accepted that have not authenticated yet.",
+	})
+	m.unauthedRefused = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "mqtter_unauthed_refused_total", Help: "Connections closed at accept because a cap on unauthenticated connections was reached, by cap (per_ip, total).",
+	}, []string{"cap"})
+	m.connectTimeouts = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "mqtter_connect_timeouts_total", Help: "Connections closed for not delivering their CONNECT within the connect timeout.",
+	})
+	m.reg.MustRegister(m.acceptErrors, m.unauthed, m.unauthedRefused, m.connectTimeouts)
 	m.reg.MustRegister(m.connections, m.connectsRefused, m.requests, m.latency, m.stored, m.pushes, m.slowClients,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
