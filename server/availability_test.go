@@ -212,8 +212,8 @@ func TestHTTPSlowLorisClosed(t *testing.T) {
 // the race.
 func TestShutdownDuringAuthentication(t *testing.T) {
 	t.Parallel()
-	for i := range 4 {
-		shutdownDuringAuth(t, i, time.Duration(i*3)*time.Millisecond)
+	for i := range 3 {
+		shutdownDuringAuth(t, i, time.Duration(i*4)*time.Millisecond)
 	}
 }
 

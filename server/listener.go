@@ -59,7 +59,7 @@ func (l *netListener) Serve(establish listeners.EstablishFn) {
 				return
 			}
 			if !temporaryAcceptError(err) {
-				l.log.Error("mqtt listener stopped", "listener", l.id, "err", err)
+				l.log.Error("mqtt listener stopped", "err", err)
 				return
 			}
 			delay = acceptBackoff(delay)
@@ -211,7 +211,7 @@ func (a *acceptErrors) note(err error, retry time.Duration) {
 	n := a.suppressed
 	a.last, a.suppressed = now, 0
 	a.mu.Unlock()
-	args := []any{"listener", a.id, "err", err, "unlogged_since_last", n}
+	args := []any{"err", err, "unlogged_since_last", n} // the logger names the listener
 	if retry >= 0 {
 		args = append(args, "retry_in", retry)
 	}
