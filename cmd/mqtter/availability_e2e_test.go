@@ -103,3 +103,63 @@ func acceptErrors(t *testing.T, httpAddr string) float64 {
 	v, _ := strconv.ParseFloat(string(m[1]), 64)
 	return v
 }
+
+// SIGTERM a few milliseconds after a CONNECT with a correct password, while
+// its bcrypt check runs: the server exits (within serverProc.stop's 20 s)
+// and frees its ports although the client keeps pinging. Before the fix
+// the connection was registered after the broker had closed its clients
+// and the process never exited.
+func TestSIGTERMDuringAuthentication(t *testing.T) {
+	t.Parallel()
+	data := t.TempDir()
+	addUser(t, data, "alice", "alice-pw")
+	for i := range 3 {
+		srv := startServer(t, data)
+		c, err := net.Dial("tcp", srv.mqtt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan struct{})
+		go func() { // ping, as a node does, until the connection ends
+			defer close(done)
+			go io.Copy(io.Discard, c)
+			for {
+				time.Sleep(500 * time.Millisecond)
+				if _, err := c.Write([]byte{0xC0, 0}); err != nil {
+					return
+				}
+			}
+		}()
+		if _, err := c.Write(connectPacket("alice-1", "alice", "alice-pw", 2)); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Duration(3+2*i) * time.Millisecond)
+		sigterm := time.Now()
+		if err := srv.stop(t); err != nil {
+			t.Errorf("run %d: mqtter server exit = %v, want 0", i, err)
+		}
+		t.Logf("run %d: exited %v after SIGTERM", i, time.Since(sigterm).Round(time.Millisecond))
+		for _, addr := range []string{srv.mqtt, srv.http} {
+			if l, err := net.Listen("tcp", addr); err != nil {
+				t.Errorf("run %d: %s still bound after exit: %v", i, addr, err)
+			} else {
+				l.Close()
+			}
+		}
+		c.Close()
+		<-done
+	}
+}
+
+// connectPacket is an MQTT 3.1.1 CONNECT (clean session) for device as
+// user with password.
+func connectPacket(device, user, password string, keepalive uint16) []byte {
+	str := func(s string) []byte { return append([]byte{byte(len(s) >> 8), byte(len(s))}, s...) }
+	var body []byte
+	body = append(body, str("MQTT")...)
+	body = append(body, 4, 0xC2, byte(keepalive>>8), byte(keepalive)) // level 4; user, password, clean
+	body = append(body, str(device)...)
+	body = append(body, str(user)...)
+	body = append(body, str(password)...)
+	return append([]byte{0x10, byte(len(body))}, body...) // bodies here are < 128 bytes
+}
