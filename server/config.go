@@ -46,6 +46,12 @@ type Config struct {
 	ProxyPerUser  int           // proxy requests of one account in flight; default 2
 	ProxyTimeout  time.Duration // one proxy request, waiting included; default 10 s
 	MaxDevices    int           // devices bound to one account; default 32
+	// Availability limits.
+	ConnectTimeout   time.Duration // how long a connection may take to deliver its CONNECT; default 10 s
+	MaxUnauthedPerIP int           // connections not yet authenticated from one IP; default 64
+	MaxUnauthed      int           // connections not yet authenticated in all; default 1024
+	HTTPReadTimeout  time.Duration // how long an HTTP API request may take to arrive; default 30 s
+	ShutdownTimeout  time.Duration // how long stopping the broker may take before the server gives up waiting; default 10 s
 
 	Logger *slog.Logger
 }
@@ -107,6 +113,21 @@ func (c *Config) fillDefaults() error {
 	}
 	if c.MaxDevices <= 0 {
 		c.MaxDevices = 32
+	}
+	if c.ConnectTimeout <= 0 {
+		c.ConnectTimeout = 10 * time.Second
+	}
+	if c.MaxUnauthedPerIP <= 0 {
+		c.MaxUnauthedPerIP = 64
+	}
+	if c.MaxUnauthed <= 0 {
+		c.MaxUnauthed = 1024
+	}
+	if c.HTTPReadTimeout <= 0 {
+		c.HTTPReadTimeout = 30 * time.Second
+	}
+	if c.ShutdownTimeout <= 0 {
+		c.ShutdownTimeout = 10 * time.Second
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()

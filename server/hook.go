@@ -39,10 +39,22 @@ func (h *hook) Provides(b byte) bool {
 // SQLite (transpiled C) grows a goroutine's stack to tens of KiB, and the
 // connection's goroutine, which then idles in its read loop for hours, would
 // keep that stack.
+//
+// Once shutdown has started a CONNECT is refused with "server unavailable"
+// (which clients retry), also when it started before: the broker has already
+// closed the clients it knew, and would not close this one.
 func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 	ok := make(chan bool, 1)
-	go func() { ok <- h.authenticate(cl, pk) }()
-	return <-ok
+	go func() { ok <- !h.srv.stopping.Load() && h.authenticate(cl, pk) }()
+	if <-ok && !h.srv.stopping.Load() {
+		return true
+	}
+	if h.srv.stopping.Load() {
+		h.srv.byClient.Delete(cl)
+		h.srv.mqtt.SendConnack(cl, packets.ErrServerUnavailable, false, nil)
+		cl.Stop(packets.ErrServerShuttingDown)
+	}
+	return false
 }
 
 func (h *hook) authenticate(cl *mqtt.Client, pk packets.Packet) bool {
@@ -132,6 +144,9 @@ func (h *hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 // OnSessionEstablish registers the device before its CONNACK goes out, so
 // that anything sent to it once its client can act is pushed to it.
 func (h *hook) OnSessionEstablish(cl *mqtt.Client, _ packets.Packet) {
+	if c, ok := cl.Net.Conn.(*gatedConn); ok {
+		c.authenticated()
+	}
 	sess := h.srv.session(cl)
 	if sess == nil {
 		return

@@ -26,6 +26,11 @@ type metrics struct {
 	queuedPeak      atomic.Int64 // the most bytes one client ever had queued
 	proxyRefused    prometheus.Counter
 	devicesRetired  prometheus.Counter
+
+	acceptErrors    *prometheus.CounterVec // by listener
+	unauthed        prometheus.Gauge
+	unauthedRefused *prometheus.CounterVec // by cap: per_ip, total
+	connectTimeouts prometheus.Counter
 }
 
 func newMetrics(s *Server) *metrics {
@@ -77,6 +82,19 @@ func newMetrics(s *Server) *metrics {
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "mqtter_outbound_session_peak_bytes", Help: "The most bytes of answers and pushes one client ever had queued.",
 		}, func() float64 { return float64(m.queuedPeak.Load()) }))
+	m.acceptErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "mqtter_accept_errors_total", Help: "Accept errors of the MQTT listeners (retried), by listener.",
+	}, []string{"listener"})
+	m.unauthed = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "mqtter_unauthed_connections", Help: "MQTT connections accepted that have not authenticated yet.",
+	})
+	m.unauthedRefused = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "mqtter_unauthed_refused_total", Help: "Connections closed at accept because a cap on unauthenticated connections was reached, by cap (per_ip, total).",
+	}, []string{"cap"})
+	m.connectTimeouts = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "mqtter_connect_timeouts_total", Help: "Connections closed for not delivering their CONNECT within the connect timeout.",
+	})
+	m.reg.MustRegister(m.acceptErrors, m.unauthed, m.unauthedRefused, m.connectTimeouts)
 	m.reg.MustRegister(m.connections, m.connectsRefused, m.requests, m.latency, m.stored, m.pushes, m.slowClients,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
@@ -35,7 +36,9 @@ type Server struct {
 	workers  chan struct{} // a slot per running request worker
 	done     chan struct{} // closed when the server stops taking requests
 	proxy    *proxy
-	guard    *authGuard // login and pairing throttles
+	guard    *authGuard  // login and pairing throttles
+	gate     *gate       // caps and deadlines for connections not yet authenticated
+	stopping atomic.Bool // set when shutdown starts: no CONNECT is accepted after
 
 	byClient sync.Map // *mqtt.Client → *session
 	owners   deviceOwners
@@ -74,6 +77,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s.metrics = newMetrics(s)
 	s.proxy = newProxy(cfg.ProxyAllow, cfg.ProxyWorkers, cfg.ProxyPerUser, cfg.ProxyTimeout)
 	s.guard = newAuthGuard(cfg)
+	s.gate = newGate(cfg, s.metrics)
 	return s, nil
 }
 
@@ -141,8 +145,8 @@ func (s *Server) Serve(ctx context.Context, ls Listeners) error {
 		ln   net.Listener
 		make func(id string, ln net.Listener) listeners.Listener
 	}{
-		{"mqtt", ls.MQTT, func(id string, ln net.Listener) listeners.Listener { return newNetListener(id, ln) }},
-		{"ws", ls.WS, func(id string, ln net.Listener) listeners.Listener { return newWSListener(id, ln) }},
+		{"mqtt", ls.MQTT, func(id string, ln net.Listener) listeners.Listener { return newNetListener(id, ln, s.gate, s.metrics) }},
+		{"ws", ls.WS, func(id string, ln net.Listener) listeners.Listener { return newWSListener(id, ln, s.gate, s.metrics) }},
 	} {
 		if b.ln == nil {
 			continue
@@ -163,6 +167,13 @@ func (s *Server) Serve(ctx context.Context, ls Listeners) error {
 	g, ctx := errgroup.WithContext(ctx)
 	if ls.HTTP != nil {
 		hs := &http.Server{Handler: s.httpHandler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}
+		// A request must arrive within HTTPReadTimeout (a slow-loris is
+		// cut off); the answer gets two minutes, long enough for a 30 s
+		// /debug/pprof/profile (pprof refuses a profile longer than that).
+		hs.ReadHeaderTimeout = min(hs.ReadHeaderTimeout, s.cfg.HTTPReadTimeout)
+		hs.ReadTimeout = s.cfg.HTTPReadTimeout
+		hs.WriteTimeout = 2 * time.Minute
+		hs.IdleTimeout = 2 * time.Minute
 		s.setAddr("http", ls.HTTP.Addr().String())
 		g.Go(func() error {
 			var err error
@@ -189,6 +200,7 @@ func (s *Server) Serve(ctx context.Context, ls Listeners) error {
 	s.log.Info("server ready", "node", s.cfg.NodeID, "mqtt", s.Addr("mqtt"), "ws", s.Addr("ws"), "http", s.Addr("http"))
 	close(s.ready)
 	<-ctx.Done()
+	s.stopping.Store(true)
 	return g.Wait()
 }
 
@@ -226,8 +238,9 @@ func (s *Server) Ready() <-chan struct{} { return s.ready }
 func (s *Server) Close() error {
 	var err error
 	s.closing.Do(func() {
+		s.stopping.Store(true)
 		if s.mqtt != nil {
-			s.mqtt.Close()
+			s.stopBroker()
 		}
 		close(s.done)
 		s.proxy.close()
@@ -238,6 +251,25 @@ func (s *Server) Close() error {
 		err = s.db.Close()
 	})
 	return err
+}
+
+// stopBroker closes the broker, which closes every connection and waits
+// for their goroutines, for at most ShutdownTimeout: a connection stuck in
+// a hook must not keep the process (and its ports) alive, so past that the
+// server logs what it gave up on and goes on stopping.
+func (s *Server) stopBroker() {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s.mqtt.Close()
+	}()
+	t := time.NewTimer(s.cfg.ShutdownTimeout)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+		s.log.Warn("broker did not stop in time; stopping without it", "timeout", s.cfg.ShutdownTimeout)
+	}
 }
 
 func (s *Server) purgeLoop(ctx context.Context) {

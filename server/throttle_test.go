@@ -1,7 +1,6 @@
 package server_test
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,8 +8,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -94,28 +91,6 @@ func refusedAs(err error) error {
 		}
 	}
 	return err
-}
-
-// metric reads one sample of the server's /metrics, 0 when absent.
-func metric(t *testing.T, inst *servertest.Instance, name string) float64 {
-	t.Helper()
-	resp, err := http.Get(inst.HTTP + "/metrics")
-	if err != nil {
-		t.Fatalf("GET /metrics: %v", err)
-	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
-		line := sc.Text()
-		if v, ok := strings.CutPrefix(line, name+" "); ok {
-			f, err := strconv.ParseFloat(v, 64)
-			if err != nil {
-				t.Fatalf("metric %s: %v", line, err)
-			}
-			return f
-		}
-	}
-	return 0
 }
 
 const hashChecks = "mqtter_password_hash_checks_total"

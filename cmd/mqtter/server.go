@@ -11,6 +11,7 @@ import (
 	"os"
 	"runtime/pprof"
 	"strings"
+	"time"
 
 	"github.com/mqtter/mqtter/server"
 )
@@ -33,6 +34,11 @@ func runServer(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&logFormat, "log-format", "text", "text or json")
 	fs.BoolVar(&cfg.Pprof, "pprof", false, "serve /debug/pprof/ on the HTTP API (no auth: keep the API on loopback)")
+	fs.DurationVar(&cfg.ConnectTimeout, "connect-timeout", 10*time.Second, "how long a connection may take to deliver its MQTT CONNECT")
+	fs.IntVar(&cfg.MaxUnauthedPerIP, "max-unauthed-per-ip", 64, "connections not yet authenticated allowed from one IP address")
+	fs.IntVar(&cfg.MaxUnauthed, "max-unauthed", 1024, "connections not yet authenticated allowed in all")
+	fs.DurationVar(&cfg.HTTPReadTimeout, "http-read-timeout", 30*time.Second, "how long an HTTP API request may take to arrive")
+	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "how long stopping may wait for connections before giving up on them")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile to this file until the server stops")
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
