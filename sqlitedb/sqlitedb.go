@@ -156,8 +156,13 @@ func dsn(abs string, cacheKiB int, writer bool) string {
 	for _, p := range pragmas {
 		q.Add("_pragma", p)
 	}
-	return "file:" + abs + "?" + q.Encode()
+	return "file:" + uriPath.Replace(abs) + "?" + q.Encode()
 }
+
+// uriPath escapes what SQLite's URI filenames would read otherwise: a '#'
+// starts a fragment and a '?' the query, so a path holding them (Go's fuzz
+// seeds get directories named "seed#0") would open another, truncated file.
+var uriPath = strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23")
 
 // Migrate applies the numbered .sql files of migrations that are newer than
 // the database's user_version, each in its own IMMEDIATE transaction that

@@ -126,3 +126,30 @@ func TestFilesPrivateAndOpenDirWarned(t *testing.T) {
 		t.Errorf("private directory logged %q, want nothing", logged.String())
 	}
 }
+
+// A path with the characters SQLite's URI filenames treat specially opens
+// that very file, not a truncated name beside it.
+func TestPathWithURICharacters(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "seed#0?x=%41")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "n.db")
+	schema := fstest.MapFS{"0001_init.sql": {Data: []byte(`CREATE TABLE t (x INTEGER);`)}}
+	w, r, err := sqlitedb.Open(t.Context(), path, sqlitedb.Options{Migrations: schema})
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	defer w.Close()
+	defer r.Close()
+	var file string
+	if err := r.QueryRow(`SELECT file FROM pragma_database_list WHERE name = 'main'`).Scan(&file); err != nil {
+		t.Fatal(err)
+	}
+	if file != path {
+		t.Errorf("database file = %q, want %q", file, path)
+	}
+	if entries, _ := os.ReadDir(filepath.Dir(dir)); len(entries) != 1 {
+		t.Errorf("files beside the directory: %v, want only the directory", entries)
+	}
+}
