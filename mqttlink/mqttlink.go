@@ -32,6 +32,7 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/eclipse/paho.mqtt.golang/packets"
+	"github.com/libp2p/go-libp2p/core/crypto"
 
 	"github.com/mqtter/mqtter/wire"
 )
@@ -404,6 +405,21 @@ func (l *Link) Request(ctx context.Context, topic string, body []byte) ([]byte, 
 		forget()
 		return nil, fmt.Errorf("no answer: %w", ctx.Err())
 	}
+}
+
+// RegisterDevice registers this connection's device with its addresses,
+// proving that it holds key, the libp2p key whose peer id is the client
+// id: it asks device_challenge and signs the answer into register_device.
+func (l *Link) RegisterDevice(ctx context.Context, key crypto.PrivKey, addrs []string) error {
+	var ch wire.DeviceChallenge
+	if err := l.Call(ctx, wire.MethodDeviceChallenge, wire.Empty{}, &ch); err != nil {
+		return err
+	}
+	req := wire.RegisterDevice{Addrs: addrs}
+	if err := wire.ProveDevice(&req, key, l.cfg.User, ch.Challenge); err != nil {
+		return err
+	}
+	return l.Call(ctx, wire.MethodRegisterDevice, req, nil)
 }
 
 // Close disconnects and waits for the link's goroutines; safe to call
