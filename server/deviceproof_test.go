@@ -44,6 +44,9 @@ func TestPeerIDSquattingIsUndone(t *testing.T) {
 	if listsDevice(t, bob, aliceID) {
 		t.Error("bob's peers list the unproven device mallory connected")
 	}
+	// Nor does the server attest the unproven id as the Device of
+	// mallory's unsigned messages.
+	wantError(t, "unsigned send from the unproven device", mallory.Fail("send", text(wire.DM("bob", "mallory"), "as alice's device")), "forbidden")
 	// alice's real device connects with alice's password: it is let in,
 	// mallory's connection with the same client id is gone.
 	alice := dial(t, inst, "alice", aliceID)
