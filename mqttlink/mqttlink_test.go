@@ -135,11 +135,13 @@ func TestBackSoonAfterRepeatedRestarts(t *testing.T) {
 		inst.Restart(t)
 	}
 	const bound = 4 * time.Second
+	back := time.Now()
 	ctx, cancel := context.WithTimeout(t.Context(), bound)
 	defer cancel()
 	if err := l.Wait(ctx); err != nil {
 		t.Fatalf("link not back within %v of the last restart: %v", bound, err)
 	}
+	t.Logf("back %v after the last restart", time.Since(back).Round(time.Millisecond))
 	if err := l.Call(t.Context(), "conversations", struct{}{}, nil); err != nil {
 		t.Fatalf("call after reconnect: %v", err)
 	}
