@@ -2,7 +2,6 @@ package bench
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -72,13 +71,7 @@ func newBenchDevice(ctx context.Context, dir, url, user, peerUser string) (*benc
 		d.close()
 		return nil, fmt.Errorf("bench device: connect: %w", err)
 	}
-	pub, err := crypto.MarshalPublicKey(key.GetPublic())
-	if err != nil {
-		d.close()
-		return nil, err
-	}
-	reg := wire.RegisterDevice{PeerID: id.String(), PubKey: base64.StdEncoding.EncodeToString(pub), Addrs: d.host.Addrs()}
-	if err := d.link.Call(ctx, wire.MethodRegisterDevice, reg, nil); err != nil {
+	if err := d.link.RegisterDevice(ctx, key, d.host.Addrs()); err != nil {
 		d.close()
 		return nil, fmt.Errorf("bench device: %w", err)
 	}

@@ -3,6 +3,13 @@
 // to the caller in order, and reconnects with backoff, running the caller's
 // on-connect work (such as register_device) after every connect.
 //
+// The reconnect loop is ours, not paho's: paho doubles its wait up to its
+// maximum and resets it only after a long quiet period, so after outages close
+// together a node stayed away for up to 30 s after the server was back. Here
+// every loss starts again from a short wait, waits are capped at MaxBackoff
+// (2 s by default) and jittered, so a server restart does not bring every
+// node back at the same instant.
+//
 // Answers and pushes arrive on topics the client never subscribed to, so all
 // of them come through paho's default publish handler, which only files them
 // and returns: it never blocks and never publishes, so it cannot deadlock
@@ -16,6 +23,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"strconv"
 	"strings"
 	"sync"
@@ -24,6 +32,7 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/eclipse/paho.mqtt.golang/packets"
+	"github.com/libp2p/go-libp2p/core/crypto"
 
 	"github.com/mqtter/mqtter/wire"
 )
@@ -45,7 +54,7 @@ type Config struct {
 
 	KeepAlive   time.Duration // default 30 s
 	CallTimeout time.Duration // default 10 s
-	MaxBackoff  time.Duration // longest wait between connect attempts; default 30 s
+	MaxBackoff  time.Duration // longest wait between connect attempts; default 2 s
 
 	// OnConnect runs, in its own goroutine, after every successful connect.
 	OnConnect func(ctx context.Context, l *Link)
@@ -76,6 +85,7 @@ type Link struct {
 	pushed  chan struct{}
 	up      bool
 	lastErr error
+	lost    chan struct{} // a connection that was up went down
 }
 
 type push struct {
@@ -94,7 +104,7 @@ func Start(cfg Config) *Link {
 		cfg.CallTimeout = 10 * time.Second
 	}
 	if cfg.MaxBackoff <= 0 {
-		cfg.MaxBackoff = 30 * time.Second
+		cfg.MaxBackoff = 2 * time.Second
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -105,17 +115,22 @@ func Start(cfg Config) *Link {
 		ctx: ctx, cancel: cancel,
 		waiters: make(map[string]chan []byte),
 		pushed:  make(chan struct{}, 1),
+		lost:    make(chan struct{}, 1),
 	}
 	opts := paho.NewClientOptions().AddBroker(cfg.Server).SetClientID(cfg.ClientID).
 		SetUsername(cfg.User).SetPassword(cfg.Password).SetCleanSession(true).
 		SetKeepAlive(cfg.KeepAlive).SetPingTimeout(10 * time.Second).
-		SetConnectTimeout(10 * time.Second).SetWriteTimeout(10 * time.Second).
-		SetAutoReconnect(true).SetMaxReconnectInterval(cfg.MaxBackoff).
+		SetConnectTimeout(connectTimeout).SetWriteTimeout(10 * time.Second).
+		SetAutoReconnect(false).
 		SetConnectRetry(false).SetOrderMatters(false).
 		SetDefaultPublishHandler(l.receive).
 		SetOnConnectHandler(func(paho.Client) { l.setState(true, nil) }).
 		SetConnectionLostHandler(func(_ paho.Client, err error) {
 			l.setState(false, fmt.Errorf("connection lost: %w", err))
+			select {
+			case l.lost <- struct{}{}:
+			default:
+			}
 		})
 	if cfg.TLS != nil {
 		opts.SetTLSConfig(cfg.TLS)
@@ -127,34 +142,88 @@ func Start(cfg Config) *Link {
 	return l
 }
 
-// connectLoop makes the first connection, retrying with backoff; paho
-// reconnects by itself after that.
+// firstBackoff is the wait before the second attempt of a series; each
+// further one doubles it up to MaxBackoff.
+const firstBackoff = 250 * time.Millisecond
+
+// connectTimeout bounds one connect attempt.
+const connectTimeout = 10 * time.Second
+
+// connectLoop connects, waits for the connection to be lost, and connects
+// again, until Close or a refused login. Each series of attempts starts
+// after a random wait of up to firstBackoff (so the nodes a restart
+// dropped do not all come back in the same instant) and then waits a
+// jittered, doubling backoff capped at MaxBackoff between attempts.
 func (l *Link) connectLoop() {
 	defer l.wg.Done()
-	backoff := 250 * time.Millisecond
+	first := true
+	for {
+		if !first {
+			select {
+			case <-l.lost:
+			case <-l.ctx.Done():
+				return
+			}
+			if !l.sleep(jitter(firstBackoff)) {
+				return
+			}
+		}
+		first = false
+		if !l.connect() {
+			return
+		}
+	}
+}
+
+// connect tries until a connection is up (true) or the login is refused or
+// the link closed (false).
+func (l *Link) connect() bool {
+	backoff := firstBackoff
 	for {
 		tok := l.client.Connect()
 		select {
 		case <-tok.Done():
 		case <-l.ctx.Done():
-			return
+			// Let the attempt finish so that Close, which waits for this
+			// loop, sees (and closes) a connection it made.
+			tok.WaitTimeout(connectTimeout + time.Second)
+			return false
 		}
 		err := tok.Error()
 		if err == nil {
-			return
+			return true
 		}
 		if refused(err) {
 			l.setState(false, fmt.Errorf("%w: %v", ErrRefused, err))
-			return
+			return false
 		}
 		l.setState(false, fmt.Errorf("connect: %w", err))
-		l.log.Info("server unreachable, retrying", "server", l.cfg.Server, "in", backoff, "err", err)
-		select {
-		case <-time.After(backoff):
-		case <-l.ctx.Done():
-			return
+		wait := jitter(min(backoff, l.cfg.MaxBackoff))
+		l.log.Info("server unreachable, retrying", "server", l.cfg.Server, "in", wait, "err", err)
+		if !l.sleep(wait) {
+			return false
 		}
 		backoff = min(2*backoff, l.cfg.MaxBackoff)
+	}
+}
+
+// jitter returns a duration drawn evenly from [d/2, d].
+func jitter(d time.Duration) time.Duration {
+	if d <= 1 {
+		return d
+	}
+	return d/2 + rand.N(d/2+1)
+}
+
+// sleep waits d, false if the link closed meanwhile.
+func (l *Link) sleep(d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-l.ctx.Done():
+		return false
 	}
 }
 
@@ -338,11 +407,31 @@ func (l *Link) Request(ctx context.Context, topic string, body []byte) ([]byte, 
 	}
 }
 
-// Close disconnects and waits for the link's goroutines.
+// RegisterDevice registers this connection's device with its addresses,
+// proving that it holds key, the libp2p key whose peer id is the client
+// id: it asks device_challenge and signs the answer into register_device.
+func (l *Link) RegisterDevice(ctx context.Context, key crypto.PrivKey, addrs []string) error {
+	var ch wire.DeviceChallenge
+	if err := l.Call(ctx, wire.MethodDeviceChallenge, wire.Empty{}, &ch); err != nil {
+		return err
+	}
+	req := wire.RegisterDevice{Addrs: addrs}
+	if err := wire.ProveDevice(&req, key, l.cfg.User, ch.Challenge); err != nil {
+		return err
+	}
+	return l.Call(ctx, wire.MethodRegisterDevice, req, nil)
+}
+
+// Close disconnects and waits for the link's goroutines; safe to call
+// twice.
 func (l *Link) Close() {
 	l.cancel()
 	if l.client.IsConnectionOpen() {
 		l.client.Disconnect(250)
 	}
 	l.wg.Wait()
+	// An attempt that was under way when Close began may have connected.
+	if l.client.IsConnectionOpen() {
+		l.client.Disconnect(250)
+	}
 }

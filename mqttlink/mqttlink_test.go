@@ -111,3 +111,38 @@ func TestCallWhileDown(t *testing.T) {
 		t.Fatalf("Call with the server down = %v, want ErrNotConnected", err)
 	}
 }
+
+// After three server restarts close together the link is back within a few
+// seconds of the last one: paho's own reconnect had doubled its wait by
+// then and stayed away up to its 30 s maximum.
+func TestBackSoonAfterRepeatedRestarts(t *testing.T) {
+	inst := servertest.Start(t)
+	inst.AddUser(t, "alice", "pa", false)
+	// The default backoff, as a node runs it.
+	l := mqttlink.Start(mqttlink.Config{Server: inst.MQTT, User: "alice", Password: "pa", ClientID: "a1",
+		Logger: servertest.TestLogger(t)})
+	t.Cleanup(l.Close)
+	if err := l.Wait(t.Context()); err != nil {
+		t.Fatalf("Wait: %v", err)
+	}
+	for i := range 3 {
+		inst.Stop(t)
+		// Down long enough for several failed attempts to grow the backoff.
+		time.Sleep(3 * time.Second)
+		if l.Connected() {
+			t.Fatalf("restart %d: link still up with the server stopped", i)
+		}
+		inst.Restart(t)
+	}
+	const bound = 4 * time.Second
+	back := time.Now()
+	ctx, cancel := context.WithTimeout(t.Context(), bound)
+	defer cancel()
+	if err := l.Wait(ctx); err != nil {
+		t.Fatalf("link not back within %v of the last restart: %v", bound, err)
+	}
+	t.Logf("back %v after the last restart", time.Since(back).Round(time.Millisecond))
+	if err := l.Call(t.Context(), "conversations", struct{}{}, nil); err != nil {
+		t.Fatalf("call after reconnect: %v", err)
+	}
+}

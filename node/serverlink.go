@@ -2,12 +2,10 @@ package node
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"time"
 
-	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/multiformats/go-multiaddr"
 
@@ -20,17 +18,9 @@ import (
 // relations, then lets the outbox and the sync loop catch up.
 func (n *Node) onConnect(ctx context.Context, l *mqttlink.Link) {
 	n.counts.serverConnects.Add(1)
-	pub, err := crypto.MarshalPublicKey(n.key.GetPublic())
-	if err != nil {
-		n.log.Error("marshal public key", "err", err)
-		return
-	}
-	req := wire.RegisterDevice{
-		PeerID: n.self.String(),
-		PubKey: base64.StdEncoding.EncodeToString(pub),
-		Addrs:  n.host.Addrs(),
-	}
-	if err := l.Call(ctx, wire.MethodRegisterDevice, req, nil); err != nil {
+	// The proof of the key binds this peer id to the account: until it is
+	// in, related devices are not told of this one.
+	if err := l.RegisterDevice(ctx, n.key, n.host.Addrs()); err != nil {
 		n.log.Warn("register_device failed", "err", err)
 	}
 	if err := n.refresh(ctx); err != nil {

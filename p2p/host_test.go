@@ -312,3 +312,43 @@ func TestCloseIdempotentAndNoLeak(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// A direct answer has a Trace of its own even when the handler left it
+// empty; one the handler set is kept.
+func TestAnswersCarryTrace(t *testing.T) {
+	client, server := pair(t, func(c *Config) {
+		c.Handler = HandlerFunc(func(_ context.Context, _ peer.ID, topic string, body []byte) []byte {
+			if string(body) == "fail" {
+				return wire.Fail("", "bad request: no")
+			}
+			if string(body) == "traced" {
+				a, _ := wire.OK("0123456789abcdef", "ok")
+				return a
+			}
+			a, _ := wire.OK("", "ok")
+			return a
+		})
+	})
+	seen := map[string]bool{}
+	for _, body := range []string{"ok", "ok", "fail", "traced"} {
+		topic := wire.RequestTopic(server.ID().String(), "send", body)
+		raw, err := client.Request(t.Context(), server.ID(), addrsOf(t, server), topic, []byte(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		a, err := wire.ParseAnswer(raw)
+		if err != nil {
+			t.Fatalf("ParseAnswer(%q): %v", raw, err)
+		}
+		if len(a.Trace) != 16 || seen[a.Trace] {
+			t.Errorf("answer to %q has Trace %q, want a fresh 16-digit one", body, a.Trace)
+		}
+		seen[a.Trace] = true
+		if body == "traced" && a.Trace != "0123456789abcdef" {
+			t.Errorf("handler's Trace replaced by %q", a.Trace)
+		}
+		if body == "fail" && a.Error != "bad request: no" {
+			t.Errorf("Error = %q after adding the Trace", a.Error)
+		}
+	}
+}

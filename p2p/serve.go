@@ -1,6 +1,7 @@
 package p2p
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -49,6 +50,24 @@ func (h *Host) handleStream(s network.Stream) {
 		return
 	}
 	_ = s.Close()
+}
+
+// untraced is how an answer that wire.OK or wire.Fail made with no trace
+// begins (Trace is the first field they write).
+const untraced = `{"Trace":""`
+
+// withTrace gives an answer its own per-request Trace, as every answer of
+// the protocol has one, when the handler left it empty: a direct answer
+// can then be told apart and quoted like a server's.
+func withTrace(a []byte) []byte {
+	if !bytes.HasPrefix(a, []byte(untraced)) {
+		return a
+	}
+	out := make([]byte, 0, len(a)+16)
+	out = append(out, `{"Trace":"`...)
+	out = append(out, wire.NewTrace()...)
+	out = append(out, '"')
+	return append(out, a[len(untraced):]...)
 }
 
 // deadliner is the part of a stream (or net.Conn) that serveStream uses to
@@ -179,6 +198,7 @@ func writeAnswers(ctx context.Context, w io.Writer, dl deadliner, pending <-chan
 			if len(a) > wire.DefaultMaxBody {
 				a = wire.Fail("", answerTooLarge)
 			}
+			a = withTrace(a)
 			buf = wire.AppendFrame(buf, p.topic, a)
 		}
 		if len(pending) == 0 || len(buf) >= 64<<10 {

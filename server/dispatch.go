@@ -68,6 +68,7 @@ func init() {
 		"conversations":       (*Server).conversations,
 		"ack":                 (*Server).ack,
 		"token":               (*Server).token,
+		"device_challenge":    (*Server).deviceChallenge,
 	}
 }
 

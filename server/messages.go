@@ -63,6 +63,13 @@ func (s *Server) admit(ctx context.Context, sess *session, m *wire.Message, rela
 		if m.From != "" && m.From != sess.account {
 			return forbidden("unsigned message from %s: only its own messages may be unsigned", m.From)
 		}
+		// The server attests Device: only a client id bound to the account
+		// (a peer id only once proven) may be named.
+		if owner, err := s.deviceOwner(ctx, sess.device); err != nil {
+			return err
+		} else if owner != sess.account {
+			return forbidden("device %s does not belong to %s", sess.device, sess.account)
+		}
 		m.From, m.Device = sess.account, sess.device
 		if err := m.Validate(); err != nil {
 			return fmt.Errorf("%w: %v", ErrBadRequest, err)

@@ -186,11 +186,13 @@ func TestSendFromSetByServer(t *testing.T) {
 }
 
 // signedUser connects account name as a node would: client id = the peer id
-// of a fresh Ed25519 key.
+// of a fresh Ed25519 key, registered with the proof of that key.
 func signedUser(t *testing.T, inst *servertest.Instance, name string) (*servertest.Client, crypto.PrivKey) {
 	t.Helper()
 	key, id := servertest.NewDeviceKey(t)
-	return dial(t, inst, name, id), key
+	cl := dial(t, inst, name, id)
+	cl.Register(key, nil)
+	return cl, key
 }
 
 func signed(t *testing.T, key crypto.PrivKey, from, feeds, s string) wire.Message {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"slices"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
 
+	"github.com/mqtter/mqtter/server/store"
 	"github.com/mqtter/mqtter/wire"
 )
 
@@ -52,6 +54,9 @@ func (s *Server) presenceChanged(sess *session, status string) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
+	if !s.deviceBound(ctx, sess) {
+		return
+	}
 	related, err := s.contacts(ctx, sess.account)
 	if err != nil {
 		s.log.Warn("presence: contacts", "account", sess.account, "err", err)
@@ -99,23 +104,27 @@ func (s *Server) registerDevice(ctx context.Context, c *call) (any, error) {
 	if err != nil {
 		return nil, badRequest("peer_id: %v", err)
 	}
+	var pub crypto.PubKey
 	if req.PubKey != "" {
 		raw, err := base64.StdEncoding.DecodeString(req.PubKey)
 		if err != nil {
 			return nil, badRequest("pubkey: not base64: %v", err)
 		}
-		pub, err := crypto.UnmarshalPublicKey(raw)
-		if err != nil {
+		if pub, err = crypto.UnmarshalPublicKey(raw); err != nil {
 			return nil, badRequest("pubkey: %v", err)
 		}
 		if !id.MatchesPublicKey(pub) {
 			return nil, badRequest("pubkey does not match peer_id")
 		}
-	} else if pub, err := id.ExtractPublicKey(); err == nil {
-		raw, err := crypto.MarshalPublicKey(pub)
-		if err == nil {
-			req.PubKey = base64.StdEncoding.EncodeToString(raw)
+	} else {
+		if pub, err = id.ExtractPublicKey(); err != nil {
+			return nil, badRequest("pubkey: needed, the peer id does not hold the key: %v", err)
 		}
+		raw, err := crypto.MarshalPublicKey(pub)
+		if err != nil {
+			return nil, badRequest("pubkey: %v", err)
+		}
+		req.PubKey = base64.StdEncoding.EncodeToString(raw)
 	}
 	if len(req.Addrs) > maxAddrs {
 		return nil, badRequest("more than %d addrs", maxAddrs)
@@ -125,10 +134,27 @@ func (s *Server) registerDevice(ctx context.Context, c *call) (any, error) {
 			return nil, badRequest("addr %q: %v", a, err)
 		}
 	}
+	// The proof: without it an account could bind another device's peer id.
+	if req.Challenge == "" || req.Sig == "" {
+		return nil, forbidden("register_device needs a proof of the device key: sign a device_challenge (challenge, sig)")
+	}
+	if err := s.proofKey.check(c.sess.account, c.sess.device, req.Challenge, time.Now()); err != nil {
+		return nil, forbidden("challenge: %v", err)
+	}
+	sig, err := base64.StdEncoding.DecodeString(req.Sig)
+	if err != nil {
+		return nil, badRequest("sig: not base64: %v", err)
+	}
+	if ok, err := pub.Verify(wire.DeviceProofBytes(c.sess.account, req.PeerID, req.Challenge), sig); err != nil || !ok {
+		return nil, forbidden("sig: not the device key's signature over the challenge")
+	}
 	if req.Addrs == nil {
 		req.Addrs = []string{}
 	}
-	if err := s.db.RegisterDevice(ctx, c.sess.device, c.sess.account, req.PubKey, req.Addrs); err != nil {
+	if err := s.db.RegisterDevice(ctx, c.sess.device, c.sess.account, req.PubKey, req.Addrs); errors.Is(err, store.ErrNotFound) {
+		// Another account took the unproven id over since this CONNECT.
+		return nil, forbidden("device %s belongs to another account", c.sess.device)
+	} else if err != nil {
 		return nil, err
 	}
 	s.presenceChanged(c.sess, c.sess.Status())

@@ -130,7 +130,7 @@ func TestRegisterDeviceAndPeers(t *testing.T) {
 	alice.OK("agree_join_feeds", wire.AgreeJoinReq{Applicant: "carol", Feeds: g.Feeds}, nil)
 
 	addrs := []string{"/ip4/127.0.0.1/tcp/4001", "/ip4/127.0.0.1/udp/4001/quic-v1"}
-	alice.OK("register_device", wire.RegisterDevice{PeerID: alice.Device, PubKey: pubkeyOf(t, aliceKey), Addrs: addrs}, nil)
+	alice.Register(aliceKey, addrs)
 
 	// A friend and a fellow group member see alice's device; dave does not.
 	for _, cl := range []*servertest.Client{bob, carol} {
@@ -160,7 +160,9 @@ func TestRegisterDeviceAndPeers(t *testing.T) {
 	wantPeerStatus(t, bob, "bob-2", wire.StatusOnline)
 
 	// Registering again replaces the addrs; the pubkey may be left out.
-	alice.OK("register_device", wire.RegisterDevice{PeerID: alice.Device, Addrs: addrs[:1]}, nil)
+	again := alice.Proof(aliceKey, addrs[:1])
+	again.PubKey = ""
+	alice.OK("register_device", again, nil)
 	bob.OK("peers", wire.Empty{}, &peers)
 	if i := slices.IndexFunc(peers, func(p wire.PeerInfo) bool { return p.Device == alice.Device }); i < 0 || !slices.Equal(peers[i].Addrs, addrs[:1]) {
 		t.Errorf("bob peers after re-register = %+v, want alice at %v", peers, addrs[:1])

@@ -42,6 +42,7 @@ type Server struct {
 
 	byClient sync.Map // *mqtt.Client → *session
 	owners   deviceOwners
+	proofKey proofKey // signs device challenges
 
 	mu      sync.Mutex
 	addrs   map[string]string // listener name → bound address
@@ -71,6 +72,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		done:     make(chan struct{}),
 		addrs:    make(map[string]string),
 		ready:    make(chan struct{}),
+		proofKey: newProofKey(),
 	}
 	s.dir = newDirectory(db)
 	db.LimitDevices(s.deviceLimit())

@@ -11,7 +11,9 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"net/url"
+	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -26,7 +28,16 @@ type Options struct {
 	ReadConns  int // size of the read pool; default 4
 	CacheKiB   int // page cache per connection; default 16000
 	Migrations fs.FS
+	// Logger gets the warning about a directory others can read; default
+	// slog.Default().
+	Logger *slog.Logger
 }
+
+// FileMode is the mode of every database file Open creates, and of the
+// -wal and -shm files SQLite makes beside it (its unix VFS gives them the
+// main file's mode): the server's file holds password hashes and the
+// node's a private history, so only the owner may read them.
+const FileMode os.FileMode = 0o600
 
 // Open opens (creating if needed) the file at path, applies the pending
 // migrations (files NNNN_name.sql at the root of opts.Migrations) and
@@ -38,8 +49,14 @@ func Open(ctx context.Context, path string, opts Options) (write, read *sql.DB, 
 	if opts.CacheKiB <= 0 {
 		opts.CacheKiB = 16000
 	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
 	abs, err := filepath.Abs(path)
 	if err != nil {
+		return nil, nil, err
+	}
+	if err := restrictFiles(abs, opts.Logger); err != nil {
 		return nil, nil, err
 	}
 	write, err = sql.Open("sqlite", dsn(abs, opts.CacheKiB, true))
@@ -65,6 +82,39 @@ func Open(ctx context.Context, path string, opts Options) (write, read *sql.DB, 
 	read.SetMaxOpenConns(opts.ReadConns)
 	read.SetMaxIdleConns(opts.ReadConns)
 	return write, read, nil
+}
+
+// restrictFiles creates the database file with FileMode before SQLite
+// does (SQLite would create it 0644 under the usual umask, and the -wal and
+// -shm files after it), takes group and other bits off files an older
+// version created, and warns when the directory lets others list or enter
+// it: whoever can traverse it can open a file left readable in it.
+func restrictFiles(abs string, log *slog.Logger) error {
+	f, err := os.OpenFile(abs, os.O_RDWR|os.O_CREATE, FileMode)
+	if err != nil {
+		return fmt.Errorf("create database file: %w", err)
+	}
+	f.Close()
+	for _, name := range []string{abs, abs + "-wal", abs + "-shm"} {
+		fi, err := os.Stat(name)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("database file: %w", err)
+		}
+		if fi.Mode().Perm()&^FileMode != 0 {
+			if err := os.Chmod(name, FileMode); err != nil {
+				return fmt.Errorf("restrict database file: %w", err)
+			}
+		}
+	}
+	dir := filepath.Dir(abs)
+	if fi, err := os.Stat(dir); err == nil && fi.Mode().Perm()&0o077 != 0 {
+		log.Warn("database directory is open to other users; chmod 700 it",
+			"dir", dir, "mode", fmt.Sprintf("%04o", fi.Mode().Perm()))
+	}
+	return nil
 }
 
 // migrateRetrying runs Migrate, again while another connection holds the
@@ -106,8 +156,13 @@ func dsn(abs string, cacheKiB int, writer bool) string {
 	for _, p := range pragmas {
 		q.Add("_pragma", p)
 	}
-	return "file:" + abs + "?" + q.Encode()
+	return "file:" + uriPath.Replace(abs) + "?" + q.Encode()
 }
+
+// uriPath escapes what SQLite's URI filenames would read otherwise: a '#'
+// starts a fragment and a '?' the query, so a path holding them (Go's fuzz
+// seeds get directories named "seed#0") would open another, truncated file.
+var uriPath = strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23")
 
 // Migrate applies the numbered .sql files of migrations that are newer than
 // the database's user_version, each in its own IMMEDIATE transaction that

@@ -29,6 +29,9 @@ const (
 	MethodConversations     = "conversations"
 	MethodAck               = "ack"
 	MethodToken             = "token"
+	// MethodDeviceChallenge gives the challenge a register_device proof
+	// signs (extension).
+	MethodDeviceChallenge = "device_challenge"
 )
 
 // MaxHistoryPush is the most messages one history_push may carry.
@@ -39,12 +42,25 @@ const MaxHistoryPush = 500
 type Empty struct{}
 
 // RegisterDevice is the body of register_device. PubKey is the device's
-// libp2p public key (the encoding is the server's to define); Addrs are
-// multiaddrs.
+// libp2p public key, libp2p-marshalled (crypto.MarshalPublicKey) and in
+// standard padded base64; Addrs are multiaddrs. Challenge is the one
+// device_challenge answered on this connection and Sig the device key's
+// signature over DeviceProofBytes, standard padded base64: without them
+// the server does not bind the peer id (see docs/protocol.md).
 type RegisterDevice struct {
-	PeerID string   `json:"peer_id"`
-	PubKey string   `json:"pubkey"`
-	Addrs  []string `json:"addrs"`
+	PeerID    string   `json:"peer_id"`
+	PubKey    string   `json:"pubkey"`
+	Addrs     []string `json:"addrs"`
+	Challenge string   `json:"challenge,omitempty"`
+	Sig       string   `json:"sig,omitempty"`
+}
+
+// DeviceChallenge is the result of device_challenge: an opaque string
+// (at most 256 bytes) to sign into a register_device proof, valid until
+// Expires (unix ms), for this account and client id only.
+type DeviceChallenge struct {
+	Challenge string `json:"challenge"`
+	Expires   int64  `json:"expires"`
 }
 
 // PresenceReq is the body of presence: Status is StatusOnline or StatusAway.

@@ -68,10 +68,22 @@
 //
 // canonical(Payload) is the JSON value re-encoded by [CanonicalJSON]: object
 // keys sorted by their UTF-8 bytes, no insignificant whitespace, numbers
-// exactly as written, strings re-escaped minimally (no HTML escaping). A
+// exactly as written, strings re-escaped minimally: only '"', '\' and
+// U+0000–U+001F are escaped, as \" \\ \b \t \n \f \r or else \u00xx with
+// lowercase hex; U+007F, U+0080–U+009F, '/', U+2028 and every other
+// character stay literal UTF-8 (no HTML escaping). A
 // payload that an intermediary re-indented, reordered or re-escaped still
 // verifies; one whose numbers were rewritten (1.50 as 1.5) does not. Payloads
 // with duplicate keys, invalid UTF-8 or lone surrogates cannot be signed.
 // Sig is the standard base64 encoding of the 64-byte signature; Device is the
 // signer's peer id, from which the verifier takes the public key.
+//
+// # Device proof
+//
+// A register_device proves the device key by signing [DeviceProofBytes]
+// over a challenge from device_challenge:
+//
+//	"mqtter/register_device/v1\x00" account "\x00" peer id "\x00" challenge "\x00"
+//
+// with Sig and PubKey in standard padded base64 ([ProveDevice] fills them).
 package wire

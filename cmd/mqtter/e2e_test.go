@@ -3,6 +3,7 @@ package main_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -313,5 +314,66 @@ func TestCommandLineErrors(t *testing.T) {
 	}
 	if code, out := mqtter(t, nil, "", "help"); code != 0 || !strings.Contains(out, "mqtter server") {
 		t.Errorf("mqtter help = exit %d %q, want 0 and the usage", code, out)
+	}
+}
+
+// A server started on port 0 with --ready-file writes the addresses it
+// bound there once it accepts, and removes the file at a clean stop.
+func TestServerReadyFile(t *testing.T) {
+	data := t.TempDir()
+	ready := filepath.Join(t.TempDir(), "ready.json")
+	out := &syncBuffer{}
+	cmd := exec.Command(bin, "server", "--data", data, "--mqtt", "127.0.0.1:0", "--http", "127.0.0.1:0", "--ready-file", ready)
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	defer func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill()
+			<-exited
+		}
+	}()
+	var addrs struct{ MQTT, WS, HTTP string }
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		b, err := os.ReadFile(ready)
+		if err == nil {
+			if err := json.Unmarshal(b, &addrs); err != nil {
+				t.Fatalf("ready file %q: %v", b, err)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no ready file after 30s:\n%s", out.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if strings.HasSuffix(addrs.MQTT, ":0") || addrs.MQTT == "" || addrs.WS != "" {
+		t.Errorf("ready file = %+v, want the bound MQTT port and no ws", addrs)
+	}
+	if status, body := get(t, "http://"+addrs.HTTP+"/healthz", ""); status != http.StatusOK {
+		t.Fatalf("healthz at the ready file's address = %d %s", status, body)
+	}
+	if c, err := net.Dial("tcp", addrs.MQTT); err != nil {
+		t.Errorf("dial the ready file's MQTT address: %v", err)
+	} else {
+		c.Close()
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Fatalf("server exit: %v\n%s", err, out.String())
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("server still running 20s after SIGTERM")
+	}
+	if _, err := os.Stat(ready); !os.IsNotExist(err) {
+		t.Errorf("ready file still there after a clean stop: %v", err)
 	}
 }

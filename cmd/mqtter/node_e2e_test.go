@@ -2,7 +2,6 @@ package main_test
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -463,12 +462,7 @@ func TestNodeRefusesStrangersAndForgeries(t *testing.T) {
 		t.Fatalf("bob CONNECT: %v", err)
 	}
 	defer bobLink.Close()
-	pub, err := crypto.MarshalPublicKey(bob.key.GetPublic())
-	if err != nil {
-		t.Fatal(err)
-	}
-	bobLink.OK(wire.MethodRegisterDevice, wire.RegisterDevice{PeerID: bob.host.ID().String(),
-		PubKey: base64.StdEncoding.EncodeToString(pub), Addrs: bob.host.Addrs()}, nil)
+	bobLink.Register(bob.key, bob.host.Addrs())
 	alice.must("friend", "add", "bob")
 	bobLink.OK(wire.MethodAcceptFriend, wire.UserReq{User: "alice"}, nil)
 	alice.eventually(10*time.Second, "alice knows bob's device", func() (bool, string) {

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -49,6 +50,7 @@ func runServer(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.IntVar(&cfg.ProxyPerUser, "proxy-per-user", 2, "http(s) proxy requests one account may have in flight")
 	fs.DurationVar(&cfg.ProxyTimeout, "proxy-timeout", 10*time.Second, "longest an http(s) proxy request may take, waiting for a slot included")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile to this file until the server stops")
+	readyFile := fs.String("ready-file", "", "once every listener accepts, write their bound addresses here as JSON {\"mqtt\",\"ws\",\"http\"} (removed at a clean stop); for ports chosen with :0")
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return err
@@ -84,7 +86,46 @@ func runServer(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	return srv.Run(ctx)
+	if *readyFile == "" {
+		return srv.Run(ctx)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx) }()
+	select {
+	case err := <-done:
+		return err
+	case <-srv.Ready():
+	}
+	if err := writeReadyFile(*readyFile, srv); err != nil {
+		log.Error("ready file", "err", err)
+		// Stop the server: a caller waiting for the file would wait forever.
+		cancel()
+		<-done
+		return err
+	}
+	defer os.Remove(*readyFile)
+	return <-done
+}
+
+// writeReadyFile writes the bound listener addresses ("" for a listener
+// not served) beside path and renames it into place, so a reader never sees
+// a partial file.
+func writeReadyFile(path string, srv *server.Server) error {
+	b, err := json.Marshal(map[string]string{"mqtt": srv.Addr("mqtt"), "ws": srv.Addr("ws"), "http": srv.Addr("http")})
+	if err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {
+		return fmt.Errorf("write %s: %w", tmp, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("ready file: %w", err)
+	}
+	return nil
 }
 
 func runUser(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {

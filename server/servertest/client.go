@@ -279,3 +279,23 @@ func NewDeviceKey(t testing.TB) (crypto.PrivKey, string) {
 	}
 	return key, id.String()
 }
+
+// Proof returns a register_device body for this connection's device with
+// key (whose peer id must be the client id) and addrs, proven over a fresh
+// device_challenge.
+func (cl *Client) Proof(key crypto.PrivKey, addrs []string) wire.RegisterDevice {
+	cl.t.Helper()
+	var ch wire.DeviceChallenge
+	cl.OK(wire.MethodDeviceChallenge, wire.Empty{}, &ch)
+	req := wire.RegisterDevice{Addrs: addrs}
+	if err := wire.ProveDevice(&req, key, cl.User, ch.Challenge); err != nil {
+		cl.t.Fatalf("prove device: %v", err)
+	}
+	return req
+}
+
+// Register registers this connection's device as a node does, proving key.
+func (cl *Client) Register(key crypto.PrivKey, addrs []string) {
+	cl.t.Helper()
+	cl.OK(wire.MethodRegisterDevice, cl.Proof(key, addrs), nil)
+}

@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/mqtter/mqtter/wire"
 )
 
 // ErrDeviceTaken is returned when a device id is already bound to another
@@ -47,6 +49,14 @@ type Device struct {
 	LastSeen  int64
 }
 
+// binding reports whether a device row binds its id to its account: a
+// client id that is a libp2p peer id binds only once its key was proven, so
+// that an account that merely connected first with someone else's peer id
+// owns nothing.
+func binding(device string, proven bool) bool {
+	return proven || !wire.IsPeerID(device)
+}
+
 // AddAccount creates an account; ErrExists if the name is taken.
 func (db *DB) AddAccount(ctx context.Context, a Account) error {
 	return db.writer.do(ctx, func(ctx context.Context, tx Tx) error {
@@ -84,30 +94,45 @@ func (db *DB) Account(ctx context.Context, name string) (Account, error) {
 // stale devices of the account past the device limit, or failing with
 // ErrTooManyDevices) and starts
 // its delivery cursors at each of the account's conversations' current last
-// SeqId (older history comes by history, not by push). It returns
-// ErrDeviceTaken if device belongs to another account, and whether the
-// device is new.
+// SeqId (older history comes by history, not by push). A peer-id device
+// another account holds without having proven its key is taken over the
+// same way, as if new. It returns ErrDeviceTaken if device is bound to
+// another account, and whether the device is new to account.
 func (db *DB) TouchDevice(ctx context.Context, device, account string, now time.Time) (bool, error) {
 	var created bool
 	err := db.writer.do(ctx, func(ctx context.Context, tx Tx) error {
 		var owner string
-		err := tx.QueryRowContext(ctx, `SELECT account FROM devices WHERE device = ?`, device).Scan(&owner)
+		var proven bool
+		err := tx.QueryRowContext(ctx, `SELECT account, proven FROM devices WHERE device = ?`, device).Scan(&owner, &proven)
+		ms := now.UnixMilli()
 		switch {
 		case err == nil:
-			if owner != account {
+			if owner == account {
+				return nil
+			}
+			if binding(device, proven) {
 				return ErrDeviceTaken
 			}
-			return nil
+			if err := db.retireDevices(ctx, tx, account); err != nil {
+				return err
+			}
+			if _, err := tx.ExecContext(ctx, `UPDATE devices SET account = ?, pubkey = '', addrs = '[]', first_seen = ?, last_seen = ? WHERE device = ?`,
+				account, ms, ms, device); err != nil {
+				return fmt.Errorf("store: take over device %s: %w", device, err)
+			}
+			if _, err := tx.ExecContext(ctx, `DELETE FROM cursors WHERE device = ?`, device); err != nil {
+				return fmt.Errorf("store: take over device %s: %w", device, err)
+			}
 		case !errors.Is(err, sql.ErrNoRows):
 			return fmt.Errorf("store: device %s: %w", device, err)
-		}
-		if err := db.retireDevices(ctx, tx, account); err != nil {
-			return err
-		}
-		ms := now.UnixMilli()
-		if _, err := tx.ExecContext(ctx, `INSERT INTO devices (device, account, first_seen, last_seen) VALUES (?, ?, ?, ?)`,
-			device, account, ms, ms); err != nil {
-			return fmt.Errorf("store: add device %s: %w", device, err)
+		default:
+			if err := db.retireDevices(ctx, tx, account); err != nil {
+				return err
+			}
+			if _, err := tx.ExecContext(ctx, `INSERT INTO devices (device, account, first_seen, last_seen) VALUES (?, ?, ?, ?)`,
+				device, account, ms, ms); err != nil {
+				return fmt.Errorf("store: add device %s: %w", device, err)
+			}
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO cursors (device, feeds, seq)
 			SELECT ?1, c.feeds, (SELECT max(seq) FROM messages m WHERE m.feeds = c.feeds) FROM (
@@ -172,14 +197,15 @@ func (db *DB) retireDevices(ctx context.Context, tx Tx, account string) error {
 	return nil
 }
 
-// RegisterDevice records a device's public key and listen addresses.
+// RegisterDevice records a device's public key and listen addresses, and
+// that it proved its key: from now on the id is bound to account.
 func (db *DB) RegisterDevice(ctx context.Context, device, account, pubkey string, addrs []string) error {
 	js, err := json.Marshal(addrs)
 	if err != nil {
 		return fmt.Errorf("store: register device: %w", err)
 	}
 	return db.writer.do(ctx, func(ctx context.Context, tx Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE devices SET pubkey = ?, addrs = ? WHERE device = ? AND account = ?`,
+		res, err := tx.ExecContext(ctx, `UPDATE devices SET pubkey = ?, addrs = ?, proven = 1 WHERE device = ? AND account = ?`,
 			pubkey, string(js), device, account)
 		if err != nil {
 			return fmt.Errorf("store: register device %s: %w", device, err)
@@ -202,11 +228,13 @@ func (db *DB) SetLastSeen(ctx context.Context, device string, t time.Time) error
 	})
 }
 
-// DeviceAccount returns the account a device belongs to, or ErrNotFound.
+// DeviceAccount returns the account a device is bound to, or ErrNotFound
+// (also for a peer-id device whose key was not proven yet).
 func (db *DB) DeviceAccount(ctx context.Context, device string) (string, error) {
 	var account string
-	err := db.read.QueryRowContext(ctx, `SELECT account FROM devices WHERE device = ?`, device).Scan(&account)
-	if errors.Is(err, sql.ErrNoRows) {
+	var proven bool
+	err := db.read.QueryRowContext(ctx, `SELECT account, proven FROM devices WHERE device = ?`, device).Scan(&account, &proven)
+	if errors.Is(err, sql.ErrNoRows) || err == nil && !binding(device, proven) {
 		return "", ErrNotFound
 	}
 	if err != nil {
@@ -215,9 +243,10 @@ func (db *DB) DeviceAccount(ctx context.Context, device string) (string, error) 
 	return account, nil
 }
 
-// Devices returns the devices of account.
+// Devices returns the devices bound to account (not the peer-id devices
+// that did not prove their key).
 func (db *DB) Devices(ctx context.Context, account string) ([]Device, error) {
-	rows, err := db.read.QueryContext(ctx, `SELECT device, pubkey, addrs, first_seen, last_seen FROM devices WHERE account = ? ORDER BY device`, account)
+	rows, err := db.read.QueryContext(ctx, `SELECT device, pubkey, addrs, first_seen, last_seen, proven FROM devices WHERE account = ? ORDER BY device`, account)
 	if err != nil {
 		return nil, fmt.Errorf("store: devices of %s: %w", account, err)
 	}
@@ -226,8 +255,12 @@ func (db *DB) Devices(ctx context.Context, account string) ([]Device, error) {
 	for rows.Next() {
 		d := Device{Account: account}
 		var addrs string
-		if err := rows.Scan(&d.ID, &d.PubKey, &addrs, &d.FirstSeen, &d.LastSeen); err != nil {
+		var proven bool
+		if err := rows.Scan(&d.ID, &d.PubKey, &addrs, &d.FirstSeen, &d.LastSeen, &proven); err != nil {
 			return nil, fmt.Errorf("store: devices of %s: %w", account, err)
+		}
+		if !binding(d.ID, proven) {
+			continue
 		}
 		if err := json.Unmarshal([]byte(addrs), &d.Addrs); err != nil {
 			d.Addrs = nil

@@ -47,7 +47,7 @@ func Open(ctx context.Context, path string, log *slog.Logger) (*DB, error) {
 	if err != nil {
 		return nil, err
 	}
-	write, read, err := sqlitedb.Open(ctx, path, sqlitedb.Options{ReadConns: 8, CacheKiB: 32000, Migrations: schema})
+	write, read, err := sqlitedb.Open(ctx, path, sqlitedb.Options{ReadConns: 8, CacheKiB: 32000, Migrations: schema, Logger: log})
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
