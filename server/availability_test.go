@@ -61,19 +61,6 @@ func stillOpen(c net.Conn) bool { return !closedWithin(c, 300*time.Millisecond) 
 
 func mqttAddr(inst *servertest.Instance) string { return strings.TrimPrefix(inst.MQTT, "tcp://") }
 
-// connectPacket is an MQTT 3.1.1 CONNECT (clean session) for device as
-// user with password.
-func connectPacket(device, user, password string, keepalive uint16) []byte {
-	str := func(s string) []byte { return append([]byte{byte(len(s) >> 8), byte(len(s))}, s...) }
-	var body []byte
-	body = append(body, str("MQTT")...)
-	body = append(body, 4, 0xC2, byte(keepalive>>8), byte(keepalive)) // level 4; user, password, clean
-	body = append(body, str(device)...)
-	body = append(body, str(user)...)
-	body = append(body, str(password)...)
-	return append([]byte{0x10, byte(len(body))}, body...) // bodies here are < 128 bytes
-}
-
 // A connection that sends nothing, and one that sends half a CONNECT, are
 // closed once the connect timeout passes, and counted.
 func TestConnectTimeoutClosesSilentConnections(t *testing.T) {
@@ -84,7 +71,7 @@ func TestConnectTimeoutClosesSilentConnections(t *testing.T) {
 	people(t, inst, "alice")
 	silent := dialFrom(t, "127.0.0.1", mqttAddr(inst))
 	half := dialFrom(t, "127.0.0.1", mqttAddr(inst))
-	pk := connectPacket("alice-1", "alice", password("alice"), 30)
+	pk := servertest.ConnectPacket("alice-1", "alice", password("alice"), 30)
 	if _, err := half.Write(pk[:len(pk)/2]); err != nil {
 		t.Fatal(err)
 	}
@@ -236,7 +223,7 @@ func shutdownDuringAuth(t *testing.T, i int, delay time.Duration) {
 		}
 		io.Copy(io.Discard, c)
 	}()
-	if _, err := c.Write(connectPacket("alice-1", "alice", "alice-pw", 2)); err != nil {
+	if _, err := c.Write(servertest.ConnectPacket("alice-1", "alice", "alice-pw", 2)); err != nil {
 		t.Fatal(err)
 	}
 	go func() { // ping, as a node does, until the connection ends

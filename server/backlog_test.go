@@ -26,14 +26,7 @@ func rawDial(t *testing.T, inst *servertest.Instance, user, device string) net.C
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
-	pk := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Connect}, ProtocolVersion: 4,
-		Connect: packets.ConnectParams{ProtocolName: []byte("MQTT"), Clean: true, Keepalive: 60,
-			ClientIdentifier: device, UsernameFlag: true, Username: []byte(user), PasswordFlag: true, Password: []byte(password(user))}}
-	var buf bytes.Buffer
-	if err := pk.ConnectEncode(&buf); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := conn.Write(buf.Bytes()); err != nil {
+	if _, err := conn.Write(servertest.ConnectPacket(device, user, password(user), 60)); err != nil {
 		t.Fatal(err)
 	}
 	return conn

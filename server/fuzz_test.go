@@ -31,19 +31,7 @@ func dialRaw(t testing.TB, addr, user, pass, clientID string) *rawConn {
 		t.Fatalf("dial: %v", err)
 	}
 	rc := &rawConn{c: c, r: bufio.NewReader(c)}
-	pk := packets.Packet{
-		FixedHeader:     packets.FixedHeader{Type: packets.Connect},
-		ProtocolVersion: 4,
-		Connect: packets.ConnectParams{
-			ProtocolName: []byte("MQTT"), Clean: true, Keepalive: 60, ClientIdentifier: clientID,
-			UsernameFlag: true, Username: []byte(user), PasswordFlag: true, Password: []byte(pass),
-		},
-	}
-	var buf bytes.Buffer
-	if err := pk.ConnectEncode(&buf); err != nil {
-		t.Fatalf("encode connect: %v", err)
-	}
-	rc.write(t, buf.Bytes())
+	rc.write(t, servertest.ConnectPacket(clientID, user, pass, 60))
 	ack := rc.read(t)
 	if ack.FixedHeader.Type != packets.Connack || ack.ReasonCode != 0 {
 		t.Fatalf("connack = %+v", ack)

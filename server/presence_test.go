@@ -1,7 +1,6 @@
 package server_test
 
 import (
-	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"io"
@@ -12,7 +11,6 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
-	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/mqtter/mqtter/server/servertest"
 	"github.com/mqtter/mqtter/wire"
@@ -272,20 +270,8 @@ func connectRaw(t *testing.T, inst *servertest.Instance, user, device string, ke
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
-	pk := packets.Packet{
-		FixedHeader:     packets.FixedHeader{Type: packets.Connect},
-		ProtocolVersion: 4,
-		Connect: packets.ConnectParams{
-			ProtocolName: []byte("MQTT"), Clean: true, Keepalive: keepalive, ClientIdentifier: device,
-			UsernameFlag: true, Username: []byte(user), PasswordFlag: true, Password: []byte(password(user)),
-		},
-	}
-	var buf bytes.Buffer
-	if err := pk.ConnectEncode(&buf); err != nil {
-		t.Fatal(err)
-	}
 	c.SetDeadline(time.Now().Add(servertest.Timeout))
-	if _, err := c.Write(buf.Bytes()); err != nil {
+	if _, err := c.Write(servertest.ConnectPacket(device, user, password(user), keepalive)); err != nil {
 		t.Fatal(err)
 	}
 	ack := make([]byte, 4)

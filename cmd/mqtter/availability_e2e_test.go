@@ -130,7 +130,7 @@ func TestSIGTERMDuringAuthentication(t *testing.T) {
 				}
 			}
 		}()
-		if _, err := c.Write(connectPacket("alice-1", "alice", "alice-pw", 2)); err != nil {
+		if _, err := c.Write(servertest.ConnectPacket("alice-1", "alice", "alice-pw", 2)); err != nil {
 			t.Fatal(err)
 		}
 		time.Sleep(time.Duration(3+2*i) * time.Millisecond)
@@ -149,17 +149,4 @@ func TestSIGTERMDuringAuthentication(t *testing.T) {
 		c.Close()
 		<-done
 	}
-}
-
-// connectPacket is an MQTT 3.1.1 CONNECT (clean session) for device as
-// user with password.
-func connectPacket(device, user, password string, keepalive uint16) []byte {
-	str := func(s string) []byte { return append([]byte{byte(len(s) >> 8), byte(len(s))}, s...) }
-	var body []byte
-	body = append(body, str("MQTT")...)
-	body = append(body, 4, 0xC2, byte(keepalive>>8), byte(keepalive)) // level 4; user, password, clean
-	body = append(body, str(device)...)
-	body = append(body, str(user)...)
-	body = append(body, str(password)...)
-	return append([]byte{0x10, byte(len(body))}, body...) // bodies here are < 128 bytes
 }
