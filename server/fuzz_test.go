@@ -160,6 +160,7 @@ func FuzzRequest(f *testing.F) {
 		{"im://modulus/register_device?msg_id=9", `{"peer_id":"12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EF5kBbH6cYMqxm","addrs":["/ip4/127.0.0.1/tcp/1"]}`},
 		{"im://modulus/register_device?msg_id=9a", `{"peer_id":"12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EF5kBbH6cYMqxm","addrs":[],"challenge":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA","sig":"AA=="}`},
 		{"im://modulus/device_challenge?msg_id=9b", `{}`},
+		{"", `{}`},
 	}
 	for _, s := range seeds {
 		f.Add(s.topic, []byte(s.body))

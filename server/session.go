@@ -55,7 +55,7 @@ func packetSize(topic string, body []byte) int64 { return int64(len(topic)+len(b
 type outPacket struct {
 	topic string
 	body  []byte
-	ack   uint16 // a PUBACK for this packet id when topic is ""
+	ack   uint16 // when not 0, a PUBACK for this packet id (never 0 on the wire); else a PUBLISH on topic
 }
 
 // heldNews is a news push waiting for the replay to finish.
@@ -503,7 +503,7 @@ func (s *session) flush() {
 // method is idempotent or harmless to repeat), and a lost push is replayed
 // from the store at the next CONNECT, up to the device's cursor.
 func (s *session) encode(buf *bytes.Buffer, p outPacket) {
-	if p.topic == "" {
+	if p.ack != 0 {
 		ack := packets.Packet{
 			FixedHeader:     packets.FixedHeader{Type: packets.Puback},
 			PacketID:        p.ack,
