@@ -39,6 +39,9 @@ func (n *Node) status(ctx context.Context) (Status, error) {
 	if st.Refused, err = n.db.RefusedMessages(ctx, statusRefused); err != nil {
 		return Status{}, err
 	}
+	if st.Conflicted, err = n.db.ConflictedMessages(ctx, statusRefused); err != nil {
+		return Status{}, err
+	}
 	return st, nil
 }
 
