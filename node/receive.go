@@ -77,6 +77,13 @@ func (n *Node) directSend(from peer.ID, body []byte, answer func([]byte)) {
 		n.counts.refused.Add(1)
 		n.log.Warn("refused a direct message", "from", from.String(), "msg_id", m.MsgId, "err", err)
 		answer(wire.Fail("", err.Error()))
+		if errors.Is(err, wire.ErrNotRelated) && n.link != nil && n.link.Connected() {
+			// The book may lag the server (a relation accepted a moment
+			// ago): ask again, so a new friend is not refused for long. The
+			// refresh loop coalesces these, so a stranger's dms cannot
+			// make it call the server more than a few times a second.
+			n.kickRefresh()
+		}
 		return
 	}
 	n.ingest.addAsync(m, localdb.ViaP2P, func(err error) {
