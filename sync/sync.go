@@ -313,10 +313,18 @@ func (s *Syncer) push(ctx context.Context, done *Pushed) (int, error) {
 		if len(batch) == 0 {
 			return total, nil
 		}
+		refusedBefore := len(s.refused)
 		n, err := s.pushBatch(ctx, batch, done)
 		total += n
 		if err != nil {
 			return total, err
+		}
+		if n == 0 && len(s.refused) == refusedBefore {
+			// The answer sequenced none of the batch (its rows named
+			// other messages): the same batch again would loop. The next
+			// round tries again.
+			s.log.Warn("history_push sequenced none of a batch; retrying next round", "messages", len(batch))
+			return total, nil
 		}
 	}
 }
