@@ -91,18 +91,20 @@ func (db *DB) Advance(ctx context.Context, feeds string, lastSeq int64) (int64, 
 	return cursor, nil
 }
 
-// AddRefused records a message from the server that did not check out.
+// AddRefused records a message from the server that did not check out,
+// by its (From, MsgId).
 func (db *DB) AddRefused(ctx context.Context, m wire.Message, reason string) error {
 	return db.inTx(ctx, "add refused", func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO refused (msg_id, feeds, seq, reason, at) VALUES (?, ?, ?, ?, ?)
-			ON CONFLICT (msg_id) DO UPDATE SET reason = excluded.reason, at = excluded.at`,
-			m.MsgId, m.Feeds, m.SeqId, reason, time.Now().UnixMilli())
+		_, err := tx.ExecContext(ctx, `INSERT INTO refused (sender, msg_id, feeds, seq, reason, at) VALUES (?, ?, ?, ?, ?, ?)
+			ON CONFLICT (msg_id, sender) DO UPDATE SET reason = excluded.reason, at = excluded.at`,
+			m.From, m.MsgId, m.Feeds, m.SeqId, reason, time.Now().UnixMilli())
 		return err
 	})
 }
 
 // Refused is a message from the server that did not check out.
 type Refused struct {
+	From   string `json:"From,omitempty"` // empty for those recorded before senders were
 	MsgId  string `json:"MsgId"`
 	Feeds  string `json:"Feeds"`
 	SeqId  int64  `json:"SeqId"`
@@ -112,7 +114,7 @@ type Refused struct {
 
 // RefusedMessages returns the refused messages, newest first, at most limit.
 func (db *DB) RefusedMessages(ctx context.Context, limit int) ([]Refused, error) {
-	rows, err := db.read.QueryContext(ctx, `SELECT msg_id, feeds, seq, reason, at FROM refused
+	rows, err := db.read.QueryContext(ctx, `SELECT sender, msg_id, feeds, seq, reason, at FROM refused
 		ORDER BY at DESC LIMIT ?`, limit)
 	if err != nil {
 		return nil, fmt.Errorf("localdb: refused: %w", err)
@@ -121,13 +123,72 @@ func (db *DB) RefusedMessages(ctx context.Context, limit int) ([]Refused, error)
 	var out []Refused
 	for rows.Next() {
 		var r Refused
-		if err := rows.Scan(&r.MsgId, &r.Feeds, &r.SeqId, &r.Reason, &r.At); err != nil {
+		if err := rows.Scan(&r.From, &r.MsgId, &r.Feeds, &r.SeqId, &r.Reason, &r.At); err != nil {
 			return nil, fmt.Errorf("localdb: refused: %w", err)
 		}
 		out = append(out, r)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("localdb: refused: %w", err)
+	}
+	return out, nil
+}
+
+// Conflicted is a message held here that the server answered "conflict"
+// for: the server holds another message under its (From, MsgId).
+type Conflicted struct {
+	From   string `json:"From"`
+	MsgId  string `json:"MsgId"`
+	Feeds  string `json:"Feeds"`
+	Reason string `json:"reason"`
+	At     int64  `json:"at"`
+}
+
+// MarkConflict records that the server holds another message under m's
+// (From, MsgId): m stays stored, unsequenced, but leaves the outbox and
+// Unsequenced, so it is never sent or pushed again. It reports whether m
+// was not marked before.
+func (db *DB) MarkConflict(ctx context.Context, m wire.Message, reason string) (bool, error) {
+	var fresh bool
+	err := db.inTx(ctx, "mark conflict "+m.MsgId, func(tx *sql.Tx) error {
+		r, err := tx.ExecContext(ctx, `INSERT INTO conflicted (sender, msg_id, feeds, reason, at) VALUES (?, ?, ?, ?, ?)
+			ON CONFLICT (msg_id, sender) DO NOTHING`, m.From, m.MsgId, m.Feeds, reason, time.Now().UnixMilli())
+		if err != nil {
+			return err
+		}
+		n, err := r.RowsAffected()
+		if err != nil {
+			return err
+		}
+		fresh = n > 0
+		// The outbox holds this account's messages only: take out the row
+		// of this very message, not one that merely shares its MsgId.
+		_, err = tx.ExecContext(ctx, `DELETE FROM outbox WHERE msg_id = ?1 AND queued IN
+			(SELECT local_order FROM messages WHERE msg_id = ?1 AND sender = ?2)`, m.MsgId, m.From)
+		return err
+	})
+	return fresh, err
+}
+
+// ConflictedMessages returns the conflicted messages, newest first, at
+// most limit.
+func (db *DB) ConflictedMessages(ctx context.Context, limit int) ([]Conflicted, error) {
+	rows, err := db.read.QueryContext(ctx, `SELECT sender, msg_id, feeds, reason, at FROM conflicted
+		ORDER BY at DESC LIMIT ?`, limit)
+	if err != nil {
+		return nil, fmt.Errorf("localdb: conflicted: %w", err)
+	}
+	defer rows.Close()
+	var out []Conflicted
+	for rows.Next() {
+		var c Conflicted
+		if err := rows.Scan(&c.From, &c.MsgId, &c.Feeds, &c.Reason, &c.At); err != nil {
+			return nil, fmt.Errorf("localdb: conflicted: %w", err)
+		}
+		out = append(out, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("localdb: conflicted: %w", err)
 	}
 	return out, nil
 }

@@ -182,7 +182,7 @@ func TestSetSeqsMovesIntoSeqOrder(t *testing.T) {
 		t.Errorf("Unsequenced(2) = %v, want %v", msgIDs(unseq), []string{u1.MsgId, u2.MsgId})
 	}
 	// The server sequenced u2 before u1; u3 stays unsequenced.
-	if err := db.SetSeqs(t.Context(), map[string]int64{u2.MsgId: 2, u1.MsgId: 3, "unknown": 4}); err != nil {
+	if err := db.SetSeqs(t.Context(), map[localdb.MsgKey]int64{localdb.KeyOf(&u2): 2, localdb.KeyOf(&u1): 3, {From: "alice", MsgId: "unknown"}: 4}); err != nil {
 		t.Fatalf("SetSeqs: %v", err)
 	}
 	h := history(t, db, feedsAB, 0)
@@ -195,7 +195,7 @@ func TestSetSeqsMovesIntoSeqOrder(t *testing.T) {
 	if unseq, _ = db.Unsequenced(t.Context(), 0); !slices.Equal(msgIDs(unseq), []string{u3.MsgId}) {
 		t.Errorf("Unsequenced after SetSeqs = %v, want [%s]", msgIDs(unseq), u3.MsgId)
 	}
-	if err := db.SetSeqs(t.Context(), map[string]int64{u3.MsgId: 0}); err == nil {
+	if err := db.SetSeqs(t.Context(), map[localdb.MsgKey]int64{localdb.KeyOf(&u3): 0}); err == nil {
 		t.Errorf("SetSeqs(seq 0) = nil error, want an error")
 	}
 }

@@ -37,15 +37,15 @@ type Stored struct {
 const messageCols = `msg_id, feeds, seq, msg_type, sender, payload, time_create, device, sig`
 
 const insertMessage = `INSERT INTO messages (` + messageCols + `, via)
-	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (msg_id) DO NOTHING`
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (msg_id, sender) DO NOTHING`
 
 // insertRows is how many messages one INSERT statement carries: a page of
 // 1000 then costs 10 statements instead of 1000, which is most of the
 // driver's per-row cost (10 parameters a row, well under SQLite's limit).
 const insertRows = 100
 
-// insertMessages returns an INSERT of n messages that skips MsgIds held
-// already.
+// insertMessages returns an INSERT of n messages that skips the messages
+// held already: a MsgId is unique per sender (From, MsgId).
 func insertMessages(n int) string {
 	var b strings.Builder
 	b.WriteString(`INSERT INTO messages (` + messageCols + `, via) VALUES `)
@@ -55,12 +55,25 @@ func insertMessages(n int) string {
 		}
 		b.WriteString(`(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
 	}
-	b.WriteString(` ON CONFLICT (msg_id) DO NOTHING`)
+	b.WriteString(` ON CONFLICT (msg_id, sender) DO NOTHING`)
 	return b.String()
 }
 
-// learnSeq records a SeqId for a message stored without one.
-const learnSeq = `UPDATE messages SET seq = ? WHERE msg_id = ? AND seq = 0`
+// learnSeq records a SeqId for a message stored without one, if the
+// incoming message is the same one: a SeqId the server gave another
+// message under the same (From, MsgId) is not this message's.
+const learnSeq = `UPDATE messages SET seq = ? WHERE msg_id = ? AND sender = ? AND seq = 0
+	AND feeds = ? AND msg_type = ? AND payload = ? AND time_create = ? AND device = ? AND sig = ?`
+
+// MsgKey names one message: a MsgId is unique per sender, so alice's and
+// bob's messages may share a MsgId and still be two messages.
+type MsgKey struct {
+	From  string
+	MsgId string
+}
+
+// KeyOf returns the key of m.
+func KeyOf(m *wire.Message) MsgKey { return MsgKey{From: m.From, MsgId: m.MsgId} }
 
 func messageArgs(m *wire.Message, via string) []any {
 	return appendMessageArgs(make([]any, 0, 10), m, via)
@@ -75,7 +88,8 @@ func appendMessageArgs(args []any, m *wire.Message, via string) []any {
 }
 
 // AddMessages stores msgs, all in one transaction, and reports which of them
-// were new. A MsgId stored before keeps its row and Via, except that a SeqId
+// were new. A message is its (From, MsgId): one stored before keeps its row
+// and Via, except that a SeqId
 // learned later (the stored message has none, the incoming one has) is
 // recorded. via is one of the Via constants.
 func (db *DB) AddMessages(ctx context.Context, msgs []wire.Message, via string) ([]bool, error) {
@@ -154,7 +168,11 @@ func (db *DB) AddMessages(ctx context.Context, msgs []wire.Message, via string) 
 				}
 				defer update.Close()
 			}
-			if _, err := update.ExecContext(ctx, m.SeqId, m.MsgId); err != nil {
+			payload := []byte(m.Payload)
+			if payload == nil {
+				payload = []byte{}
+			}
+			if _, err := update.ExecContext(ctx, m.SeqId, m.MsgId, m.From, m.Feeds, m.MsgType, payload, m.TimeCreate, m.Device, m.Sig); err != nil {
 				return fmt.Errorf("set seq of %s: %w", m.MsgId, err)
 			}
 		}
@@ -167,52 +185,54 @@ func (db *DB) AddMessages(ctx context.Context, msgs []wire.Message, via string) 
 }
 
 // markInserted sets added[i] for the messages of chunk that its INSERT
-// stored (the rows past watermark): for a MsgId the chunk carries twice,
+// stored (the rows past watermark): for a message the chunk carries twice,
 // the first one.
 func markInserted(ctx context.Context, tx *sql.Tx, chunk []wire.Message, watermark int64, added []bool) error {
-	rows, err := tx.QueryContext(ctx, `SELECT msg_id FROM messages WHERE local_order > ?`, watermark)
+	rows, err := tx.QueryContext(ctx, `SELECT sender, msg_id FROM messages WHERE local_order > ?`, watermark)
 	if err != nil {
 		return err
 	}
 	defer rows.Close()
-	inserted := make(map[string]bool)
+	inserted := make(map[MsgKey]bool)
 	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
+		var k MsgKey
+		if err := rows.Scan(&k.From, &k.MsgId); err != nil {
 			return err
 		}
-		inserted[id] = true
+		inserted[k] = true
 	}
 	if err := rows.Err(); err != nil {
 		return err
 	}
 	for i := range chunk {
-		if id := chunk[i].MsgId; inserted[id] {
+		if k := KeyOf(&chunk[i]); inserted[k] {
 			added[i] = true
-			delete(inserted, id)
+			delete(inserted, k)
 		}
 	}
 	return nil
 }
 
-// SetSeqs records the SeqIds the server assigned, by MsgId. MsgIds this
-// device does not hold are skipped.
-func (db *DB) SetSeqs(ctx context.Context, seqs map[string]int64) error {
+// SetSeqs records the SeqIds the server assigned, by (From, MsgId), so a
+// SeqId lands only on the very message the server sequenced, never on
+// another sender's message with the same MsgId. Messages this device does
+// not hold are skipped.
+func (db *DB) SetSeqs(ctx context.Context, seqs map[MsgKey]int64) error {
 	if len(seqs) == 0 {
 		return nil
 	}
 	return db.inTx(ctx, "set seqs", func(tx *sql.Tx) error {
-		st, err := tx.PrepareContext(ctx, `UPDATE messages SET seq = ? WHERE msg_id = ? AND seq != ?`)
+		st, err := tx.PrepareContext(ctx, `UPDATE messages SET seq = ? WHERE msg_id = ? AND sender = ? AND seq != ?`)
 		if err != nil {
 			return err
 		}
 		defer st.Close()
-		for id, seq := range seqs {
+		for k, seq := range seqs {
 			if seq <= 0 {
-				return fmt.Errorf("%s: SeqId %d is not positive", id, seq)
+				return fmt.Errorf("%s/%s: SeqId %d is not positive", k.From, k.MsgId, seq)
 			}
-			if _, err := st.ExecContext(ctx, seq, id, seq); err != nil {
-				return fmt.Errorf("%s: %w", id, err)
+			if _, err := st.ExecContext(ctx, seq, k.MsgId, k.From, seq); err != nil {
+				return fmt.Errorf("%s/%s: %w", k.From, k.MsgId, err)
 			}
 		}
 		return nil
@@ -280,7 +300,8 @@ func (db *DB) History(ctx context.Context, feeds string, limit int) ([]Stored, e
 }
 
 // Unsequenced returns up to limit messages that have no SeqId yet, across
-// all conversations, in local order: what history_push sends next. limit
+// all conversations, in local order: what history_push sends next. A
+// conflicted message (MarkConflict) is not among them. limit
 // <= 0 means all of them.
 func (db *DB) Unsequenced(ctx context.Context, limit int) ([]wire.Message, error) {
 	n := int64(limit)
@@ -288,7 +309,9 @@ func (db *DB) Unsequenced(ctx context.Context, limit int) ([]wire.Message, error
 		n = -1
 	}
 	rows, err := db.read.QueryContext(ctx, `SELECT `+messageCols+` FROM messages
-		WHERE seq = 0 ORDER BY local_order LIMIT ?`, n)
+		WHERE seq = 0 AND NOT EXISTS (SELECT 1 FROM conflicted c
+			WHERE c.msg_id = messages.msg_id AND c.sender = messages.sender)
+		ORDER BY local_order LIMIT ?`, n)
 	if err != nil {
 		return nil, fmt.Errorf("localdb: unsequenced: %w", err)
 	}

@@ -21,8 +21,8 @@ func (db *DB) Enqueue(ctx context.Context, m wire.Message) error {
 			return fmt.Errorf("store message: %w", err)
 		}
 		_, err := tx.ExecContext(ctx, `INSERT INTO outbox (msg_id, queued)
-			SELECT msg_id, local_order FROM messages WHERE msg_id = ?
-			ON CONFLICT (msg_id) DO NOTHING`, m.MsgId)
+			SELECT msg_id, local_order FROM messages WHERE msg_id = ? AND sender = ?
+			ON CONFLICT (msg_id) DO NOTHING`, m.MsgId, m.From)
 		if err != nil {
 			return fmt.Errorf("queue: %w", err)
 		}
@@ -31,11 +31,13 @@ func (db *DB) Enqueue(ctx context.Context, m wire.Message) error {
 }
 
 // Outbox returns the messages waiting in the outbox, in the order they
-// were enqueued.
+// were enqueued. The outbox holds only this account's messages and joins
+// them by their row (queued), not by MsgId, which another sender's message
+// may share.
 func (db *DB) Outbox(ctx context.Context) ([]wire.Message, error) {
 	rows, err := db.read.QueryContext(ctx, `SELECT m.msg_id, m.feeds, m.seq, m.msg_type, m.sender,
 		m.payload, m.time_create, m.device, m.sig
-		FROM outbox o JOIN messages m ON m.msg_id = o.msg_id ORDER BY o.queued`)
+		FROM outbox o JOIN messages m ON m.local_order = o.queued ORDER BY o.queued`)
 	if err != nil {
 		return nil, fmt.Errorf("localdb: outbox: %w", err)
 	}
@@ -109,10 +111,12 @@ func (db *DB) OutboxState(ctx context.Context, msgID string) (OutboxEntry, error
 }
 
 // Pending counts the messages waiting in the outbox and the messages held
-// without a SeqId, without reading them.
+// without a SeqId still to be pushed (conflicted ones are not), without
+// reading them.
 func (db *DB) Pending(ctx context.Context) (outbox, unsequenced int, err error) {
 	err = db.read.QueryRowContext(ctx, `SELECT (SELECT count(*) FROM outbox),
-		(SELECT count(*) FROM messages WHERE seq = 0)`).Scan(&outbox, &unsequenced)
+		(SELECT count(*) FROM messages WHERE seq = 0 AND NOT EXISTS (SELECT 1 FROM conflicted c
+			WHERE c.msg_id = messages.msg_id AND c.sender = messages.sender))`).Scan(&outbox, &unsequenced)
 	if err != nil {
 		return 0, 0, fmt.Errorf("localdb: pending: %w", err)
 	}

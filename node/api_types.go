@@ -57,6 +57,11 @@ type Status struct {
 	// Refused are the latest messages from the server (pulled or in a
 	// backup's conversations) that did not check out, newest first.
 	Refused []localdb.Refused `json:"refused,omitempty"`
+	// Conflicted are the latest of this device's held messages that the
+	// server answered "conflict" for: it holds another message under the
+	// same From and MsgId. They stay here, unsequenced, and are not sent
+	// or pushed again.
+	Conflicted []localdb.Conflicted `json:"conflicted,omitempty"`
 }
 
 // PathFailure is one failed attempt to deliver over one path.

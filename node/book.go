@@ -178,6 +178,33 @@ func (b *book) canMessage(user string) bool {
 	return false
 }
 
+// bookRights is the write rule's view of the book (wire.Rights), so that
+// the node's send and its direct receive apply the server's rule, from the
+// cached relations while the server is down. The book knows only this
+// account's relations and groups: a pair without this account, or a group
+// this account is not in, is unknown and so not allowed.
+type bookRights struct{ b *book }
+
+var _ wire.Rights = bookRights{}
+
+// Related reports whether the other one of a and b is related to this
+// account.
+func (r bookRights) Related(a, b string) (bool, error) {
+	switch r.b.self {
+	case a:
+		return a != b && r.b.canMessage(b), nil
+	case b:
+		return r.b.canMessage(a), nil
+	}
+	return false, nil
+}
+
+// Member reports whether account is a member of a group of this account.
+func (r bookRights) Member(feeds, account string) (bool, error) {
+	g, ok := r.b.group(feeds)
+	return ok && slices.Contains(g.Members, account), nil
+}
+
 // group returns a group this account is a member of.
 func (b *book) group(feeds string) (wire.Group, bool) {
 	b.mu.RLock()

@@ -36,8 +36,8 @@ func fixedKey(tb testing.TB, seed byte) (crypto.PrivKey, peer.ID) {
 }
 
 // newReceiveNode returns a Node with just what handlePacket needs: bob's
-// identity, a real store, a book that knows alice's and bob's devices and
-// a group of both, and the ingester. It has no host and no server link.
+// identity, a real store, a book that knows alice's and bob's devices,
+// alice as bob's friend and a group of both, and the ingester. It has no host and no server link.
 func newReceiveNode(tb testing.TB, self peer.ID, alice peer.ID) *Node {
 	tb.Helper()
 	log := slog.New(slog.DiscardHandler)
@@ -55,6 +55,7 @@ func newReceiveNode(tb testing.TB, self peer.ID, alice peer.ID) *Node {
 		{User: "alice", Device: alice.String()},
 		{User: "bob", Device: self.String()},
 	})
+	n.book.setRelations([]wire.Relation{{User: "alice", Kind: wire.KindPerson, State: wire.StateFriend}})
 	n.book.setGroups([]wire.Group{{Feeds: "g:team", Name: "team", Owner: "alice", Members: []string{"alice", "bob"}}})
 	n.events = newEvents(func() {})
 	n.ingest = newIngester(n)

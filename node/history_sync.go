@@ -27,12 +27,21 @@ func (n *Node) newSyncer() (*mqsync.Syncer, error) {
 			n.counts.refused.Add(1)
 			n.log.Warn("refused a pulled message", "msg_id", m.MsgId, "feeds", m.Feeds, "seq", m.SeqId, "err", err)
 		},
-		Sequenced: func(ids []string) {
-			n.counts.pushed.Add(int64(len(ids)))
+		Sequenced: func(keys []localdb.MsgKey) {
+			n.counts.pushed.Add(int64(len(keys)))
 			// What the server sequenced it also pushed to every member's
-			// devices: those messages are delivered.
+			// devices: those messages are delivered. Only this account's
+			// are in the outbox; another sender's message may share a
+			// MsgId with one of ours and says nothing about it.
+			ids := n.ownIDs(keys)
 			n.markDelivered(n.ctx, ids, localdb.ViaServer)
 			n.out.delivered(ids)
+		},
+		Conflict: func(m wire.Message, err error) {
+			n.conflicted(m, err)
+			if m.From == n.cfg.User {
+				n.out.delivered([]string{m.MsgId}) // not delivered, but never to be sent again
+			}
 		},
 		Progress: func(p mqsync.Progress) {
 			if p.Total < mqsync.PageSize && !(p.Done && p.Fetched >= mqsync.PageSize) {
@@ -70,3 +79,23 @@ func (r serverRef) Call(ctx context.Context, method string, req, out any) error 
 }
 
 func (r serverRef) Connected() bool { return r.n.link.Connected() }
+
+// ownIDs returns the MsgIds of this account's messages among keys.
+func (n *Node) ownIDs(keys []localdb.MsgKey) []string {
+	var ids []string
+	for _, k := range keys {
+		if k.From == n.cfg.User {
+			ids = append(ids, k.MsgId)
+		}
+	}
+	return ids
+}
+
+// conflicted reports a message the server answered "conflict" for (it
+// holds another message under the same From and MsgId), already marked in
+// the store so that it is never sent or pushed again.
+func (n *Node) conflicted(m wire.Message, err error) {
+	n.counts.conflicts.Add(1)
+	n.log.Warn("the server holds another message under this MsgId; this one stays local, unsequenced, and is not sent again",
+		"msg_id", m.MsgId, "from", m.From, "feeds", m.Feeds, "err", err)
+}

@@ -20,6 +20,7 @@ type counters struct {
 	recvSync       atomic.Int64 // from history pulls
 	refused        atomic.Int64 // incoming messages refused (signature, sender, membership)
 	pushed         atomic.Int64 // messages sequenced by history_push
+	conflicts      atomic.Int64 // held messages the server answered "conflict" for
 	eventsDropped  atomic.Int64 // events a slow subscriber missed
 	serverConnects atomic.Int64
 }
@@ -36,6 +37,7 @@ func (c *counters) all() map[string]*atomic.Int64 {
 		"received_sync":   &c.recvSync,
 		"refused":         &c.refused,
 		"pushed":          &c.pushed,
+		"conflicts":       &c.conflicts,
 		"events_dropped":  &c.eventsDropped,
 		"server_connects": &c.serverConnects,
 	}

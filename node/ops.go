@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -36,6 +37,9 @@ func (n *Node) status(ctx context.Context) (Status, error) {
 		return Status{}, err
 	}
 	if st.Refused, err = n.db.RefusedMessages(ctx, statusRefused); err != nil {
+		return Status{}, err
+	}
+	if st.Conflicted, err = n.db.ConflictedMessages(ctx, statusRefused); err != nil {
 		return Status{}, err
 	}
 	return st, nil
@@ -82,16 +86,19 @@ func (n *Node) send(ctx context.Context, req SendRequest) (SendResult, error) {
 	if err != nil {
 		return SendResult{}, err
 	}
-	switch f.Kind {
-	case wire.FeedsDM:
-		other := f.Peer(n.cfg.User)
-		if !n.book.canMessage(other) {
+	// The server's write rule, over the cached book, so that what the
+	// server would refuse is refused here at once rather than queued.
+	if err := wire.MayWrite(bookRights{n.book}, feeds, n.cfg.User); err != nil {
+		switch {
+		case errors.Is(err, wire.ErrNotRelated) && f.Kind == wire.FeedsDM:
+			other := f.Peer(n.cfg.User)
 			return SendResult{}, forbidden("not a friend: %s (ask first: mqtter friend add %s)", other, other)
-		}
-	case wire.FeedsGroup:
-		if _, ok := n.book.group(feeds); !ok {
+		case errors.Is(err, wire.ErrNotMember) && f.Kind == wire.FeedsGroup:
 			return SendResult{}, forbidden("not a member of %s", feeds)
+		case errors.Is(err, wire.ErrNotMember), errors.Is(err, wire.ErrNotRelated):
+			return SendResult{}, forbidden("%v", err)
 		}
+		return SendResult{}, badRequest("%v", err)
 	}
 	m := wire.Message{
 		MsgId:      wire.NewMsgID(),

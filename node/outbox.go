@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/mqtter/mqtter/localdb"
+	mqsync "github.com/mqtter/mqtter/sync"
 	"github.com/mqtter/mqtter/wire"
 )
 
@@ -47,7 +48,7 @@ type convQueue struct {
 
 type batchResult struct {
 	feeds     string
-	delivered map[string]bool // MsgId → stored somewhere
+	delivered map[string]bool // MsgId → stored somewhere, or conflicted: out of the queue
 	err       error           // why the rest was not delivered
 }
 
@@ -286,18 +287,32 @@ func (n *Node) deliverBatch(ctx context.Context, feeds string, msgs []wire.Messa
 		n.log.Info("outbox: history_push before send", "err", err)
 	}
 	for _, m := range remaining {
-		if pushed[m.MsgId] {
+		k := localdb.KeyOf(&m)
+		if pushed.Sequenced[k] {
 			res.delivered[m.MsgId] = true // history_push stored and relayed it
+			continue
+		}
+		if pushed.Conflicted[k] {
+			res.delivered[m.MsgId] = true // not delivered, but out of the queue for good
 			continue
 		}
 		var sr wire.SendResult
 		if err := n.link.Call(ctx, wire.MethodSend, m, &sr); err != nil {
+			if mqsync.IsConflict(err) {
+				n.sendConflict(ctx, m, err)
+				res.delivered[m.MsgId] = true // out of the queue for good
+				continue
+			}
 			n.recordFailure(localdb.ViaServer, "", m.MsgId, err)
 			n.noteAttempt(ctx, m.MsgId, err)
 			res.err = err
 			return res
 		}
-		if err := n.db.SetSeqs(ctx, map[string]int64{m.MsgId: sr.SeqId}); err != nil {
+		// The SeqId is this message's only if the answer names it.
+		if sr.MsgId != m.MsgId || sr.SeqId <= 0 {
+			n.log.Warn("send answered for another message; its SeqId is not recorded",
+				"msg_id", m.MsgId, "answered", sr.MsgId, "seq", sr.SeqId)
+		} else if err := n.db.SetSeqs(ctx, map[localdb.MsgKey]int64{k: sr.SeqId}); err != nil {
 			n.log.Warn("record SeqId", "msg_id", m.MsgId, "err", err)
 		}
 		n.counts.sentServer.Add(1)
@@ -323,5 +338,18 @@ func (n *Node) markDelivered(ctx context.Context, ids []string, path string) {
 func (n *Node) noteAttempt(ctx context.Context, msgID string, err error) {
 	if e := n.db.OutboxAttempt(context.WithoutCancel(ctx), msgID, err.Error()); e != nil && !errors.Is(e, localdb.ErrNotFound) {
 		n.log.Warn("outbox: record attempt", "msg_id", msgID, "err", e)
+	}
+}
+
+// sendConflict marks a message whose send the server answered "conflict"
+// for, so that it is neither sent nor pushed again.
+func (n *Node) sendConflict(ctx context.Context, m wire.Message, err error) {
+	fresh, e := n.db.MarkConflict(context.WithoutCancel(ctx), m, err.Error())
+	if e != nil {
+		n.log.Error("outbox: mark a conflict", "msg_id", m.MsgId, "err", e)
+		return
+	}
+	if fresh {
+		n.conflicted(m, err)
 	}
 }

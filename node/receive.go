@@ -77,6 +77,13 @@ func (n *Node) directSend(from peer.ID, body []byte, answer func([]byte)) {
 		n.counts.refused.Add(1)
 		n.log.Warn("refused a direct message", "from", from.String(), "msg_id", m.MsgId, "err", err)
 		answer(wire.Fail("", err.Error()))
+		if errors.Is(err, wire.ErrNotRelated) && n.link != nil && n.link.Connected() {
+			// The book may lag the server (a relation accepted a moment
+			// ago): ask again, so a new friend is not refused for long. The
+			// refresh loop coalesces these, so a stranger's dms cannot
+			// make it call the server more than a few times a second.
+			n.kickRefresh()
+		}
 		return
 	}
 	n.ingest.addAsync(m, localdb.ViaP2P, func(err error) {
@@ -95,8 +102,8 @@ func (n *Node) directSend(from peer.ID, body []byte, answer func([]byte)) {
 
 // checkDirect decides whether a message from a direct stream may be
 // stored: it must be well formed, unsequenced, signed by the very device
-// that sent it, that device must belong to From, and this account must be
-// in the conversation.
+// that sent it, that device must belong to From, and From must be allowed
+// to write into the conversation (checkMember).
 func (n *Node) checkDirect(m *wire.Message, from peer.ID) error {
 	if err := m.Validate(); err != nil {
 		return fmt.Errorf("%s: %w", errBadRequest, err)
@@ -119,29 +126,18 @@ func (n *Node) checkDirect(m *wire.Message, from peer.ID) error {
 	return n.checkMember(m)
 }
 
-// checkMember checks that both this account and From are in the message's
-// conversation.
+// checkMember applies the write rule (wire.MayWrite) to the message, as
+// the server does, over this node's book: the author of a dm must be
+// related to this account, the author of a group message a member of a
+// group of this account.
 func (n *Node) checkMember(m *wire.Message) error {
-	f, err := wire.ParseFeeds(m.Feeds)
-	if err != nil {
+	if err := wire.MayWrite(bookRights{n.book}, m.Feeds, m.From); err != nil {
+		if errors.Is(err, wire.ErrNotMember) || errors.Is(err, wire.ErrNotRelated) {
+			return fmt.Errorf("%s: %w", errForbidden, err)
+		}
 		return fmt.Errorf("%s: %w", errBadRequest, err)
 	}
-	if f.Kind == wire.FeedsDM {
-		if !f.Has(n.cfg.User) || !f.Has(m.From) {
-			return fmt.Errorf("%s: %s is not a conversation of %s and %s", errForbidden, m.Feeds, n.cfg.User, m.From)
-		}
-		return nil
-	}
-	g, ok := n.book.group(m.Feeds)
-	if !ok {
-		return fmt.Errorf("%s: %s is not a group of %s", errForbidden, m.Feeds, n.cfg.User)
-	}
-	for _, member := range g.Members {
-		if member == m.From {
-			return nil
-		}
-	}
-	return fmt.Errorf("%s: %s is not a member of %s", errForbidden, m.From, m.Feeds)
+	return nil
 }
 
 // checkFromServer decides whether a message from the server (push or

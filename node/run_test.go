@@ -19,12 +19,22 @@ import (
 // Run's error.
 func runNode(t *testing.T, srv *servertest.Instance, home, user string) (cl *node.Client, stop func() error) {
 	t.Helper()
+	return runNodeWith(t, srv, home, user, nil)
+}
+
+// runNodeWith is runNode with the config changed by edit first.
+func runNodeWith(t *testing.T, srv *servertest.Instance, home, user string, edit func(*node.Config)) (cl *node.Client, stop func() error) {
+	t.Helper()
+	cfg := node.Config{Home: home, Server: srv.MQTT, User: user, Password: user + "-pw",
+		ListenAddrs: []string{"/ip4/127.0.0.1/tcp/0"}, NoMDNS: true, SyncInterval: 200 * time.Millisecond,
+		Logger: servertest.TestLogger(t)}
+	if edit != nil {
+		edit(&cfg)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- node.Run(ctx, node.Config{Home: home, Server: srv.MQTT, User: user, Password: user + "-pw",
-			ListenAddrs: []string{"/ip4/127.0.0.1/tcp/0"}, NoMDNS: true, SyncInterval: 200 * time.Millisecond,
-			Logger: servertest.TestLogger(t)})
+		done <- node.Run(ctx, cfg)
 	}()
 	deadline := time.Now().Add(20 * time.Second)
 	for {

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -48,8 +49,13 @@ type Config struct {
 	Stored func(wire.Message)
 	// Refused is told of every pulled message Check refused.
 	Refused func(m wire.Message, err error)
-	// Sequenced is told of the MsgIds a push got SeqIds for.
-	Sequenced func(ids []string)
+	// Sequenced is told of the messages a push got SeqIds for.
+	Sequenced func(keys []localdb.MsgKey)
+	// Conflict is told of every message the server answered "conflict"
+	// for: it holds another message under the same (From, MsgId). The
+	// message is marked in the store (localdb.MarkConflict) and never
+	// pushed again.
+	Conflict func(m wire.Message, err error)
 	// Progress, when set, is told how a pull goes: after every page, and
 	// once more when the pull ends.
 	Progress func(Progress)
@@ -81,11 +87,11 @@ type Syncer struct {
 	kickc chan bool     // true: pull too
 	sawc  chan saw
 
-	// refused are MsgIds the server would not sequence; they are not pushed
-	// again until the process restarts. Guarded by lock.
-	refused map[string]bool
+	// refused are messages the server would not sequence; they are not
+	// pushed again until the process restarts. Guarded by lock.
+	refused map[localdb.MsgKey]bool
 
-	pushed, pulled, refusedPulls atomic.Int64
+	pushed, pulled, refusedPulls, conflicts atomic.Int64
 }
 
 // New returns a Syncer; Loop runs it.
@@ -108,7 +114,7 @@ func New(cfg Config) (*Syncer, error) {
 		lock:    make(chan struct{}, 1),
 		kickc:   make(chan bool, 1),
 		sawc:    make(chan saw, 1024),
-		refused: make(map[string]bool),
+		refused: make(map[localdb.MsgKey]bool),
 	}, nil
 }
 
@@ -126,11 +132,12 @@ func CheckMessage(m *wire.Message) error {
 // Counts are the syncer's totals since New.
 type Counts struct {
 	Pushed, Pulled, Refused int64
+	Conflicts               int64 // pushed messages the server answered "conflict" for
 }
 
 // Counts returns the totals so far.
 func (s *Syncer) Counts() Counts {
-	return Counts{Pushed: s.pushed.Load(), Pulled: s.pulled.Load(), Refused: s.refusedPulls.Load()}
+	return Counts{Pushed: s.pushed.Load(), Pulled: s.pulled.Load(), Refused: s.refusedPulls.Load(), Conflicts: s.conflicts.Load()}
 }
 
 // Kick asks the loop for a round soon; with pull the round pulls too.
@@ -258,23 +265,39 @@ func (s *Syncer) Run(ctx context.Context, pull bool) (Result, error) {
 	return res, nil
 }
 
+// answerConflict starts the server's answer to a message whose (From,
+// MsgId) names another message there.
+const answerConflict = "conflict"
+
+// IsConflict reports whether err is the server's "conflict" answer.
+func IsConflict(err error) bool {
+	var ae *wire.AnswerError
+	return errors.As(err, &ae) && strings.HasPrefix(ae.Msg, answerConflict)
+}
+
+// Pushed is what a push did to the messages it pushed.
+type Pushed struct {
+	Sequenced  map[localdb.MsgKey]bool // got a SeqId
+	Conflicted map[localdb.MsgKey]bool // answered "conflict", now marked
+}
+
 // PushNow pushes every unsequenced message at once, ahead of a server send:
 // what went directly earlier then gets its SeqId before the message that
 // follows it, so SeqId order stays sending order whatever the path. It
-// returns the MsgIds that got a SeqId.
-func (s *Syncer) PushNow(ctx context.Context) (map[string]bool, error) {
+// reports which messages got a SeqId and which conflicted.
+func (s *Syncer) PushNow(ctx context.Context) (Pushed, error) {
+	p := Pushed{Sequenced: make(map[localdb.MsgKey]bool), Conflicted: make(map[localdb.MsgKey]bool)}
 	if err := s.acquire(ctx); err != nil {
-		return nil, err
+		return p, err
 	}
 	defer s.release()
-	done := make(map[string]bool)
-	_, err := s.push(ctx, done)
-	return done, err
+	_, err := s.push(ctx, &p)
+	return p, err
 }
 
-// push pushes every unsequenced message, adding those sequenced to done
-// when it is not nil.
-func (s *Syncer) push(ctx context.Context, done map[string]bool) (int, error) {
+// push pushes every unsequenced message, noting in done (when not nil)
+// what became of them.
+func (s *Syncer) push(ctx context.Context, done *Pushed) (int, error) {
 	total := 0
 	for {
 		msgs, err := s.cfg.DB.Unsequenced(ctx, wire.MaxHistoryPush+len(s.refused))
@@ -283,31 +306,54 @@ func (s *Syncer) push(ctx context.Context, done map[string]bool) (int, error) {
 		}
 		batch := msgs[:0]
 		for _, m := range msgs {
-			if !s.refused[m.MsgId] && len(batch) < wire.MaxHistoryPush {
+			if !s.refused[localdb.KeyOf(&m)] && len(batch) < wire.MaxHistoryPush {
 				batch = append(batch, m)
 			}
 		}
 		if len(batch) == 0 {
 			return total, nil
 		}
+		refusedBefore := len(s.refused)
 		n, err := s.pushBatch(ctx, batch, done)
 		total += n
 		if err != nil {
 			return total, err
 		}
+		if n == 0 && len(s.refused) == refusedBefore {
+			// The answer sequenced none of the batch (its rows named
+			// other messages): the same batch again would loop. The next
+			// round tries again.
+			s.log.Warn("history_push sequenced none of a batch; retrying next round", "messages", len(batch))
+			return total, nil
+		}
 	}
 }
 
+// pushResult is one row of the history_push answer; From is there when
+// the server says it.
+type pushResult struct {
+	MsgId string `json:"MsgId"`
+	From  string `json:"From,omitempty"`
+	SeqId int64  `json:"SeqId"`
+}
+
 // pushBatch pushes one batch; a batch the server refuses as a whole is
-// pushed one message at a time, so one bad message holds up no other.
-func (s *Syncer) pushBatch(ctx context.Context, batch []wire.Message, done map[string]bool) (int, error) {
-	var seqs []wire.SeqResult
+// pushed one message at a time, so one bad message holds up no other. The
+// answer's rows are in request order: a SeqId is recorded only for the
+// message pushed at its position, and only if the row names that message.
+func (s *Syncer) pushBatch(ctx context.Context, batch []wire.Message, done *Pushed) (int, error) {
+	var seqs []pushResult
 	err := s.cfg.Server.Call(ctx, wire.MethodHistoryPush, wire.HistoryPushReq{Messages: batch}, &seqs)
 	var ae *wire.AnswerError
 	if errors.As(err, &ae) {
 		if len(batch) == 1 {
-			s.refused[batch[0].MsgId] = true
-			s.log.Warn("history_push refused a message", "msg_id", batch[0].MsgId, "err", err)
+			m := batch[0]
+			k := localdb.KeyOf(&m)
+			s.refused[k] = true
+			if IsConflict(err) {
+				return 0, s.conflict(ctx, m, err, done)
+			}
+			s.log.Warn("history_push refused a message", "msg_id", m.MsgId, "from", m.From, "err", err)
 			return 0, nil
 		}
 		total := 0
@@ -323,25 +369,35 @@ func (s *Syncer) pushBatch(ctx context.Context, batch []wire.Message, done map[s
 	if err != nil {
 		return 0, err
 	}
-	m := make(map[string]int64, len(seqs))
-	ids := make([]string, 0, len(seqs))
-	for _, r := range seqs {
-		if r.SeqId > 0 {
-			m[r.MsgId] = r.SeqId
-			ids = append(ids, r.MsgId)
-			if done != nil {
-				done[r.MsgId] = true
-			}
+	if len(seqs) != len(batch) {
+		s.log.Warn("history_push answered a different number of rows", "pushed", len(batch), "rows", len(seqs))
+	}
+	m := make(map[localdb.MsgKey]int64, len(seqs))
+	keys := make([]localdb.MsgKey, 0, len(seqs))
+	last := make(map[string]int64) // by feeds: the highest SeqId this push got
+	for i, r := range seqs[:min(len(seqs), len(batch))] {
+		msg := &batch[i]
+		if r.SeqId <= 0 {
+			continue
+		}
+		if r.MsgId != msg.MsgId || r.From != "" && r.From != msg.From {
+			s.log.Warn("history_push answered a row for another message; its SeqId is not recorded",
+				"position", i, "pushed", msg.MsgId, "from", msg.From, "answered", r.MsgId, "answered_from", r.From)
+			continue
+		}
+		k := localdb.KeyOf(msg)
+		if _, dup := m[k]; dup {
+			continue
+		}
+		m[k] = r.SeqId
+		keys = append(keys, k)
+		last[msg.Feeds] = max(last[msg.Feeds], r.SeqId)
+		if done != nil {
+			done.Sequenced[k] = true
 		}
 	}
 	if err := s.cfg.DB.SetSeqs(ctx, m); err != nil {
 		return 0, err
-	}
-	last := make(map[string]int64) // by feeds: the highest SeqId this push got
-	for _, msg := range batch {
-		if seq := m[msg.MsgId]; seq > 0 {
-			last[msg.Feeds] = max(last[msg.Feeds], seq)
-		}
 	}
 	for feeds, seq := range last {
 		if _, err := s.cfg.DB.Advance(ctx, feeds, seq); err != nil {
@@ -349,10 +405,31 @@ func (s *Syncer) pushBatch(ctx context.Context, batch []wire.Message, done map[s
 		}
 	}
 	s.pushed.Add(int64(len(m)))
-	if s.cfg.Sequenced != nil && len(ids) > 0 {
-		s.cfg.Sequenced(ids)
+	if s.cfg.Sequenced != nil && len(keys) > 0 {
+		s.cfg.Sequenced(keys)
 	}
 	return len(m), nil
+}
+
+// conflict marks a message the server answered "conflict" for, so that it
+// is never pushed or sent again, and tells Config.Conflict once.
+func (s *Syncer) conflict(ctx context.Context, m wire.Message, err error, done *Pushed) error {
+	fresh, e := s.cfg.DB.MarkConflict(context.WithoutCancel(ctx), m, err.Error())
+	if e != nil {
+		return fmt.Errorf("mark conflict of %s: %w", m.MsgId, e)
+	}
+	if done != nil {
+		done.Conflicted[localdb.KeyOf(&m)] = true
+	}
+	if fresh {
+		s.conflicts.Add(1)
+		if s.cfg.Conflict != nil {
+			s.cfg.Conflict(m, err)
+		} else {
+			s.log.Warn("history_push: the server holds another message under this MsgId", "msg_id", m.MsgId, "from", m.From, "err", err)
+		}
+	}
+	return nil
 }
 
 // pull fetches, for every conversation the server lists, the messages

@@ -210,6 +210,12 @@ func printStatus(w io.Writer, st node.Status) {
 			fmt.Fprintf(w, "  %s %s #%d %s: %s\n", clock(r.At), r.Feeds, r.SeqId, r.MsgId, r.Reason)
 		}
 	}
+	if len(st.Conflicted) > 0 {
+		fmt.Fprintln(w, "conflicted messages (the server holds another message under the MsgId; kept here, not sent again):")
+		for _, c := range st.Conflicted {
+			fmt.Fprintf(w, "  %s %s %s from %s: %s\n", clock(c.At), c.Feeds, c.MsgId, c.From, c.Reason)
+		}
+	}
 	if len(st.Failures) == 0 {
 		return
 	}

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mqtter/mqtter/localdb"
 	"github.com/mqtter/mqtter/node"
 	"github.com/mqtter/mqtter/wire"
 )
@@ -184,7 +185,8 @@ func TestPrintStatus(t *testing.T) {
 		User: "alice", Device: "12D3KooWA", Server: node.ServerDisconnected, ServerURL: "tcp://127.0.0.1:1883",
 		ServerError: "connection refused", Addrs: []string{"/ip4/127.0.0.1/tcp/4001/p2p/12D3KooWA", "/ip4/127.0.0.1/udp/4001/quic-v1/p2p/12D3KooWA"},
 		Outbox: 2, Unsynced: 5,
-		Failures: []node.PathFailure{{Path: "p2p", Peer: "12D3KooWB", MsgId: "m1", Error: "timeout"}},
+		Failures:   []node.PathFailure{{Path: "p2p", Peer: "12D3KooWB", MsgId: "m1", Error: "timeout"}},
+		Conflicted: []localdb.Conflicted{{From: "alice", MsgId: "m2", Feeds: "dm:alice:bob", Reason: "conflict: MsgId already used"}},
 	})
 	out := b.String()
 	for _, want := range []string{
@@ -196,6 +198,7 @@ func TestPrintStatus(t *testing.T) {
 		"outbox:   2 undelivered\n",
 		"unsynced: 5 without a SeqId\n",
 		"peer 12D3KooWB msg m1: timeout\n",
+		"dm:alice:bob m2 from alice: conflict: MsgId already used\n",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("printStatus printed\n%s\nwant it to contain %q", out, want)

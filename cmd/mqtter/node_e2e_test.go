@@ -593,3 +593,141 @@ func TestNodeOtherDeviceLearnsRelations(t *testing.T) {
 		})
 	}
 }
+
+// linkedDevice is a bare libp2p device of user, registered through the
+// server by a test MQTT link.
+type linkedDevice struct {
+	device
+	link *servertest.Client
+}
+
+func newLinkedDevice(t *testing.T, broker, user string) linkedDevice {
+	t.Helper()
+	d := newDevice(t, nil)
+	link, err := servertest.TryDial(t, broker, user, user+"-pw", d.host.ID().String())
+	if err != nil {
+		t.Fatalf("%s CONNECT: %v", user, err)
+	}
+	t.Cleanup(link.Close)
+	pub, err := crypto.MarshalPublicKey(d.key.GetPublic())
+	if err != nil {
+		t.Fatal(err)
+	}
+	link.OK(wire.MethodRegisterDevice, wire.RegisterDevice{PeerID: d.host.ID().String(),
+		PubKey: base64.StdEncoding.EncodeToString(pub), Addrs: d.host.Addrs()}, nil)
+	return linkedDevice{device: d, link: link}
+}
+
+// deliver sends m directly to the node's device and returns the Error of
+// its answer (nil for OK); a stream refused outright fails the test, since
+// the device is meant to be known to the node.
+func (d linkedDevice) deliver(t *testing.T, to peer.ID, addrs []multiaddr.Multiaddr, m wire.Message) error {
+	t.Helper()
+	raw, err := d.host.Request(t.Context(), to, addrs, sendTopic(to, m.MsgId), mustJSON(t, m))
+	if err != nil {
+		t.Fatalf("deliver %s: request = %v, want an answer", m.MsgId, err)
+	}
+	ans, err := wire.ParseAnswer(raw)
+	if err != nil {
+		t.Fatalf("deliver %s: answer %s: %v", m.MsgId, raw, err)
+	}
+	return ans.Err()
+}
+
+// nodeAddrs returns a node's device and addresses from its status.
+func nodeAddrs(t *testing.T, n *nodeProc) (peer.ID, []multiaddr.Multiaddr) {
+	t.Helper()
+	st := n.status()
+	id, err := peer.Decode(st.Device)
+	if err != nil {
+		t.Fatalf("device %q: %v", st.Device, err)
+	}
+	var addrs []multiaddr.Multiaddr
+	for _, a := range st.Addrs {
+		ma, err := multiaddr.NewMultiaddr(a)
+		if err != nil {
+			t.Fatalf("address %q: %v", a, err)
+		}
+		addrs = append(addrs, ma)
+	}
+	return id, addrs
+}
+
+// A direct dm is held to the server's write rule (wire.MayWrite): a group
+// co-member who was never a friend, and a friend once removed, reach the
+// node's stream (a shared group makes their devices known) but their
+// correctly signed dms are refused with an Error answer, not stored and
+// counted, while their group messages still go through.
+func TestNodeRefusesDMsFromNonFriends(t *testing.T) {
+	t.Parallel()
+	data := newAccounts(t, "alice", "bob", "mallory")
+	srv := startServer(t, data)
+	broker := "tcp://" + srv.mqtt
+	alice := startNode(t, broker, t.TempDir(), "alice", "alice-pw")
+	aliceID, aliceAddrs := nodeAddrs(t, alice)
+	bob := newLinkedDevice(t, broker, "bob")
+	mallory := newLinkedDevice(t, broker, "mallory")
+
+	alice.must("friend", "add", "bob")
+	bob.link.OK(wire.MethodAcceptFriend, wire.UserReq{User: "alice"}, nil)
+	alice.eventually(10*time.Second, "alice may send to bob", func() (bool, string) {
+		code, out := alice.cli("send", "bob", "hello bob")
+		return code == 0, out
+	})
+	feeds := strings.TrimSpace(alice.must("group", "create", "team", "bob"))
+	mallory.link.OK(wire.MethodApplyJoinFeeds, wire.FeedsReq{Feeds: feeds}, nil)
+	alice.must("group", "agree", feeds, "mallory")
+	alice.eventually(10*time.Second, "alice knows mallory's device", func() (bool, string) {
+		out := alice.must("peers", "--json")
+		return strings.Contains(out, mallory.host.ID().String()), out
+	})
+	if code, out := alice.cli("send", "mallory", "not a friend"); code == 0 || !strings.Contains(out, "not a friend") {
+		t.Errorf("alice's send to mallory = exit %d: %s, want refused as not a friend", code, out)
+	}
+	refused := alice.status().Counters["refused"]
+
+	// Mallory's group message goes through: her device is let in.
+	inGroup := signed(t, mallory.key, feeds, "mallory", "hi team")
+	if err := mallory.deliver(t, aliceID, aliceAddrs, inGroup); err != nil {
+		t.Fatalf("mallory's group message: %v, want OK", err)
+	}
+	strangerDM := signed(t, mallory.key, wire.DM("alice", "mallory"), "mallory", "a dm from a non-friend")
+	if err := mallory.deliver(t, aliceID, aliceAddrs, strangerDM); err == nil || !strings.HasPrefix(err.Error(), "forbidden") {
+		t.Errorf("mallory's dm: %v, want a forbidden Error answer", err)
+	}
+
+	// Bob's dm goes through while he is a friend, not once removed.
+	before := signed(t, bob.key, wire.DM("alice", "bob"), "bob", "while a friend")
+	if err := bob.deliver(t, aliceID, aliceAddrs, before); err != nil {
+		t.Fatalf("bob's dm as a friend: %v, want OK", err)
+	}
+	alice.must("friend", "remove", "bob")
+	alice.eventually(10*time.Second, "alice may no longer send to bob", func() (bool, string) {
+		code, out := alice.cli("send", "bob", "still there?")
+		return code != 0, out
+	})
+	after := signed(t, bob.key, wire.DM("alice", "bob"), "bob", "after removal")
+	if err := bob.deliver(t, aliceID, aliceAddrs, after); err == nil || !strings.HasPrefix(err.Error(), "forbidden") {
+		t.Errorf("former friend bob's dm: %v, want a forbidden Error answer", err)
+	}
+	stillInGroup := signed(t, bob.key, feeds, "bob", "still in the team")
+	if err := bob.deliver(t, aliceID, aliceAddrs, stillInGroup); err != nil {
+		t.Errorf("bob's group message after removal: %v, want OK", err)
+	}
+
+	has := func(with, msgID string) bool {
+		return slices.ContainsFunc(alice.history(with), func(e node.HistoryEntry) bool { return e.MsgId == msgID })
+	}
+	if has("mallory", strangerDM.MsgId) {
+		t.Errorf("alice stored mallory's dm")
+	}
+	if has("bob", after.MsgId) {
+		t.Errorf("alice stored former friend bob's dm")
+	}
+	if !has("bob", before.MsgId) || !has(feeds, inGroup.MsgId) || !has(feeds, stillInGroup.MsgId) {
+		t.Errorf("alice lacks a message she accepted")
+	}
+	if got := alice.status().Counters["refused"] - refused; got != 2 {
+		t.Errorf("alice counted %d more refused messages, want 2", got)
+	}
+}
