@@ -2,12 +2,10 @@ package node_test
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"testing"
 	"time"
 
-	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/mqtter/mqtter/node"
@@ -47,12 +45,7 @@ func TestNodeConflictIsReportedNotRetried(t *testing.T) {
 	t.Cleanup(func() { bobHost.Close() })
 	bob := servertest.Dial(t, srv, "bob", "bob-pw", bobID)
 	defer bob.Close()
-	pub, err := crypto.MarshalPublicKey(bobKey.GetPublic())
-	if err != nil {
-		t.Fatal(err)
-	}
-	bob.OK(wire.MethodRegisterDevice, wire.RegisterDevice{PeerID: bobID,
-		PubKey: base64.StdEncoding.EncodeToString(pub), Addrs: bobHost.Addrs()}, nil)
+	bob.Register(bobKey, bobHost.Addrs())
 
 	// The node pushes only when told to (Sync), so the second device acts
 	// before the push.

@@ -609,12 +609,7 @@ func newLinkedDevice(t *testing.T, broker, user string) linkedDevice {
 		t.Fatalf("%s CONNECT: %v", user, err)
 	}
 	t.Cleanup(link.Close)
-	pub, err := crypto.MarshalPublicKey(d.key.GetPublic())
-	if err != nil {
-		t.Fatal(err)
-	}
-	link.OK(wire.MethodRegisterDevice, wire.RegisterDevice{PeerID: d.host.ID().String(),
-		PubKey: base64.StdEncoding.EncodeToString(pub), Addrs: d.host.Addrs()}, nil)
+	link.Register(d.key, d.host.Addrs())
 	return linkedDevice{device: d, link: link}
 }
 
