@@ -7,6 +7,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/multiformats/go-multiaddr"
 
+	"github.com/mqtter/mqtter/thing"
 	"github.com/mqtter/mqtter/wire"
 )
 
@@ -229,4 +230,56 @@ func (b *book) members(f wire.Feeds, feeds string) []string {
 		}
 	}
 	return out
+}
+
+var _ thing.Relations = bookRights{}
+
+// Tie returns the relation between a and b as this account's book knows
+// it: only pairs that include this account are known. The kind of this
+// account itself follows from the relation: both of an association are
+// things, and a binding joins a person and a thing.
+func (r bookRights) Tie(a, b string) (state, kindB string, err error) {
+	self := r.b.self
+	var other string
+	switch self {
+	case a:
+		other = b
+	case b:
+		other = a
+	default:
+		return "", "", nil
+	}
+	if other == self {
+		return "", "", nil
+	}
+	r.b.mu.RLock()
+	rel, ok := r.b.relations[other]
+	r.b.mu.RUnlock()
+	if !ok {
+		return "", "", nil
+	}
+	switch rel.State {
+	case wire.StateFriend, wire.StateBound, wire.StateAssociated:
+		state = rel.State
+	default:
+		return "", "", nil
+	}
+	if b == other {
+		return state, rel.Kind, nil
+	}
+	switch {
+	case state == wire.StateAssociated:
+		kindB = wire.KindThing
+	case state == wire.StateBound && rel.Kind == wire.KindPerson:
+		kindB = wire.KindThing
+	case state == wire.StateBound && rel.Kind == wire.KindThing:
+		kindB = wire.KindPerson
+	}
+	return state, kindB, nil
+}
+
+// DeviceOwner returns the account of a device the book knows.
+func (r bookRights) DeviceOwner(device string) (string, bool, error) {
+	a, ok := r.b.account(device)
+	return a, ok, nil
 }

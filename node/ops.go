@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mqtter/mqtter/thing"
 	"github.com/mqtter/mqtter/wire"
 )
 
@@ -125,6 +126,12 @@ func (n *Node) send(ctx context.Context, req SendRequest) (SendResult, error) {
 		return SendResult{}, badRequest("%v", err)
 	}
 	if err := m.Validate(); err != nil {
+		return SendResult{}, badRequest("%v", err)
+	}
+	if err := thing.MayWrite(bookRights{n.book}, &m); err != nil {
+		if errors.Is(err, thing.ErrNotAllowed) {
+			return SendResult{}, forbidden("%v", err)
+		}
 		return SendResult{}, badRequest("%v", err)
 	}
 	if err := n.db.Enqueue(ctx, m); err != nil {

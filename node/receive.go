@@ -10,6 +10,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/mqtter/mqtter/localdb"
+	"github.com/mqtter/mqtter/thing"
 	"github.com/mqtter/mqtter/wire"
 )
 
@@ -126,18 +127,24 @@ func (n *Node) checkDirect(m *wire.Message, from peer.ID) error {
 	return n.checkMember(m)
 }
 
-// checkMember applies the write rule (wire.MayWrite) to the message, as
+// checkMember applies the write rule (wire.MayWrite, and thing.MayWrite
+// for commands and feedback) to the message, as
 // the server does, over this node's book: the author of a dm must be
 // related to this account, the author of a group message a member of a
 // group of this account.
 func (n *Node) checkMember(m *wire.Message) error {
-	if err := wire.MayWrite(bookRights{n.book}, m.Feeds, m.From); err != nil {
-		if errors.Is(err, wire.ErrNotMember) || errors.Is(err, wire.ErrNotRelated) {
-			return fmt.Errorf("%s: %w", errForbidden, err)
-		}
-		return fmt.Errorf("%s: %w", errBadRequest, err)
+	rights := bookRights{n.book}
+	err := wire.MayWrite(rights, m.Feeds, m.From)
+	if err == nil {
+		err = thing.MayWrite(rights, m)
 	}
-	return nil
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, wire.ErrNotMember), errors.Is(err, wire.ErrNotRelated), errors.Is(err, thing.ErrNotAllowed):
+		return fmt.Errorf("%s: %w", errForbidden, err)
+	}
+	return fmt.Errorf("%s: %w", errBadRequest, err)
 }
 
 // checkFromServer decides whether a message from the server (push or
