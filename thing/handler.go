@@ -32,3 +32,14 @@ func NewInvocation(msgID, from string, c *Command) Invocation {
 // state (props; rev and cause are filled in when missing), event (event,
 // data) and description (description). Its node fills in the trace, sends
 // each to whoever must hear of it, and runs the rules.
+
+// ThingReq is the body of the description method: {"thing"}; and of
+// list_rules, where an empty Thing lists every rule the caller may see.
+type ThingReq struct {
+	Thing string `json:"thing"`
+}
+
+// RuleID is the body of remove_rule and the result of add_rule.
+type RuleID struct {
+	ID string `json:"id"`
+}

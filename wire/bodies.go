@@ -32,6 +32,13 @@ const (
 	// MethodDeviceChallenge gives the challenge a register_device proof
 	// signs (extension).
 	MethodDeviceChallenge = "device_challenge"
+
+	// The thing model (extension; bodies in package thing).
+	MethodDescribe    = "describe"    // a thing publishes its thing.Description
+	MethodDescription = "description" // {"thing"} → the latest thing.Description
+	MethodAddRule     = "add_rule"    // a signed thing.Rule → {"id"}
+	MethodRemoveRule  = "remove_rule" // {"id"}
+	MethodListRules   = "list_rules"  // {"thing"?} → []thing.Rule
 )
 
 // MaxHistoryPush is the most messages one history_push may carry.

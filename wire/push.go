@@ -90,3 +90,10 @@ const (
 
 // EventRequest is the RelationEvent.Event of a new friend request.
 const EventRequest = "request"
+
+// RelationEvent.Event values of the thing model (extension): User is the
+// thing whose description or rules changed.
+const (
+	EventDescribed = "described"
+	EventRules     = "rules"
+)
