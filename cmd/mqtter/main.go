@@ -12,6 +12,8 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+
+	"github.com/mqtter/mqtter/demo"
 )
 
 const usage = `usage:
@@ -73,7 +75,11 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	case "user":
 		return runUser(ctx, args[1:], stdin, stdout, stderr)
 	case "demo":
-		return runDemo(ctx, stdout)
+		exe, err := os.Executable()
+		if err != nil {
+			return fmt.Errorf("demo: find own binary: %w", err)
+		}
+		return demo.Run(ctx, stdout, exe)
 	case "node":
 		return runNode(ctx, args[1:], stderr)
 	case "help", "-h", "--help":

@@ -1,4 +1,8 @@
-package main
+// Package demo is the script of `mqtter demo`: it runs a real server and
+// real nodes from the mqtter binary, in a temporary directory, on
+// 127.0.0.1 only with mDNS off, drives them with the CLI as a user would,
+// and prints each command with what it printed.
+package demo
 
 import (
 	"bytes"
@@ -37,13 +41,10 @@ const (
 	demoTail = 15 // log lines shown when a step fails
 )
 
-// runDemo runs the demo and removes its processes and files on the way
-// out, whether it succeeded, failed or was interrupted.
-func runDemo(ctx context.Context, stdout io.Writer) error {
-	exe, err := os.Executable()
-	if err != nil {
-		return fmt.Errorf("demo: find own binary: %w", err)
-	}
+// Run runs the demo with the mqtter binary exe and removes its processes
+// and files on the way out, whether it succeeded, failed or was
+// interrupted.
+func Run(ctx context.Context, stdout io.Writer, exe string) error {
 	root, err := os.MkdirTemp("", "mqtter-demo-")
 	if err != nil {
 		return fmt.Errorf("demo: %w", err)
