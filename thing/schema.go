@@ -87,6 +87,9 @@ func (s *Schema) Check(v json.RawMessage) error {
 }
 
 func (s *Schema) check(x any, at string, depth int) error {
+	if s == nil {
+		return nil // "properties": {"a": null} constrains nothing, as validate reads it
+	}
 	if depth > maxSchemaDepth {
 		return fmt.Errorf("%w: %s nested too deep", ErrInput, where(at))
 	}
