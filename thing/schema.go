@@ -71,7 +71,7 @@ func (s *Schema) Check(v json.RawMessage) error {
 	if s == nil {
 		return nil
 	}
-	if len(bytes.TrimSpace(v)) == 0 {
+	if onlyJSONSpace(v) {
 		v = json.RawMessage("null")
 	}
 	var x any
@@ -80,7 +80,7 @@ func (s *Schema) Check(v json.RawMessage) error {
 	if err := d.Decode(&x); err != nil {
 		return fmt.Errorf("%w: not JSON: %v", ErrInput, err)
 	}
-	if d.More() {
+	if !onlyJSONSpace(v[d.InputOffset():]) {
 		return fmt.Errorf("%w: more than one JSON value", ErrInput)
 	}
 	return s.check(x, "", 0)
