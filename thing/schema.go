@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 )
@@ -164,7 +165,8 @@ func typeOf(x any) string {
 		if !strings.ContainsAny(v.String(), ".eE") {
 			return "integer"
 		}
-		if f, err := v.Float64(); err == nil && f == float64(int64(f)) {
+		// Not int64(f), whose value past ±2^63 is up to the platform.
+		if f, err := v.Float64(); err == nil && f == math.Trunc(f) {
 			return "integer"
 		}
 		return "number"
