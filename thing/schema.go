@@ -109,6 +109,9 @@ func (s *Schema) check(x any, at string, depth int) error {
 	}
 	switch v := x.(type) {
 	case json.Number:
+		if s.Minimum == nil && s.Maximum == nil {
+			break // a number past float64's range is JSON still, and no bound to compare
+		}
 		f, err := v.Float64()
 		if err != nil {
 			return fmt.Errorf("%w: %s: %v", ErrInput, where(at), err)
