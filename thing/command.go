@@ -218,7 +218,7 @@ func (f *Feedback) Validate() error {
 			return bad("no description")
 		}
 		if err := f.Description.Validate(); err != nil {
-			return err
+			return fmt.Errorf("%w: %w", ErrBadFeedback, err)
 		}
 	default:
 		return fmt.Errorf("%w: kind %.40q: want ack, result, state, event or description", ErrBadFeedback, f.Kind)
