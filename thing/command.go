@@ -218,7 +218,7 @@ func (f *Feedback) Validate() error {
 			return bad("no description")
 		}
 		if err := f.Description.Validate(); err != nil {
-			return err
+			return fmt.Errorf("%w: %w", ErrBadFeedback, err)
 		}
 	default:
 		return fmt.Errorf("%w: kind %.40q: want ack, result, state, event or description", ErrBadFeedback, f.Kind)
@@ -241,8 +241,19 @@ func strictDecode(b []byte, v any) error {
 	if err := d.Decode(v); err != nil {
 		return err
 	}
-	if d.More() {
+	// Not d.More, which takes a stray ']' or '}' for the end of the input.
+	if !onlyJSONSpace(b[d.InputOffset():]) {
 		return errors.New("trailing data")
 	}
 	return nil
+}
+
+// onlyJSONSpace reports whether b is nothing but JSON whitespace.
+func onlyJSONSpace(b []byte) bool {
+	for _, c := range b {
+		if c != ' ' && c != '\t' && c != '\n' && c != '\r' {
+			return false
+		}
+	}
+	return true
 }

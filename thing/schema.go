@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 )
@@ -71,7 +72,7 @@ func (s *Schema) Check(v json.RawMessage) error {
 	if s == nil {
 		return nil
 	}
-	if len(bytes.TrimSpace(v)) == 0 {
+	if onlyJSONSpace(v) {
 		v = json.RawMessage("null")
 	}
 	var x any
@@ -80,13 +81,16 @@ func (s *Schema) Check(v json.RawMessage) error {
 	if err := d.Decode(&x); err != nil {
 		return fmt.Errorf("%w: not JSON: %v", ErrInput, err)
 	}
-	if d.More() {
+	if !onlyJSONSpace(v[d.InputOffset():]) {
 		return fmt.Errorf("%w: more than one JSON value", ErrInput)
 	}
 	return s.check(x, "", 0)
 }
 
 func (s *Schema) check(x any, at string, depth int) error {
+	if s == nil {
+		return nil // "properties": {"a": null} constrains nothing, as validate reads it
+	}
 	if depth > maxSchemaDepth {
 		return fmt.Errorf("%w: %s nested too deep", ErrInput, where(at))
 	}
@@ -105,6 +109,9 @@ func (s *Schema) check(x any, at string, depth int) error {
 	}
 	switch v := x.(type) {
 	case json.Number:
+		if s.Minimum == nil && s.Maximum == nil {
+			break // a number past float64's range is JSON still, and no bound to compare
+		}
 		f, err := v.Float64()
 		if err != nil {
 			return fmt.Errorf("%w: %s: %v", ErrInput, where(at), err)
@@ -161,7 +168,8 @@ func typeOf(x any) string {
 		if !strings.ContainsAny(v.String(), ".eE") {
 			return "integer"
 		}
-		if f, err := v.Float64(); err == nil && f == float64(int64(f)) {
+		// Not int64(f), whose value past ±2^63 is up to the platform.
+		if f, err := v.Float64(); err == nil && f == math.Trunc(f) {
 			return "integer"
 		}
 		return "number"
