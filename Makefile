@@ -78,7 +78,7 @@ faults: build
 	@seeds=$$(for i in $$(seq $(FAULT_RUNS)); do printf 'random,'; done); \
 	MQTTER_BIN="$(CURDIR)/bin/mqtter" MQTTER_FAULT_SEEDS=$$seeds MQTTER_CONVERGE_SEEDS=$$seeds \
 		$(GO) test -count=1 -timeout 60m -v -run '^(TestFaults|TestConverge)$$' ./cmd/mqtter/ | \
-		grep -E '^(=== RUN|--- |\s+--- |ok|FAIL|PASS)|seed [0-9]+:|replay:|not converged'
+		grep -E '^(=== RUN|--- |\s+--- |ok|FAIL|PASS)|seed [0-9]+:|replay:|not converged|^        \S'
 
 clean:
 	rm -rf bin coverage.out coverage.html cover.out
