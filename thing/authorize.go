@@ -33,7 +33,8 @@ type Relations interface {
 //     of A = the author and B = the thing, whose action is the command's,
 //     named by the command's trace, signed by a device of a person bound to
 //     the thing;
-//   - feedback goes in a dm and its author is a thing;
+//   - feedback goes in a dm and its author is a thing, and a description
+//     it carries is its own;
 //   - both payloads parse (ParseCommand, ParseFeedback).
 //
 // Other message types pass. Errors wrap ErrNotAllowed, ErrBadCommand or
@@ -51,8 +52,12 @@ func MayWrite(r Relations, m *wire.Message) error {
 	}
 	other := f.Peer(m.From)
 	if m.MsgType == wire.MsgTypeFeedback {
-		if _, err := ParseFeedback(m.Payload); err != nil {
+		fb, err := ParseFeedback(m.Payload)
+		if err != nil {
 			return err
+		}
+		if fb.Description != nil && fb.Description.Thing != m.From {
+			return fmt.Errorf("%w: %s sends the description of %s", ErrNotAllowed, m.From, fb.Description.Thing)
 		}
 		_, kind, err := r.Tie(other, m.From)
 		if err != nil {

@@ -253,6 +253,10 @@ func TestMayWrite(t *testing.T) {
 		{"malformed feedback", msg(wire.MsgTypeFeedback, "lamp", wire.DM("alice", "lamp"), json.RawMessage(`{"kind":"result","status":"done"}`)), ErrBadFeedback},
 		{"feedback with a bad description", msg(wire.MsgTypeFeedback, "lamp", wire.DM("alice", "lamp"),
 			json.RawMessage(`{"kind":"description","description":{"thing":"lamp","version":0}}`)), ErrBadFeedback},
+		{"its own description", msg(wire.MsgTypeFeedback, "lamp", wire.DM("alice", "lamp"),
+			json.RawMessage(`{"kind":"description","description":{"thing":"lamp","version":1}}`)), nil},
+		{"another thing's description", msg(wire.MsgTypeFeedback, "lamp", wire.DM("alice", "lamp"),
+			json.RawMessage(`{"kind":"description","description":{"thing":"door","version":1}}`)), ErrNotAllowed},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
