@@ -69,6 +69,13 @@ func init() {
 		"ack":                 (*Server).ack,
 		"token":               (*Server).token,
 		"device_challenge":    (*Server).deviceChallenge,
+
+		// The thing model (extension).
+		wire.MethodDescribe:    (*Server).describe,
+		wire.MethodDescription: (*Server).description,
+		wire.MethodAddRule:     (*Server).addRule,
+		wire.MethodRemoveRule:  (*Server).removeRule,
+		wire.MethodListRules:   (*Server).listRules,
 	}
 }
 

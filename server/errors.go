@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/mqtter/mqtter/server/store"
+	"github.com/mqtter/mqtter/thing"
 )
 
 // Errors a request can fail with. Their text (with the detail wrapped around
@@ -23,33 +24,62 @@ var (
 
 var public = []error{ErrBadRequest, ErrForbidden, ErrNotFound, ErrConflict, ErrUnsupported, ErrNoSuchNode, ErrUnknown, ErrTooLarge, ErrTooMany}
 
+// kinds maps the errors other packages define onto the kinds above, for
+// errors that reach an answer without being wrapped in one of them.
+var kinds = []struct{ from, kind error }{
+	{store.ErrMsgIdReused, ErrConflict},
+	{store.ErrExists, ErrConflict},
+	{store.ErrStale, ErrConflict},
+	{store.ErrRuleLimit, ErrConflict},
+	{store.ErrRuleUnrelated, ErrForbidden},
+	{thing.ErrNotAllowed, ErrForbidden},
+	{thing.ErrBadCommand, ErrBadRequest},
+	{thing.ErrBadFeedback, ErrBadRequest},
+	{thing.ErrBadDescription, ErrBadRequest},
+	{thing.ErrBadRule, ErrBadRequest},
+}
+
 // errorText maps an error to the answer's Error string, and reports whether
 // it is internal (to be logged, not shown).
 func errorText(err error) (string, bool) {
-	if errors.Is(err, store.ErrMsgIdReused) {
-		return ErrConflict.Error() + ": " + err.Error(), false
+	k := kindOf(err)
+	switch {
+	case k == nil:
+		return "internal error", true
+	case errors.Is(err, k):
+		return err.Error(), false
 	}
+	return k.Error() + ": " + err.Error(), false
+}
+
+// kindOf returns the public kind of err, nil for an internal error.
+func kindOf(err error) error {
 	for _, p := range public {
 		if errors.Is(err, p) {
-			return err.Error(), false
+			return p
 		}
 	}
-	return "internal error", true
+	for _, k := range kinds {
+		if errors.Is(err, k.from) {
+			return k.kind
+		}
+	}
+	return nil
 }
 
 // outcome names an error for metrics labels.
 func outcome(err error) string {
-	switch {
-	case err == nil:
+	if err == nil {
 		return "ok"
-	case errors.Is(err, ErrForbidden):
-		return "forbidden"
-	case errors.Is(err, ErrNotFound):
-		return "not_found"
-	case errors.Is(err, ErrConflict), errors.Is(err, store.ErrMsgIdReused):
-		return "conflict"
 	}
-	if _, internal := errorText(err); internal {
+	switch kindOf(err) {
+	case ErrForbidden:
+		return "forbidden"
+	case ErrNotFound:
+		return "not_found"
+	case ErrConflict:
+		return "conflict"
+	case nil:
 		return "internal"
 	}
 	return "bad_request"

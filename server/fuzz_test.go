@@ -161,6 +161,14 @@ func FuzzRequest(f *testing.F) {
 		{"im://modulus/register_device?msg_id=9a", `{"peer_id":"12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EF5kBbH6cYMqxm","addrs":[],"challenge":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA","sig":"AA=="}`},
 		{"im://modulus/device_challenge?msg_id=9b", `{}`},
 		{"", `{}`},
+		{"im://modulus/describe?msg_id=10", `{"thing":"alice","version":1,"actions":{"toggle":{}}}`},
+		{"im://modulus/description?msg_id=11", `{"thing":"lamp"}`},
+		{"im://modulus/add_rule?msg_id=12", `{"id":"r1","a":"switch","b":"lamp","when":{"event":"pressed","if":[{"path":"n","op":"gt","value":1}]},"then":{"action":"toggle"},"by":"alice","created":1,"device":"12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EF5kBbH6cYMqxm","sig":"AA=="}`},
+		{"im://modulus/remove_rule?msg_id=13", `{"id":"r1"}`},
+		{"im://modulus/list_rules?msg_id=14", `{}`},
+		{"im://modulus/list_rules?msg_id=15", `{"thing":"lamp"}`},
+		{"im://modulus/send?msg_id=16", `{"MsgId":"01JD0000000000000000000001","Feeds":"dm:alice:lamp","MsgType":"command","Payload":{"action":"toggle","expires":1,"trace":{"origin":"alice","origin_msg":"x","hops":0}},"TimeCreate":1}`},
+		{"im://modulus/send?msg_id=17", `{"MsgId":"01JD0000000000000000000002","Feeds":"dm:alice:bob","MsgType":"feedback","Payload":{"kind":"ack","cmd":"x","status":"accepted"},"TimeCreate":1}`},
 	}
 	for _, s := range seeds {
 		f.Add(s.topic, []byte(s.body))
@@ -172,6 +180,11 @@ func FuzzRequest(f *testing.F) {
 	b := servertest.Dial(f, inst, "bob", "pb", "bob-fz")
 	a.OK("add_friend", map[string]string{"user": "bob"}, nil)
 	b.OK("accept_friend", map[string]string{"user": "alice"}, nil)
+	for _, name := range []string{"lamp", "switch"} {
+		code := inst.AddUser(f, name, "pt", true)
+		a.OK("bind_thing", wire.BindThingReq{Thing: name, Code: code}, nil)
+	}
+	a.OK("associate", wire.AssociateReq{A: "lamp", B: "switch"}, nil)
 	a.Close()
 	b.Close()
 	rc := dialRaw(f, inst.MQTT, "alice", "pa", "alice-raw")

@@ -146,17 +146,16 @@ func (s *Server) writeResult(w http.ResponseWriter, trace, what string, result a
 }
 
 func httpStatus(err error) int {
-	switch {
-	case errors.Is(err, ErrForbidden):
+	switch kindOf(err) {
+	case ErrForbidden:
 		return http.StatusForbidden
-	case errors.Is(err, ErrNotFound):
+	case ErrNotFound:
 		return http.StatusNotFound
-	case errors.Is(err, ErrConflict), errors.Is(err, store.ErrMsgIdReused):
+	case ErrConflict:
 		return http.StatusConflict
-	case errors.Is(err, ErrTooLarge):
+	case ErrTooLarge:
 		return http.StatusRequestEntityTooLarge
-	}
-	if _, internal := errorText(err); internal {
+	case nil:
 		return http.StatusInternalServerError
 	}
 	return http.StatusBadRequest

@@ -66,8 +66,7 @@ func TestHistoryPushCommandToUnboundThing(t *testing.T) {
 	lamp := dial(t, inst, "lamp", "lamp-1")
 
 	cmd := func(from *servertest.Client) wire.Message {
-		return wire.Message{MsgId: wire.NewMsgID(), Feeds: wire.DM(from.User, "lamp"), MsgType: wire.MsgTypeCommand,
-			Payload: mustJSON(map[string]any{"on": true}), TimeCreate: 1}
+		return commandMsg(from.User, "lamp", personCommand(from.User, "toggle"))
 	}
 	evil := cmd(alice)
 	wantError(t, "history_push of a command to a thing alice is not bound to",

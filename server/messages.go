@@ -26,6 +26,16 @@ type deviceOwners struct {
 }
 
 func (s *Server) deviceOwner(ctx context.Context, device string) (string, error) {
+	a, err := s.lookupDeviceOwner(ctx, device)
+	if errors.Is(err, store.ErrNotFound) {
+		return "", forbidden("unknown device %s", device)
+	}
+	return a, err
+}
+
+// lookupDeviceOwner returns the account device is bound to, or
+// store.ErrNotFound.
+func (s *Server) lookupDeviceOwner(ctx context.Context, device string) (string, error) {
 	s.owners.mu.RLock()
 	a, ok := s.owners.m[device]
 	s.owners.mu.RUnlock()
@@ -33,9 +43,6 @@ func (s *Server) deviceOwner(ctx context.Context, device string) (string, error)
 		return a, nil
 	}
 	a, err := s.db.DeviceAccount(ctx, device)
-	if errors.Is(err, store.ErrNotFound) {
-		return "", forbidden("unknown device %s", device)
-	}
 	if err != nil {
 		return "", err
 	}
@@ -160,23 +167,28 @@ func inConversation(r wire.Rights, feeds, account string) (bool, error) {
 // caller ("" for the s2s push, which writes as From).
 //
 // A message of the caller's own (From is the caller, or the s2s push) needs
-// its author's write right now: wire.MayWrite. A message another account
+// its author's write right now: wire.MayWrite, then for a command or
+// feedback the command rule (mayWriteThing). A message another account
 // signed (a history_push relaying what the caller received, for instance
 // on a direct stream) needs the caller and the author both to be in the
-// conversation now. In a dm that makes the caller the other of the two,
+// conversation now, and a command or feedback must parse
+// (mayRelayThing). In a dm that makes the caller the other of the two,
 // the recipient: its node took the message when it was written, and the
 // news goes to the two only, so nobody is reached who did not accept it; a
 // relation ended since then does not strand the message. In a group the
 // news reaches every member, so the author must still be one: that is its
 // write right now. docs/protocol.md says why TimeCreate, which the author
 // chooses, is not used to look back.
-func mayWrite(r wire.Rights, caller string, m *wire.Message) error {
+func mayWrite(r rights, caller string, m *wire.Message) error {
 	if caller == "" || m.From == caller {
 		err := wire.MayWrite(r, m.Feeds, m.From)
 		if errors.Is(err, wire.ErrNotMember) || errors.Is(err, wire.ErrNotRelated) {
 			return forbidden("message %s: %v", m.MsgId, err)
 		}
-		return err
+		if err != nil {
+			return err
+		}
+		return r.mayWriteThing(m)
 	}
 	for _, who := range []string{caller, m.From} {
 		ok, err := inConversation(r, m.Feeds, who)
@@ -187,7 +199,7 @@ func mayWrite(r wire.Rights, caller string, m *wire.Message) error {
 			return forbidden("message %s: %s is not part of %s", m.MsgId, who, m.Feeds)
 		}
 	}
-	return nil
+	return r.mayRelayThing(m)
 }
 
 // accept is the one way a message enters the server, for send,

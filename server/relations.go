@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/mqtter/mqtter/server/store"
+	"github.com/mqtter/mqtter/thing"
 	"github.com/mqtter/mqtter/wire"
 )
 
@@ -365,9 +366,15 @@ func (s *Server) unbindThing(ctx context.Context, c *call) (any, error) {
 		return nil, err
 	}
 	me := c.sess.account
+	var dropped []thing.Rule
 	err := s.changeRelation(ctx, me, req.Thing, func(ctx context.Context, tx store.Tx, r store.Relation, found bool) error {
 		if !found || r.Kind != store.KindBound {
 			return fmt.Errorf("%w: %s is not bound to you", ErrNotFound, req.Thing)
+		}
+		// The rules the person made for the thing go with the binding.
+		var err error
+		if dropped, err = store.DropRulesOfBinding(ctx, tx, me, req.Thing); err != nil {
+			return err
 		}
 		return store.DeleteRelation(ctx, tx, me, req.Thing)
 	})
@@ -375,6 +382,7 @@ func (s *Server) unbindThing(ctx context.Context, c *call) (any, error) {
 		return nil, err
 	}
 	s.relationEvent(req.Thing, wire.RelationEvent{Event: evUnbound, User: me})
+	s.rulesChanged(dropped, c.sess)
 	return nil, nil
 }
 
@@ -418,10 +426,16 @@ func (s *Server) setAssociation(ctx context.Context, c *call, on bool) (any, err
 		return nil, err
 	}
 	now := time.Now().UnixMilli()
+	var dropped []thing.Rule
 	err := s.changeRelation(ctx, req.A, req.B, func(ctx context.Context, tx store.Tx, r store.Relation, found bool) error {
 		if !on {
 			if !found || r.Kind != store.KindAssociated {
 				return fmt.Errorf("%w: %s and %s are not associated", ErrNotFound, req.A, req.B)
+			}
+			// The rules between the two go with the association.
+			var err error
+			if dropped, err = store.DropRulesOfAssociation(ctx, tx, req.A, req.B); err != nil {
+				return err
 			}
 			return store.DeleteRelation(ctx, tx, req.A, req.B)
 		}
@@ -439,5 +453,6 @@ func (s *Server) setAssociation(ctx context.Context, c *call, on bool) (any, err
 	}
 	s.relationEvent(req.A, wire.RelationEvent{Event: ev, User: req.B})
 	s.relationEvent(req.B, wire.RelationEvent{Event: ev, User: req.A})
+	s.rulesChanged(dropped, c.sess)
 	return nil, nil
 }

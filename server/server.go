@@ -42,6 +42,7 @@ type Server struct {
 
 	byClient sync.Map // *mqtt.Client → *session
 	owners   deviceOwners
+	kinds    accountKinds
 	proofKey proofKey // signs device challenges
 
 	mu      sync.Mutex

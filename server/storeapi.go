@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/mqtter/mqtter/server/store"
+	"github.com/mqtter/mqtter/thing"
 	"github.com/mqtter/mqtter/wire"
 )
 
@@ -17,6 +18,7 @@ type Store interface {
 	accountStore
 	relationStore
 	messageStore
+	thingStore
 	// Write runs fn as one all-or-nothing change, in order with the others.
 	Write(ctx context.Context, fn func(ctx context.Context, tx store.Tx) error) error
 	Close() error
@@ -51,6 +53,20 @@ type messageStore interface {
 	Conversations(ctx context.Context, account string, groups []string) ([]wire.Conversation, error)
 	Cursors(ctx context.Context, device string) (map[string]int64, error)
 	SetCursor(ctx context.Context, device, feeds string, seq int64) error
+}
+
+// thingStore keeps the thing model: the latest description of each thing
+// and the rules between associated things. AddRule checks, in its own
+// transaction, that the maker is bound to both things and they are
+// associated; unbind_thing and dissociate drop the rules that depended on
+// them (store.DropRulesOfBinding, DropRulesOfAssociation) in theirs.
+type thingStore interface {
+	PutDescription(ctx context.Context, d thing.Description, now time.Time) (changed bool, err error)
+	Description(ctx context.Context, name string) (thing.Description, error)
+	AddRule(ctx context.Context, r thing.Rule, limit int) (added bool, err error)
+	Rule(ctx context.Context, id string) (thing.Rule, error)
+	RemoveRule(ctx context.Context, id string) (thing.Rule, error)
+	RulesOf(ctx context.Context, name string) ([]thing.Rule, error)
 }
 
 var _ Store = (*store.DB)(nil)
