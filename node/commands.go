@@ -248,6 +248,10 @@ func (n *Node) doCommand(ctx context.Context, to string, req DoRequest) (localdb
 	if !wire.ValidAccount(to) || to == n.cfg.User {
 		return localdb.Command{}, badRequest("%q is not a thing's name", to)
 	}
+	// What send's write rule would refuse, in the person's terms.
+	if state, kind, _ := (bookRights{n.book}).Tie(n.cfg.User, to); state != wire.StateBound || kind != wire.KindThing {
+		return localdb.Command{}, forbidden("%s is not a thing bound to %s (bind it first: mqtter thing bind %s CODE)", to, n.cfg.User, to)
+	}
 	timeout := time.Duration(req.TimeoutMS) * time.Millisecond
 	switch {
 	case req.TimeoutMS == 0:
