@@ -256,7 +256,7 @@ func (n *Node) doCommand(ctx context.Context, to string, req DoRequest) (localdb
 	switch {
 	case req.TimeoutMS == 0:
 		timeout = thing.DefaultExpiry
-	case req.TimeoutMS < 0 || timeout > thing.MaxExpiry:
+	case req.TimeoutMS < 0 || req.TimeoutMS > thing.MaxExpiry.Milliseconds():
 		return localdb.Command{}, badRequest("timeout_ms %d: want 1 to %d", req.TimeoutMS, thing.MaxExpiry.Milliseconds())
 	}
 	id := wire.NewMsgID()

@@ -332,6 +332,22 @@ func TestThingCommandWaitTimeoutRefused(t *testing.T) {
 		t.Errorf("do with neither action nor write = %v, want 400", err)
 	}
 
+	_, err = alice.Do(ctx, "lamp", node.DoRequest{Action: "brew", TimeoutMS: 1 << 62})
+	if ce := (*node.CallError)(nil); !errors.As(err, &ce) || ce.Status != http.StatusBadRequest {
+		t.Errorf("do with a timeout of centuries = %v, want 400", err)
+	}
+
+	// A command sent as a plain message is tracked as well.
+	p, _ := json.Marshal(thing.Command{Action: "descale", Expires: time.Now().Add(time.Minute).UnixMilli(),
+		Trace: thing.Trace{Origin: "alice", OriginMsg: "any"}})
+	sent, err := alice.Send(ctx, node.SendRequest{To: "lamp", MsgType: wire.MsgTypeCommand, Payload: p})
+	if err != nil {
+		t.Fatalf("send a command: %v", err)
+	}
+	commandIs(t, alice, "lamp", sent.MsgId, "is tracked, pending", func(r node.CommandRow) bool {
+		return r.State == localdb.CommandPending && r.Action == "descale"
+	})
+
 	// The local API wants its token for these too.
 	addr, _ := os.ReadFile(filepath.Join(aliceHome, node.APIAddrFile))
 	for _, path := range []string{"/v1/things/lamp/state", "/v1/things/lamp/commands", "/v1/things/rules"} {
