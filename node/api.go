@@ -110,6 +110,7 @@ func (a *apiServer) routes() http.Handler {
 	mux.HandleFunc("GET /v1/events", a.eventStream)
 	mux.HandleFunc("GET /v1/backup", a.exportBackup)
 	mux.HandleFunc("POST /v1/backup", a.importBackup)
+	a.thingRoutes(mux)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(a.n.counts.registry(), promhttp.HandlerOpts{}))
 	return a.auth(mux)
 }

@@ -239,11 +239,17 @@ func (c *Client) request(ctx context.Context, method, path string, body any) (*h
 
 // do makes one request and decodes a successful answer into out.
 func (c *Client) do(ctx context.Context, method, path string, body, out any) error {
+	return c.doWith(ctx, c.http, method, path, body, out)
+}
+
+// doWith is do over hc: the stream client for a call that may outlast
+// requestTimeout.
+func (c *Client) doWith(ctx context.Context, hc *http.Client, method, path string, body, out any) error {
 	req, err := c.request(ctx, method, path, body)
 	if err != nil {
 		return err
 	}
-	resp, err := c.http.Do(req)
+	resp, err := hc.Do(req)
 	if err != nil {
 		return c.noNode(err)
 	}

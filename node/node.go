@@ -107,6 +107,7 @@ type Node struct {
 	wg     sync.WaitGroup
 
 	refreshKick chan struct{}
+	cmds        commandNotifier // wakes waits for tracked commands
 }
 
 // Run starts a node as cfg says and serves until ctx is cancelled, which
@@ -215,7 +216,8 @@ func start(ctx context.Context, cfg Config) (*Node, error) {
 		n.close()
 		return nil, err
 	}
-	n.wg.Add(2)
+	n.wg.Add(3)
+	go n.sweepCommands()
 	go n.refreshLoop()
 	go func() {
 		defer n.wg.Done()

@@ -83,6 +83,12 @@ func (n *Node) resolveFeeds(to string) (wire.Feeds, string, error) {
 // send makes, signs and enqueues one of this device's messages; it returns
 // once the message is durable in the outbox.
 func (n *Node) send(ctx context.Context, req SendRequest) (SendResult, error) {
+	return n.sendWithID(ctx, req, wire.NewMsgID())
+}
+
+// sendWithID is send under a MsgId the caller made, for a payload that
+// names its own message (a command's trace).
+func (n *Node) sendWithID(ctx context.Context, req SendRequest, msgID string) (SendResult, error) {
 	f, feeds, err := n.resolveFeeds(req.To)
 	if err != nil {
 		return SendResult{}, err
@@ -102,7 +108,7 @@ func (n *Node) send(ctx context.Context, req SendRequest) (SendResult, error) {
 		return SendResult{}, badRequest("%v", err)
 	}
 	m := wire.Message{
-		MsgId:      wire.NewMsgID(),
+		MsgId:      msgID,
 		Feeds:      feeds,
 		MsgType:    req.MsgType,
 		From:       n.cfg.User,
@@ -137,6 +143,7 @@ func (n *Node) send(ctx context.Context, req SendRequest) (SendResult, error) {
 	if err := n.db.Enqueue(ctx, m); err != nil {
 		return SendResult{}, &userError{http.StatusInternalServerError, fmt.Sprintf("store: %v", err)}
 	}
+	n.trackOwnCommand(context.WithoutCancel(ctx), &m)
 	n.out.add(m)
 	n.events.publish(EventMessage, HistoryEntry{Message: m, Via: "local"})
 	return SendResult{MsgId: m.MsgId, Feeds: feeds}, nil

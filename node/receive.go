@@ -311,6 +311,7 @@ func (n *Node) received(m wire.Message, via string) {
 		n.counts.recvSync.Add(1)
 	}
 	n.events.publish(EventMessage, HistoryEntry{Message: m, Via: via})
+	n.trackThingMessage(m)
 }
 
 // isAnswerKind reports whether err is a peer's or server's answer of the

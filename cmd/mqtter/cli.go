@@ -568,13 +568,16 @@ func (c *cli) groupList(args []string) error {
 	return tw.Flush()
 }
 
-const thingForm = "thing code | bind THING CODE | unbind THING | associate A B | dissociate A B"
+const thingForm = "thing code | bind THING CODE | unbind THING | associate A B | dissociate A B | do | state | describe | commands | rule"
 
 func (c *cli) thing(args []string) error {
 	if len(args) == 0 {
 		return fmt.Errorf("%w: %s", errUsage, thingForm)
 	}
 	sub, args := args[0], args[1:]
+	if verb, ok := thingModelVerbs[sub]; ok { // cli_thing.go
+		return verb(c, args)
+	}
 	forms := map[string]struct {
 		n    int
 		form string

@@ -35,6 +35,14 @@ Drive the node running in DIR (--home may be anywhere; default $MQTTER_HOME):
   mqtter --home DIR group dissolve FEEDS | list [--json]
   mqtter --home DIR thing code | bind THING CODE | unbind THING
   mqtter --home DIR thing associate A B | dissociate A B
+  mqtter --home DIR thing do THING [ACTION [JSON-input]] [--set PROP=JSON]... [--timeout 10s] [--json]
+                                                waits for the result; exit 1 unless done or partial
+  mqtter --home DIR thing state THING [--json]  the properties it last reported, with their age
+  mqtter --home DIR thing describe THING [--json]
+  mqtter --home DIR thing commands THING [--json] [--limit N]
+  mqtter --home DIR thing rule add A B --when event:NAME|prop:NAME [--if 'PATH OP JSON']...
+              --then ACTION [--input JSON | --input-from PATH] [--id ID]
+  mqtter --home DIR thing rule list [THING] [--json] | rule remove ID
   mqtter --home DIR peers [--json]
   mqtter --home DIR sync
   mqtter --home DIR events [--json]             follow the node's events

@@ -1,0 +1,311 @@
+package node
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/mqtter/mqtter/localdb"
+	"github.com/mqtter/mqtter/thing"
+	"github.com/mqtter/mqtter/wire"
+)
+
+// commandGrace is how long past its expiry a command may still get its
+// result before it is marked timed out here: the thing's clock and the
+// path may be a little late.
+const commandGrace = 5 * time.Second
+
+// sweepAtMost is the longest the sweeper sleeps when no command is open.
+const sweepAtMost = time.Minute
+
+// timeoutReason is the error of a command timed out here.
+const timeoutReason = "no result from the thing by the command's expiry"
+
+// commandNotifier wakes whoever waits for a tracked command to change.
+// Its zero value is ready to use.
+type commandNotifier struct {
+	mu sync.Mutex
+	ch chan struct{}
+}
+
+// watch returns a channel closed at the next change.
+func (c *commandNotifier) watch() <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ch == nil {
+		c.ch = make(chan struct{})
+	}
+	return c.ch
+}
+
+func (c *commandNotifier) notify() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ch != nil {
+		close(c.ch)
+		c.ch = nil
+	}
+}
+
+// trackOwnCommand records a command this device just sent, pending.
+func (n *Node) trackOwnCommand(ctx context.Context, m *wire.Message) {
+	if m.MsgType != wire.MsgTypeCommand || m.From != n.cfg.User {
+		return
+	}
+	c, err := thing.ParseCommand(m.Payload)
+	if err != nil {
+		return // MayWrite let no such command through
+	}
+	f, err := wire.ParseFeeds(m.Feeds)
+	if err != nil || f.Kind != wire.FeedsDM {
+		return
+	}
+	row := localdb.Command{MsgId: m.MsgId, Thing: f.Peer(n.cfg.User), Action: c.Action, Input: c.Input,
+		Expires: c.Expires, Created: m.TimeCreate}
+	if len(c.Write) > 0 {
+		row.Write, _ = json.Marshal(c.Write)
+	}
+	row.Trace, _ = json.Marshal(c.Trace)
+	stored, err := n.db.RecordCommand(ctx, row)
+	if err != nil {
+		n.log.Error("track a command", "msg_id", m.MsgId, "err", err)
+		return
+	}
+	n.commandChanged(stored)
+}
+
+// trackThingMessage takes a message new to this device for the thing
+// model: a command of this account sent from another of its devices, or a
+// thing's feedback (an answer to a command, state, an event, a
+// description, or what a chain of ours caused).
+func (n *Node) trackThingMessage(m wire.Message) {
+	ctx := context.WithoutCancel(n.ctx)
+	switch {
+	case m.MsgType == wire.MsgTypeCommand && m.From == n.cfg.User:
+		n.trackOwnCommand(ctx, &m)
+	case m.MsgType == wire.MsgTypeFeedback && m.From != n.cfg.User:
+		f, err := thing.ParseFeedback(m.Payload)
+		if err != nil {
+			n.log.Info("unreadable feedback", "from", m.From, "msg_id", m.MsgId, "err", err)
+			return
+		}
+		if err := n.trackFeedback(ctx, &m, &f); err != nil {
+			n.log.Error("track feedback", "from", m.From, "msg_id", m.MsgId, "kind", f.Kind, "err", err)
+		}
+	}
+}
+
+// trackFeedback applies one feedback message of thing m.From.
+func (n *Node) trackFeedback(ctx context.Context, m *wire.Message, f *thing.Feedback) error {
+	from := m.From
+	ours := f.Trace != nil && f.Trace.Origin == n.cfg.User
+	link := localdb.ChainLink{MsgId: m.MsgId, Thing: from, Kind: f.Kind, Cmd: f.Cmd, Status: f.Status,
+		Event: f.Event, Error: f.Error, At: m.TimeCreate}
+	if f.Trace != nil {
+		link.Hops = f.Trace.Hops
+	}
+	switch f.Kind {
+	case thing.KindAck, thing.KindResult:
+		if f.Trace != nil && f.Trace.OriginMsg != f.Cmd {
+			// The answer to a command some thing sent down a chain.
+			if !ours {
+				return nil
+			}
+			link.Body = f.Output
+			return n.addChainLink(ctx, f.Trace.OriginMsg, link)
+		}
+		u := localdb.CommandUpdate{State: f.Status, Output: f.Output, Error: f.Error,
+			Result: f.Kind == thing.KindResult}
+		u.Final = u.Result || f.Status == thing.AckRejected
+		c, changed, err := n.db.UpdateCommand(ctx, f.Cmd, from, u)
+		if err != nil {
+			return err
+		}
+		if changed {
+			n.commandChanged(c)
+		}
+	case thing.KindState:
+		changed, err := n.db.SetThingProps(ctx, from, f.Props, f.Rev, m.TimeCreate, f.Cause)
+		if err != nil {
+			return err
+		}
+		if len(changed) > 0 {
+			st := ThingState{Thing: from, Props: make([]PropState, 0, len(changed))}
+			for _, name := range changed {
+				p := localdb.ThingProp{Name: name, Value: f.Props[name], Rev: f.Rev, At: m.TimeCreate, Cause: f.Cause}
+				st.Props = append(st.Props, PropState{ThingProp: p, AgeMS: ageMS(m.TimeCreate)})
+			}
+			n.events.publish(EventThingState, st)
+		}
+		if ours {
+			link.Body, _ = json.Marshal(f.Props)
+			return n.addChainLink(ctx, f.Trace.OriginMsg, link)
+		}
+	case thing.KindEvent:
+		ev := localdb.ThingEvent{MsgId: m.MsgId, Thing: from, Event: f.Event, Data: f.Data, Cause: f.Cause, At: m.TimeCreate}
+		if err := n.db.AddThingEvent(ctx, ev); err != nil {
+			return err
+		}
+		n.events.publish(EventThingEvent, ev)
+		if ours {
+			link.Body = f.Data
+			return n.addChainLink(ctx, f.Trace.OriginMsg, link)
+		}
+	case thing.KindDescription:
+		if f.Description.Thing != from {
+			return fmt.Errorf("a description of %s sent by %s", f.Description.Thing, from)
+		}
+		_, err := n.cacheDescription(ctx, f.Description)
+		return err
+	}
+	return nil
+}
+
+// addChainLink records feedback of a chain that one of our commands
+// started, and tells of the command's change.
+func (n *Node) addChainLink(ctx context.Context, originMsg string, l localdb.ChainLink) error {
+	added, err := n.db.AddChainLink(ctx, originMsg, l)
+	if err != nil || !added {
+		return err
+	}
+	c, err := n.db.Command(ctx, originMsg)
+	if err != nil {
+		return err
+	}
+	n.commandChanged(c)
+	return nil
+}
+
+// cacheDescription keeps d if it is newer than the cached description.
+func (n *Node) cacheDescription(ctx context.Context, d *thing.Description) (bool, error) {
+	if err := d.Validate(); err != nil {
+		return false, err
+	}
+	b, err := json.Marshal(d)
+	if err != nil {
+		return false, err
+	}
+	return n.db.SetDescription(ctx, d.Thing, d.Version, b)
+}
+
+// commandChanged tells waiters and the event stream of a command's new
+// state.
+func (n *Node) commandChanged(c localdb.Command) {
+	n.cmds.notify()
+	n.events.publish(EventCommand, c)
+}
+
+// ageMS is how long ago (by this clock) at was, never below 0.
+func ageMS(at int64) int64 { return max(0, time.Now().UnixMilli()-at) }
+
+// sweepCommands marks open commands timed out once their expiry plus the
+// grace has passed, waking at the next expiry (or when a command changes).
+func (n *Node) sweepCommands() {
+	defer n.wg.Done()
+	for {
+		changed := n.cmds.watch()
+		wait := sweepAtMost
+		if next, ok, err := n.db.NextExpiry(n.ctx); err != nil {
+			if n.ctx.Err() != nil {
+				return
+			}
+			n.log.Warn("next command expiry", "err", err)
+		} else if ok {
+			wait = min(wait, max(0, time.Until(time.UnixMilli(next).Add(commandGrace))))
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-n.ctx.Done():
+			t.Stop()
+			return
+		case <-changed:
+			t.Stop()
+			continue
+		case <-t.C:
+		}
+		n.sweepOnce()
+	}
+}
+
+// sweepOnce times out what is due now.
+func (n *Node) sweepOnce() {
+	timedOut, err := n.db.TimeoutCommands(n.ctx, time.Now(), commandGrace, timeoutReason)
+	if err != nil && n.ctx.Err() == nil {
+		n.log.Warn("time out commands", "err", err)
+	}
+	for _, c := range timedOut {
+		n.log.Info("command timed out", "msg_id", c.MsgId, "thing", c.Thing, "action", c.Action)
+		n.commandChanged(c)
+	}
+}
+
+// doCommand sends a command to a thing (POST /v1/things/{thing}/do): its
+// trace starts a chain at this account, named by the command's own MsgId.
+func (n *Node) doCommand(ctx context.Context, to string, req DoRequest) (localdb.Command, error) {
+	if !wire.ValidAccount(to) || to == n.cfg.User {
+		return localdb.Command{}, badRequest("%q is not a thing's name", to)
+	}
+	// What send's write rule would refuse, in the person's terms.
+	if state, kind, _ := (bookRights{n.book}).Tie(n.cfg.User, to); state != wire.StateBound || kind != wire.KindThing {
+		return localdb.Command{}, forbidden("%s is not a thing bound to %s (bind it first: mqtter thing bind %s CODE)", to, n.cfg.User, to)
+	}
+	timeout := time.Duration(req.TimeoutMS) * time.Millisecond
+	switch {
+	case req.TimeoutMS == 0:
+		timeout = thing.DefaultExpiry
+	case req.TimeoutMS < 0 || req.TimeoutMS > thing.MaxExpiry.Milliseconds():
+		return localdb.Command{}, badRequest("timeout_ms %d: want 1 to %d", req.TimeoutMS, thing.MaxExpiry.Milliseconds())
+	}
+	id := wire.NewMsgID()
+	cmd := thing.Command{Action: req.Action, Input: req.Input, Write: req.Write,
+		Expires: time.Now().Add(timeout).UnixMilli(),
+		Trace:   thing.Trace{Origin: n.cfg.User, OriginMsg: id}}
+	payload, err := json.Marshal(cmd)
+	if err != nil {
+		return localdb.Command{}, badRequest("command: %v", err)
+	}
+	if _, err := thing.ParseCommand(payload); err != nil {
+		return localdb.Command{}, badRequest("%v", err)
+	}
+	if _, err := n.sendWithID(ctx, SendRequest{To: to, MsgType: wire.MsgTypeCommand, Payload: payload}, id); err != nil {
+		return localdb.Command{}, err
+	}
+	if !req.Wait {
+		return n.db.Command(ctx, id)
+	}
+	return n.waitCommand(ctx, id, time.UnixMilli(cmd.Expires).Add(commandGrace))
+}
+
+// waitCommand returns command id once it is closed, or at deadline, when
+// it is timed out if still open.
+func (n *Node) waitCommand(ctx context.Context, id string, deadline time.Time) (localdb.Command, error) {
+	for {
+		changed := n.cmds.watch()
+		c, err := n.db.Command(ctx, id)
+		if err != nil {
+			return localdb.Command{}, err
+		}
+		if c.Final() {
+			return c, nil
+		}
+		if !time.Now().Before(deadline) {
+			n.sweepOnce()
+			return n.db.Command(ctx, id)
+		}
+		t := time.NewTimer(time.Until(deadline))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return c, nil // the caller went away; the row says where it stands
+		case <-n.ctx.Done():
+			t.Stop()
+			return c, errors.New("node stopping")
+		case <-changed:
+		case <-t.C:
+		}
+		t.Stop()
+	}
+}
