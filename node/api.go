@@ -110,6 +110,8 @@ func (a *apiServer) routes() http.Handler {
 	mux.HandleFunc("GET /v1/events", a.eventStream)
 	mux.HandleFunc("GET /v1/backup", a.exportBackup)
 	mux.HandleFunc("POST /v1/backup", a.importBackup)
+	mux.HandleFunc("GET /v1/thing/invocations", a.thingInvocations)
+	mux.HandleFunc("POST /v1/thing/feedback", a.thingFeedback)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(a.n.counts.registry(), promhttp.HandlerOpts{}))
 	return a.auth(mux)
 }

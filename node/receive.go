@@ -311,6 +311,9 @@ func (n *Node) received(m wire.Message, via string) {
 		n.counts.recvSync.Add(1)
 	}
 	n.events.publish(EventMessage, HistoryEntry{Message: m, Via: via})
+	if n.thing != nil {
+		n.thing.intake(m, via)
+	}
 }
 
 // isAnswerKind reports whether err is a peer's or server's answer of the
