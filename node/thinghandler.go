@@ -177,7 +177,10 @@ func (p *deviceProgram) runOnce(ctx context.Context) error {
 	}
 	cmd := exec.Command("/bin/sh", "-c", p.command)
 	cmd.Stdout, cmd.Stderr = outW, errW
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// A group of its own, so that a stop reaches what the shell started;
+	// and a signal when the node dies without stopping it (SIGKILL, a
+	// crash), so that no orphan keeps running commands nobody answers.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
 	stdin, err := cmd.StdinPipe()
 	if err == nil {
 		err = cmd.Start()
