@@ -93,6 +93,7 @@ func (a *apiServer) close() {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	a.n.events.closeAll() // lets event streams end so Shutdown need not wait
+	a.n.thing.closeListeners()
 	if err := a.srv.Shutdown(ctx); err != nil {
 		a.srv.Close()
 	}

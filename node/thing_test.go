@@ -112,6 +112,19 @@ func TestThingRunsACommandOnce(t *testing.T) {
 		}
 	})
 
+	// Bound after the program described the lamp, alice is told since.
+	waitFor(t, "alice to hold the lamp's description", func() bool {
+		h, err := alice.cl.History(ctx, "lamp", 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range h.Messages {
+			if fb, err := thing.ParseFeedback(m.Payload); err == nil && fb.Kind == thing.KindDescription {
+				return fb.Description.Thing == "lamp" && fb.Description.Actions["toggle"] != nil
+			}
+		}
+		return false
+	})
 	if st := thingStatus(t, lamp); st.BadLines < 4 || st.Program != ProgramRunning {
 		t.Errorf("status = %+v, want the 4 bad lines counted and the program running", st)
 	}

@@ -17,6 +17,7 @@ import (
 const (
 	metaThingDescription = "thing.description" // the latest description (JSON)
 	metaThingRules       = "thing.rules"       // the rules last listed by the server (JSON)
+	metaThingToldDesc    = "thing.told"        // person → the description version sent to them (JSON)
 )
 
 // errNotRunning is the answer to a result for a command that is not
@@ -37,6 +38,18 @@ func (rt *thingRuntime) loadKept(ctx context.Context) error {
 		}
 	case !errors.Is(err, localdb.ErrNotFound):
 		return fmt.Errorf("node: thing description: %w", err)
+	}
+	raw, err = rt.n.db.Get(ctx, metaThingToldDesc)
+	switch {
+	case err == nil:
+		if err := json.Unmarshal([]byte(raw), &rt.told); err != nil {
+			rt.log.Warn("kept description receivers unreadable; telling them again", "err", err)
+		}
+	case !errors.Is(err, localdb.ErrNotFound):
+		return fmt.Errorf("node: thing description receivers: %w", err)
+	}
+	if rt.told == nil {
+		rt.told = make(map[string]int64)
 	}
 	raw, err = rt.n.db.Get(ctx, metaThingRules)
 	switch {
@@ -214,8 +227,36 @@ func (rt *thingRuntime) setDescription(d *thing.Description) error {
 	rt.log.Info("description changed", "version", nd.Version)
 	rt.needDescribe.Store(true)
 	rt.kickServer()
-	rt.sendFeedback(&thing.Feedback{Kind: thing.KindDescription, Description: &nd}, rt.boundPersons())
+	rt.tellDescription()
 	return nil
+}
+
+// tellDescription sends the description to each bound person who has not
+// had this version yet: at a change, and to a person bound since.
+func (rt *thingRuntime) tellDescription() {
+	d := rt.description()
+	if d == nil {
+		return
+	}
+	changed := false
+	for _, p := range rt.boundPersons() {
+		if rt.told[p] >= d.Version {
+			continue
+		}
+		if rt.sendFeedback(&thing.Feedback{Kind: thing.KindDescription, Description: d}, []string{p}) == "" {
+			continue
+		}
+		rt.told[p] = d.Version
+		changed = true
+	}
+	if !changed {
+		return
+	}
+	if raw, err := json.Marshal(rt.told); err == nil {
+		if err := rt.n.db.Set(rt.ctx, metaThingToldDesc, string(raw)); err != nil {
+			rt.log.Warn("keep description receivers", "err", err)
+		}
+	}
 }
 
 // sameDescription reports whether a and b say the same but for Version.

@@ -72,7 +72,8 @@ type thingRuntime struct {
 	queued      []*openCommand
 	recent      map[string]thing.Trace // answered commands' traces, by MsgId
 	recentOrder []string
-	stdin       chan<- []byte // the program's, while it runs
+	stdin       chan<- []byte    // the program's, while it runs
+	told        map[string]int64 // person → description version sent
 
 	mu        sync.Mutex
 	listeners map[chan thing.Invocation]struct{}
@@ -140,13 +141,18 @@ func (rt *thingRuntime) close() {
 	rt.closeOnce.Do(func() {
 		rt.cancel()
 		rt.wg.Wait()
-		rt.mu.Lock()
-		for ch := range rt.listeners {
-			delete(rt.listeners, ch)
-			close(ch)
-		}
-		rt.mu.Unlock()
+		rt.closeListeners()
 	})
+}
+
+// closeListeners ends the invocation streams of the local API.
+func (rt *thingRuntime) closeListeners() {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	for ch := range rt.listeners {
+		delete(rt.listeners, ch)
+		close(ch)
+	}
 }
 
 // post hands fn to the loop, waiting while the queue is full.
@@ -164,6 +170,7 @@ func (rt *thingRuntime) loop() {
 	rt.recoverOpen()
 	tick := time.NewTicker(thingTick)
 	defer tick.Stop()
+	var ticks int
 	for {
 		select {
 		case <-rt.ctx.Done():
@@ -172,6 +179,9 @@ func (rt *thingRuntime) loop() {
 			fn()
 		case now := <-tick.C:
 			rt.expire(now)
+			if ticks++; ticks%10 == 0 {
+				rt.tellDescription() // to persons bound since
+			}
 		}
 		rt.nRunning.Store(int64(len(rt.running)))
 		rt.nQueued.Store(int64(len(rt.queued)))
