@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"slices"
 	"time"
 
@@ -132,7 +133,7 @@ func (rt *thingRuntime) feedback(ctx context.Context, body []byte) error {
 	select {
 	case err := <-done:
 		if errors.Is(err, errNotRunning) {
-			return &userError{409, err.Error()}
+			return &userError{http.StatusConflict, err.Error()}
 		}
 		if err != nil {
 			return badRequest("%v", err)
