@@ -268,3 +268,44 @@ func TestThingRefusesCommandsOfOthers(t *testing.T) {
 		t.Errorf("the lamp ran %v, want nothing", got)
 	}
 }
+
+// A new device of the thing restores the history with sync: the commands
+// in it, unexpired as they are, do not run again there.
+func TestThingRestoredHistoryRunsNothing(t *testing.T) {
+	srv := servertest.Start(t)
+	srv.AddUser(t, "alice", "alice-pw", false)
+	srv.AddUser(t, "lamp", "lamp-pw", true)
+	ran, ranAgain := ranFile(t), ranFile(t)
+	alice := startTestNode(t, srv, t.TempDir(), "alice", nil)
+	lamp := startTestNode(t, srv, t.TempDir(), "lamp", func(c *Config) { c.ThingHandler = deviceCommand("lamp", ran, false) })
+	bind(t, alice, lamp)
+	waitFor(t, "the lamp's description", func() bool { return thingStatus(t, lamp).Description >= 1 })
+	cmd := sendCommand(t, alice, "lamp", thing.Command{Action: "toggle", Expires: time.Now().Add(10 * time.Minute).UnixMilli()})
+	waitFeedback(t, alice, "lamp", cmd, thing.KindResult, thing.ResultDone)
+	waitFor(t, "the command sequenced", func() bool {
+		st, err := alice.cl.Status(t.Context())
+		return err == nil && st.Unsynced == 0
+	})
+	lamp.stop()
+
+	again := startTestNode(t, srv, t.TempDir(), "lamp", func(c *Config) { c.ThingHandler = deviceCommand("lamp", ranAgain, false) })
+	waitFor(t, "the new device to restore the command", func() bool {
+		h, err := again.cl.History(t.Context(), "alice", 0)
+		if err != nil {
+			return false
+		}
+		for _, m := range h.Messages {
+			if m.MsgId == cmd {
+				return m.Via == localdb.ViaSync
+			}
+		}
+		return false
+	})
+	time.Sleep(500 * time.Millisecond)
+	if got := ranLines(t, ranAgain); len(got) != 0 {
+		t.Errorf("the restored device ran %v, want nothing", got)
+	}
+	if _, err := again.n.db.ThingCommand(t.Context(), cmd, "alice"); err == nil {
+		t.Error("the restored device took the command from history")
+	}
+}
