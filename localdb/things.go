@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"strconv"
 	"time"
+
+	"github.com/mqtter/mqtter/wire"
 )
 
 // States of a command this account received (as a thing).
@@ -131,4 +133,25 @@ func (db *DB) NextStateRev(ctx context.Context, atLeast int64) (int64, error) {
 		return err
 	})
 	return rev, err
+}
+
+// UnrecordedCommands returns the commands to others than self (by
+// sender) made after since (unix ms) that came directly or from the
+// server and were never recorded with CommandSeen: stored, then the
+// process ended before it took them. Never recorded means never run.
+func (db *DB) UnrecordedCommands(ctx context.Context, self string, since int64) ([]wire.Message, error) {
+	rows, err := db.read.QueryContext(ctx, `SELECT m.msg_id, m.feeds, m.seq, m.msg_type, m.sender,
+		m.payload, m.time_create, m.device, m.sig
+		FROM messages m WHERE m.msg_type = 'command' AND m.time_create > ?
+		AND m.via IN (?, ?) AND m.sender <> ?
+		AND NOT EXISTS (SELECT 1 FROM thing_commands c WHERE c.msg_id = m.msg_id AND c.sender = m.sender)
+		ORDER BY m.local_order`, since, ViaP2P, ViaServer, self)
+	if err != nil {
+		return nil, fmt.Errorf("localdb: unrecorded commands: %w", err)
+	}
+	msgs, err := scanMessages(rows)
+	if err != nil {
+		return nil, fmt.Errorf("localdb: unrecorded commands: %w", err)
+	}
+	return msgs, nil
 }

@@ -4,8 +4,10 @@ import (
 	"errors"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/mqtter/mqtter/localdb"
+	"github.com/mqtter/mqtter/wire"
 )
 
 // A command is new only the first time it is seen (per sender), its state
@@ -63,5 +65,39 @@ func TestThingCommandsRunAtMostOnce(t *testing.T) {
 	}
 	if c, err := db.ThingCommand(ctx, "c1", "bob"); err != nil || c.Outcome != "done" {
 		t.Errorf("ThingCommand = %+v, %v, want answered done", c, err)
+	}
+}
+
+// The commands stored and never recorded are found (directly or from the
+// server, to others, in the window); recording one takes it off.
+func TestUnrecordedCommands(t *testing.T) {
+	db := openAt(t, filepath.Join(t.TempDir(), "node.db"))
+	defer db.Close()
+	ctx := t.Context()
+	now := time.Now().UnixMilli()
+	command := func(from string, made int64) wire.Message {
+		m := msg("dm:alice:lamp", 0)
+		m.MsgType, m.From, m.TimeCreate = wire.MsgTypeCommand, from, made
+		return m
+	}
+	direct, pushed, old, own, synced := command("alice", now), command("alice", now), command("alice", now-10_000), command("lamp", now), command("alice", now)
+	text := msg("dm:alice:lamp", 0)
+	add(t, db, localdb.ViaP2P, direct, old, text)
+	add(t, db, localdb.ViaServer, pushed)
+	add(t, db, localdb.ViaLocal, own)
+	add(t, db, localdb.ViaSync, synced)
+	got, err := db.UnrecordedCommands(ctx, "lamp", now-5_000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ids := msgIDs(got); len(ids) != 2 || ids[0] != direct.MsgId || ids[1] != pushed.MsgId {
+		t.Errorf("UnrecordedCommands = %v, want %s and %s", ids, direct.MsgId, pushed.MsgId)
+	}
+	if _, err := db.CommandSeen(ctx, direct.MsgId, "alice", direct.Payload); err != nil {
+		t.Fatal(err)
+	}
+	got, _ = db.UnrecordedCommands(ctx, "lamp", now-5_000)
+	if ids := msgIDs(got); len(ids) != 1 || ids[0] != pushed.MsgId {
+		t.Errorf("UnrecordedCommands after one was recorded = %v, want %s", ids, pushed.MsgId)
 	}
 }

@@ -2,6 +2,7 @@ package node
 
 import (
 	"encoding/json"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -201,6 +202,24 @@ func TestThingInterruptedCommandIsNotRunAgain(t *testing.T) {
 	waitFeedback(t, alice, "lamp", cmd, thing.KindAck, thing.AckAccepted)
 	lamp.stop()
 
+	// A command the node stored and then died before it took it (as if
+	// the process had ended between the two) is taken at the restart.
+	lost := wire.Message{MsgId: wire.NewMsgID(), Feeds: wire.DM("alice", "lamp"), MsgType: wire.MsgTypeCommand,
+		From: "alice", TimeCreate: time.Now().UnixMilli()}
+	lost.Payload, _ = json.Marshal(thing.Command{Action: "toggle", Expires: time.Now().Add(time.Minute).UnixMilli(),
+		Trace: thing.Trace{Origin: "alice", OriginMsg: lost.MsgId}})
+	if err := lost.Sign(alice.n.key); err != nil {
+		t.Fatal(err)
+	}
+	db, err := localdb.Open(t.Context(), filepath.Join(lampHome, databaseFile), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.AddMessages(t.Context(), []wire.Message{lost}, localdb.ViaP2P); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+
 	lamp = startTestNode(t, srv, lampHome, "lamp", func(c *Config) { c.ThingHandler = deviceCommand("lamp", ran, false) })
 	fbs := waitFeedback(t, alice, "lamp", cmd, thing.KindResult, thing.ResultFailed)
 	for _, f := range fbs {
@@ -208,10 +227,10 @@ func TestThingInterruptedCommandIsNotRunAgain(t *testing.T) {
 			t.Errorf("result error = %q, want %q", f.Error, errInterrupted)
 		}
 	}
-	waitFor(t, "the new program", func() bool { return thingStatus(t, lamp).Program == ProgramRunning })
+	waitFeedback(t, alice, "lamp", lost.MsgId, thing.KindResult, thing.ResultDone)
 	time.Sleep(300 * time.Millisecond)
-	if got := ranLines(t, ran); len(got) != 1 {
-		t.Errorf("ran %v, want the interrupted command run once only", got)
+	if got := ranLines(t, ran); len(got) != 2 || !strings.HasPrefix(got[1], lost.MsgId) {
+		t.Errorf("ran %v, want the interrupted command once and then the one not taken", got)
 	}
 	tc, err := lamp.n.db.ThingCommand(t.Context(), cmd, "alice")
 	if err != nil || tc.State != localdb.CommandAnswered || tc.Outcome != thing.ResultFailed {

@@ -193,11 +193,7 @@ func (rt *thingRuntime) loop() {
 // ingester: a full queue drops the command unrecorded (so a copy that
 // comes again by another path may still run), counted and logged.
 func (rt *thingRuntime) intake(m wire.Message, via string) {
-	if m.MsgType != wire.MsgTypeCommand || m.From == rt.self {
-		return
-	}
-	f, err := wire.ParseFeeds(m.Feeds)
-	if err != nil || f.Kind != wire.FeedsDM || !f.Has(rt.self) {
+	if !rt.addressedHere(&m) {
 		return
 	}
 	// A device restoring the account's history with sync must never act
@@ -216,6 +212,16 @@ func (rt *thingRuntime) intake(m wire.Message, via string) {
 		rt.n.counts.thingRejected.Add(1)
 		rt.log.Warn("command dropped: the thing runtime is too far behind", "msg_id", m.MsgId, "from", m.From)
 	}
+}
+
+// addressedHere reports whether m is a command to this account from
+// another one.
+func (rt *thingRuntime) addressedHere(m *wire.Message) bool {
+	if m.MsgType != wire.MsgTypeCommand || m.From == rt.self {
+		return false
+	}
+	f, err := wire.ParseFeeds(m.Feeds)
+	return err == nil && f.Kind == wire.FeedsDM && f.Has(rt.self)
 }
 
 // takeCommand runs on the loop: the first sighting of a command decides
@@ -388,6 +394,19 @@ func (rt *thingRuntime) recoverOpen() {
 			rt.queued = append(rt.queued, oc)
 		default:
 			rt.reject(oc, "busy: too many commands wait for the device")
+		}
+	}
+	// Commands stored just before the process ended, not yet taken: they
+	// never ran, so they are taken now like any other.
+	lost, err := rt.n.db.UnrecordedCommands(rt.ctx, rt.self, now.Add(-thing.MaxExpiry).UnixMilli())
+	if err != nil {
+		rt.log.Error("read commands not taken", "err", err)
+		return
+	}
+	for _, m := range lost {
+		if rt.addressedHere(&m) {
+			rt.log.Info("taking a command stored before a restart", "msg_id", m.MsgId, "from", m.From)
+			rt.takeCommand(m)
 		}
 	}
 }

@@ -15,3 +15,8 @@ CREATE TABLE thing_commands (
     PRIMARY KEY (msg_id, sender)
 ) WITHOUT ROWID;
 CREATE INDEX thing_commands_open ON thing_commands (state) WHERE state <> 'answered';
+
+-- The commands among the messages, by when they were made: a restart
+-- finds those stored but not yet recorded above (a crash between the
+-- two) in the window a command may still be valid.
+CREATE INDEX messages_commands ON messages (time_create) WHERE msg_type = 'command';
