@@ -22,6 +22,9 @@ const (
 	// maxQueuedCommands bounds the commands waiting for the device
 	// program; past it a command is rejected as busy.
 	maxQueuedCommands = 256
+	// maxRunningCommands bounds the commands handed over and not answered;
+	// past it commands wait in the queue.
+	maxRunningCommands = 256
 	// maxRecentCommands is how many answered commands' traces are kept,
 	// so that state or an event the program reports after its result
 	// still finds the chain it belongs to.
@@ -183,6 +186,7 @@ func (rt *thingRuntime) loop() {
 				rt.tellDescription() // to persons bound since
 			}
 		}
+		rt.dispatchQueued() // room may have come
 		rt.nRunning.Store(int64(len(rt.running)))
 		rt.nQueued.Store(int64(len(rt.queued)))
 	}
@@ -265,7 +269,7 @@ func (rt *thingRuntime) takeCommand(m wire.Message) {
 			return
 		}
 	}
-	if rt.available() {
+	if rt.available() && len(rt.running) < maxRunningCommands && len(rt.queued) == 0 {
 		rt.run(oc)
 		return
 	}
@@ -328,16 +332,18 @@ func (rt *thingRuntime) run(oc *openCommand) {
 	rt.mu.Unlock()
 }
 
-// dispatchQueued runs the queued commands still valid, now that the
-// program or a listener is there.
+// dispatchQueued runs the queued commands still valid, in order, while
+// the program or a listener is there and fewer than maxRunningCommands
+// run.
 func (rt *thingRuntime) dispatchQueued() {
-	if !rt.available() {
+	if len(rt.queued) == 0 || !rt.available() {
 		return
 	}
-	q := rt.queued
-	rt.queued = nil
 	now := time.Now()
-	for _, oc := range q {
+	for len(rt.queued) > 0 && len(rt.running) < maxRunningCommands {
+		oc := rt.queued[0]
+		rt.queued[0] = nil
+		rt.queued = rt.queued[1:]
 		if oc.cmd.Expired(now) {
 			rt.answer(oc, thing.ResultTimeout, nil, errExpired)
 			continue
