@@ -93,6 +93,7 @@ func (a *apiServer) close() {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	a.n.events.closeAll() // lets event streams end so Shutdown need not wait
+	a.n.thing.closeListeners()
 	if err := a.srv.Shutdown(ctx); err != nil {
 		a.srv.Close()
 	}
@@ -111,6 +112,8 @@ func (a *apiServer) routes() http.Handler {
 	mux.HandleFunc("GET /v1/backup", a.exportBackup)
 	mux.HandleFunc("POST /v1/backup", a.importBackup)
 	a.thingRoutes(mux)
+	mux.HandleFunc("GET /v1/thing/invocations", a.thingInvocations)
+	mux.HandleFunc("POST /v1/thing/feedback", a.thingFeedback)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(a.n.counts.registry(), promhttp.HandlerOpts{}))
 	return a.auth(mux)
 }

@@ -62,6 +62,9 @@ type Status struct {
 	// same From and MsgId. They stay here, unsequenced, and are not sent
 	// or pushed again.
 	Conflicted []localdb.Conflicted `json:"conflicted,omitempty"`
+	// Thing is what the node does as a thing (commands, device program,
+	// rules and their dropped firings); absent for a node that is none.
+	Thing *ThingStatus `json:"thing,omitempty"`
 }
 
 // PathFailure is one failed attempt to deliver over one path.

@@ -23,5 +23,11 @@ type Config struct {
 	// DirectTimeout bounds a direct delivery attempt before the server is
 	// used instead; default 2 s.
 	DirectTimeout time.Duration
-	Logger        *slog.Logger
+	// ThingHandler is the device program of a thing (--thing-handler): a
+	// command run with /bin/sh -c and kept running, that takes the
+	// commands the thing accepts on its stdin and writes feedback on its
+	// stdout, one JSON object a line. Empty: none (the local API's
+	// /v1/thing/ calls can play its part).
+	ThingHandler string
+	Logger       *slog.Logger
 }

@@ -23,6 +23,13 @@ type counters struct {
 	conflicts      atomic.Int64 // held messages the server answered "conflict" for
 	eventsDropped  atomic.Int64 // events a slow subscriber missed
 	serverConnects atomic.Int64
+	thingCommands  atomic.Int64 // commands handed to the device program or a listener
+	thingRejected  atomic.Int64 // commands rejected (bad input, busy, the queue full)
+	thingTimeouts  atomic.Int64 // commands answered timeout
+	thingBadLines  atomic.Int64 // device program lines that were not feedback
+	thingIgnored   atomic.Int64 // results for commands not running
+	rulesFired     atomic.Int64
+	rulesDropped   atomic.Int64 // firings a loop guard stopped
 }
 
 // all names every counter, for Status and /metrics.
@@ -40,6 +47,13 @@ func (c *counters) all() map[string]*atomic.Int64 {
 		"conflicts":       &c.conflicts,
 		"events_dropped":  &c.eventsDropped,
 		"server_connects": &c.serverConnects,
+		"thing_commands":  &c.thingCommands,
+		"thing_rejected":  &c.thingRejected,
+		"thing_timeouts":  &c.thingTimeouts,
+		"thing_bad_lines": &c.thingBadLines,
+		"thing_ignored":   &c.thingIgnored,
+		"rules_fired":     &c.rulesFired,
+		"rules_dropped":   &c.rulesDropped,
 	}
 }
 

@@ -97,6 +97,7 @@ type Node struct {
 	out    *outbox
 	syncer *mqsync.Syncer
 	acks   *acker
+	thing  *thingRuntime
 
 	events   *events
 	counts   counters
@@ -170,6 +171,7 @@ func start(ctx context.Context, cfg Config) (*Node, error) {
 		refreshKick: make(chan struct{}, 1),
 	}
 	n.events = newEvents(func() { n.counts.eventsDropped.Add(1) })
+	n.thing = newThingRuntime(n)
 	if err := n.loadCaches(ctx); err != nil {
 		db.Close()
 		cancel()
@@ -213,6 +215,10 @@ func start(ctx context.Context, cfg Config) (*Node, error) {
 		Logger:    log,
 	})
 	if err := n.out.start(ctx); err != nil {
+		n.close()
+		return nil, err
+	}
+	if err := n.thing.start(ctx); err != nil {
 		n.close()
 		return nil, err
 	}
@@ -274,6 +280,7 @@ func (n *Node) fatal() <-chan error {
 func (n *Node) close() {
 	n.cancel()
 	n.events.closeAll()
+	n.thing.close() // the device program stops before what it sends through
 	n.out.stop()
 	n.link.Close()
 	if err := n.host.Close(); err != nil {

@@ -24,6 +24,7 @@ func (n *Node) status(ctx context.Context) (Status, error) {
 		Peers:     []string{},
 		Failures:  n.failures.list(),
 		Counters:  n.counts.snapshot(),
+		Thing:     n.thing.status(),
 	}
 	if n.link.Connected() {
 		st.Server = ServerConnected
@@ -134,7 +135,7 @@ func (n *Node) sendWithID(ctx context.Context, req SendRequest, msgID string) (S
 	if err := m.Validate(); err != nil {
 		return SendResult{}, badRequest("%v", err)
 	}
-	if err := thing.MayWrite(bookRights{n.book}, &m); err != nil {
+	if err := thing.MayWrite(ownSendRights{bookRights{n.book}}, &m); err != nil {
 		if errors.Is(err, thing.ErrNotAllowed) {
 			return SendResult{}, forbidden("%v", err)
 		}

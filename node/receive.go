@@ -312,6 +312,9 @@ func (n *Node) received(m wire.Message, via string) {
 	}
 	n.events.publish(EventMessage, HistoryEntry{Message: m, Via: via})
 	n.trackThingMessage(m)
+	if n.thing != nil {
+		n.thing.intake(m, via)
+	}
 }
 
 // isAnswerKind reports whether err is a peer's or server's answer of the

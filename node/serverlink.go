@@ -28,6 +28,7 @@ func (n *Node) onConnect(ctx context.Context, l *mqttlink.Link) {
 	}
 	n.out.kick()
 	n.syncer.Kick(true)
+	n.thing.onConnect()
 }
 
 // onServerState publishes server link changes as events.
@@ -153,6 +154,7 @@ func (n *Node) onPush(topic string, body []byte) {
 			return
 		}
 		n.events.publish(EventRelation, ev)
+		n.thing.onRelation(ev)
 		n.kickRefresh()
 	case wire.PushPresence:
 		var p wire.Presence

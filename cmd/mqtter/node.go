@@ -12,7 +12,7 @@ import (
 	"github.com/mqtter/mqtter/node"
 )
 
-const nodeUsage = "node --home DIR --server tcp://HOST:PORT --user NAME [--p2p MULTIADDR]... [--api ADDR] [--no-mdns]"
+const nodeUsage = "node --home DIR --server tcp://HOST:PORT --user NAME [--p2p MULTIADDR]... [--api ADDR] [--no-mdns] [--thing-handler CMD]"
 
 // runNode runs the node daemon until ctx is cancelled.
 func runNode(ctx context.Context, args []string, stderr io.Writer) error {
@@ -29,6 +29,7 @@ func runNode(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.StringVar(&passwordFile, "password-file", "", "read the password from the first line of this file (default $MQTTER_PASSWORD)")
 	fs.DurationVar(&cfg.SyncInterval, "sync-interval", 0, "how often unsequenced messages go up (default 3s)")
 	fs.DurationVar(&cfg.DirectTimeout, "direct-timeout", 0, "how long a direct delivery may take before the server is used (default 2s)")
+	fs.StringVar(&cfg.ThingHandler, "thing-handler", "", "a thing's device program, run with /bin/sh -c and kept running: commands on its stdin, feedback on its stdout, a JSON object a line")
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&logFormat, "log-format", "text", "text or json")
 	pos, err := parseFlags(fs, args, stderr)

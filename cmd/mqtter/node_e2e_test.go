@@ -30,8 +30,9 @@ type nodeProc struct {
 	t          *testing.T
 	user, pass string
 	home       string
-	server     string // tcp://host:port
-	offline    bool   // start waits only for the local API, not the server
+	server     string   // tcp://host:port
+	offline    bool     // start waits only for the local API, not the server
+	args       []string // more flags for mqtter node
 	cmd        *exec.Cmd
 	out        *syncBuffer
 	exited     chan error
@@ -75,6 +76,7 @@ func (n *nodeProc) start() {
 	n.cmd = exec.Command(bin, "node", "--home", n.home, "--server", n.server, "--user", n.user,
 		"--p2p", "/ip4/127.0.0.1/tcp/0", "--no-mdns", "--sync-interval", "300ms",
 		"--direct-timeout", "1s", "--log-level", "debug")
+	n.cmd.Args = append(n.cmd.Args, n.args...)
 	n.cmd.Env = append(os.Environ(), "MQTTER_PASSWORD="+n.pass)
 	n.cmd.Stdout, n.cmd.Stderr = n.out, n.out
 	if err := n.cmd.Start(); err != nil {

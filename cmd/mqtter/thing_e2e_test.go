@@ -1,12 +1,11 @@
 package main_test
 
 import (
-	"context"
 	"encoding/json"
-	"errors"
+	"fmt"
 	"os"
 	"os/exec"
-	"regexp"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -16,232 +15,141 @@ import (
 	"github.com/mqtter/mqtter/wire"
 )
 
-// cliResult is how a CLI run ended.
-type cliResult struct {
-	code   int
-	stdout string
-	stderr string
-	took   time.Duration
-}
-
-// runCLI runs a CLI verb against n to completion, safe to call from any
-// goroutine (it reports failures in its result, not through t).
-func (n *nodeProc) runCLI(args ...string) cliResult {
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, append(args, "--home", n.home)...)
-	cmd.Env = os.Environ()
-	var out, errOut syncBuffer
-	cmd.Stdout, cmd.Stderr = &out, &errOut
-	start := time.Now()
-	err := cmd.Run()
-	r := cliResult{stdout: out.String(), stderr: errOut.String(), took: time.Since(start)}
-	var exit *exec.ExitError
-	switch {
-	case err == nil:
-	case errors.As(err, &exit):
-		r.code = exit.ExitCode()
-	default:
-		r.code, r.stderr = -1, err.Error()
-	}
-	return r
-}
-
-// playThing dials a thing's node, whose test code plays the device.
-func playThing(t *testing.T, n *nodeProc) *node.Client {
+// buildExample builds one of the example device programs.
+func buildExample(t *testing.T, name string) string {
 	t.Helper()
+	out := filepath.Join(t.TempDir(), name)
+	gobin, err := exec.LookPath("go")
+	if err != nil {
+		gobin = filepath.Join(os.Getenv("GOROOT"), "bin", "go")
+	}
+	b, err := exec.Command(gobin, "build", "-o", out, "github.com/mqtter/mqtter/examples/"+name).CombinedOutput()
+	if err != nil {
+		t.Fatalf("build examples/%s: %v\n%s", name, err, b)
+	}
+	return out
+}
+
+// client dials the node's local API.
+func (n *nodeProc) client() *node.Client {
+	n.t.Helper()
 	cl, err := node.Dial(n.home)
 	if err != nil {
-		t.Fatalf("dial %s: %v", n.user, err)
+		n.t.Fatalf("%s: dial: %v", n.user, err)
 	}
 	return cl
 }
 
-// nextCommand waits until the thing holds a command from person that is
-// not in seen, and returns its MsgId and payload.
-func nextCommand(t *testing.T, th *nodeProc, person string, seen map[string]bool) (string, thing.Command) {
-	t.Helper()
-	var id string
-	var cmd thing.Command
-	th.eventually(20*time.Second, "a new command from "+person+" arrives", func() (bool, string) {
-		for _, m := range th.history(person) {
-			if m.MsgType == wire.MsgTypeCommand && !seen[m.MsgId] {
-				c, err := thing.ParseCommand(m.Payload)
-				if err != nil {
-					t.Fatalf("%s got a command it cannot parse: %v", th.user, err)
-				}
-				id, cmd = m.MsgId, c
-				seen[id] = true
+// feedback returns the feedback about cmd that n holds from th.
+func (n *nodeProc) feedback(th, cmd string) []thing.Feedback {
+	var out []thing.Feedback
+	for _, m := range n.history(th) {
+		if m.MsgType != wire.MsgTypeFeedback {
+			continue
+		}
+		if fb, err := thing.ParseFeedback(m.Payload); err == nil && (fb.Cmd == cmd || fb.Cause == cmd) {
+			out = append(out, fb)
+		}
+	}
+	return out
+}
+
+// waitFeedback waits until n holds feedback of kind and status about cmd.
+func (n *nodeProc) waitFeedback(th, cmd, kind, status string) thing.Feedback {
+	n.t.Helper()
+	var got thing.Feedback
+	n.eventually(20*time.Second, fmt.Sprintf("%s %s of %s", kind, status, cmd), func() (bool, string) {
+		fbs := n.feedback(th, cmd)
+		for _, f := range fbs {
+			if f.Kind == kind && (status == "" || f.Status == status) {
+				got = f
 				return true, ""
 			}
 		}
-		return false, "none yet"
+		return false, fmt.Sprintf("%+v", fbs)
 	})
-	return id, cmd
+	return got
 }
 
-// sendFeedback sends feedback f from the thing's node to person.
-func sendFeedback(t *testing.T, cl *node.Client, person string, f thing.Feedback) {
-	t.Helper()
-	p, err := json.Marshal(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := cl.Send(t.Context(), node.SendRequest{To: person, MsgType: wire.MsgTypeFeedback, Payload: p}); err != nil {
-		t.Fatalf("feedback %s: %v", f.Kind, err)
-	}
-}
-
-// The person's thing verbs, driven as a user would: do waits for the
-// result and exits 0 only when the thing did it; state, describe and
-// commands show what the thing reported; a refusal and a timeout exit
-// non-zero with a clear message.
-func TestThingCLI(t *testing.T) {
-	t.Parallel()
+// The built binary with the example lamp as its --thing-handler: a bound
+// person's command runs on the lamp and comes back as ack, state and
+// result. Then the lamp's node is killed (SIGKILL) while its program
+// holds a command; started again, it answers that command failed and its
+// new program never gets it.
+func TestThingNodeWithTheExampleLamp(t *testing.T) {
+	lampBin := buildExample(t, "lamp")
 	data := newAccounts(t, "alice")
-	pairing := regexp.MustCompile(`pairing code: (\S+)`)
-	code := pairing.FindStringSubmatch(addUser(t, data, "lamp", "lamp-pw", "--thing"))
-	if code == nil {
-		t.Fatal("user add --thing printed no pairing code")
-	}
-	addUser(t, data, "kettle", "kettle-pw", "--thing")
+	addUser(t, data, "lamp", "lamp-pw", "--thing")
 	srv := startServer(t, data)
 	broker := "tcp://" + srv.mqtt
 	alice := startNode(t, broker, t.TempDir(), "alice", "alice-pw")
-	lamp := startNode(t, broker, t.TempDir(), "lamp", "lamp-pw")
-	alice.must("thing", "bind", "lamp", code[1])
-	for _, pair := range [][2]*nodeProc{{alice, lamp}, {lamp, alice}} {
-		n, other := pair[0], pair[1]
-		n.eventually(15*time.Second, "it knows a device of "+other.user, func() (bool, string) {
-			var rows []node.PeerRow
-			out := n.must("peers", "--json")
-			json.Unmarshal([]byte(out), &rows)
-			for _, r := range rows {
-				if r.User == other.user && len(r.Addrs) > 0 {
-					return true, ""
-				}
-			}
-			return false, out
-		})
-	}
-	device := playThing(t, lamp)
-	seen := map[string]bool{}
-
-	// done: exit 0, the status and the output printed.
-	got := make(chan cliResult, 1)
-	go func() { got <- alice.runCLI("thing", "do", "lamp", "toggle", `{"on":true}`, "--timeout", "20s") }()
-	id, cmd := nextCommand(t, lamp, "alice", seen)
-	if cmd.Action != "toggle" || string(cmd.Input) != `{"on":true}` || cmd.Trace.OriginMsg != id || cmd.Trace.Origin != "alice" {
-		t.Errorf("lamp got %+v as %s, want toggle {\"on\":true} with a trace starting at it", cmd, id)
-	}
-	sendFeedback(t, device, "alice", thing.Feedback{Kind: thing.KindAck, Cmd: id, Status: thing.AckAccepted, Trace: &cmd.Trace})
-	sendFeedback(t, device, "alice", thing.Feedback{Kind: thing.KindState, Props: map[string]json.RawMessage{"on": json.RawMessage(`true`)},
-		Rev: 3, Cause: id, Trace: &cmd.Trace})
-	sendFeedback(t, device, "alice", thing.Feedback{Kind: thing.KindResult, Cmd: id, Status: thing.ResultDone,
-		Output: json.RawMessage(`{"on": true}`), Trace: &cmd.Trace})
-	r := <-got
-	if r.code != 0 || !strings.Contains(r.stdout, "done") || !strings.Contains(r.stdout, `output: {"on":true}`) {
-		t.Errorf("thing do (done) = exit %d\n%s%s\nwant exit 0 with done and the output", r.code, r.stdout, r.stderr)
-	}
-
-	// failed, with --json: exit 1, the JSON row on stdout, the reason said.
-	go func() { got <- alice.runCLI("thing", "do", "lamp", "brew", "--json", "--timeout", "20s") }()
-	id, cmd = nextCommand(t, lamp, "alice", seen)
-	sendFeedback(t, device, "alice", thing.Feedback{Kind: thing.KindResult, Cmd: id, Status: thing.ResultFailed, Error: "jammed", Trace: &cmd.Trace})
-	r = <-got
-	var row node.CommandRow
-	if err := json.Unmarshal([]byte(r.stdout), &row); err != nil || row.State != thing.ResultFailed || row.MsgId != id {
-		t.Errorf("thing do --json (failed) printed %q (%v), want the failed command %s", r.stdout, err, id)
-	}
-	if r.code != 1 || !strings.Contains(r.stderr, "jammed") {
-		t.Errorf("thing do (failed) = exit %d, stderr %q; want 1 and the reason", r.code, r.stderr)
-	}
-
-	// rejected: exit 1.
-	go func() { got <- alice.runCLI("thing", "do", "lamp", "--set", "level=200", "--timeout", "20s") }()
-	id, cmd = nextCommand(t, lamp, "alice", seen)
-	if string(cmd.Write["level"]) != "200" || cmd.Action != "" {
-		t.Errorf("--set level=200 sent %+v, want a write of level", cmd)
-	}
-	sendFeedback(t, device, "alice", thing.Feedback{Kind: thing.KindAck, Cmd: id, Status: thing.AckRejected, Error: "level over 100", Trace: &cmd.Trace})
-	if r = <-got; r.code != 1 || !strings.Contains(r.stdout, "rejected") || !strings.Contains(r.stderr, "level over 100") {
-		t.Errorf("thing do (rejected) = exit %d\n%s%s\nwant exit 1, rejected and the reason", r.code, r.stdout, r.stderr)
-	}
-
-	// No answer: timeout after the expiry and the grace.
-	r = alice.runCLI("thing", "do", "lamp", "toggle", "--timeout", "1s")
-	if r.code != 1 || !strings.Contains(r.stdout, "timeout") || !strings.Contains(r.stderr, "timeout") {
-		t.Errorf("thing do (no answer) = exit %d\n%s%s\nwant exit 1 and timeout", r.code, r.stdout, r.stderr)
-	}
-	if min := time.Second + node.CommandGrace - 500*time.Millisecond; r.took < min {
-		t.Errorf("the timeout came after %v, want at least %v", r.took, min)
-	}
-
-	// Refused at once: a thing not bound, and usage errors.
-	r = alice.runCLI("thing", "do", "kettle", "toggle")
-	if r.code != 1 || !strings.Contains(r.stderr, "not a thing bound to alice") || r.took > 10*time.Second {
-		t.Errorf("thing do kettle = exit %d after %v, stderr %q; want a refusal at once", r.code, r.took, r.stderr)
-	}
-	for _, args := range [][]string{
-		{"thing", "do", "lamp"},
-		{"thing", "do", "lamp", "toggle", "{not json"},
-		{"thing", "do", "lamp", "--set", "on"},
-		{"thing", "rule", "add", "lamp", "kettle", "--then", "toggle"},
-		{"thing", "rule", "add", "lamp", "kettle", "--when", "event:pressed", "--then", "toggle", "--if", "count like 3"},
-	} {
-		if r := alice.runCLI(args...); r.code != 2 {
-			t.Errorf("mqtter %s = exit %d, want 2 (usage)\n%s", strings.Join(args, " "), r.code, r.stderr)
-		}
-	}
-
-	// state: what the thing reported, with its rev and age.
-	out := alice.must("thing", "state", "lamp")
-	if !regexp.MustCompile(`on = true  \(rev 3, \d+s ago\)`).MatchString(out) {
-		t.Errorf("thing state = %q, want on = true  (rev 3, Ns ago)", out)
-	}
-
-	// describe: the server has none (or no such method), the cache answers.
-	sendFeedback(t, device, "alice", thing.Feedback{Kind: thing.KindDescription, Description: &thing.Description{
-		Thing: "lamp", Version: 1, Title: "Desk lamp",
-		Properties: map[string]*thing.Property{
-			"on":    {Schema: thing.Schema{Type: "boolean"}, Observable: true},
-			"power": {Schema: thing.Schema{Type: "number", Unit: "W"}, ReadOnly: true}},
-		Actions: map[string]*thing.Action{"toggle": {Idempotent: true, Output: &thing.Schema{Type: "object"}}},
-		Events:  map[string]*thing.Event{"overheat": {Data: &thing.Schema{Type: "number"}}},
-	}})
-	alice.eventually(15*time.Second, "describe shows the lamp", func() (bool, string) {
-		r := alice.runCLI("thing", "describe", "lamp")
-		return r.code == 0, r.stdout + r.stderr
-	})
-	out = alice.must("thing", "describe", "lamp")
-	for _, want := range []string{"lamp (version 1) Desk lamp", "on", "boolean", "writable", "observable",
-		"power", "number (W)", "read-only", "toggle", "output: object", "idempotent", "overheat"} {
-		if !strings.Contains(out, want) {
-			t.Errorf("thing describe = %q, want %q in it", out, want)
-		}
-	}
-
-	// commands: newest first, each with its state.
-	var rows []node.CommandRow
-	if err := json.Unmarshal([]byte(alice.must("thing", "commands", "lamp", "--json")), &rows); err != nil {
+	lampHome := t.TempDir()
+	lamp := launch(t, &nodeProc{t: t, user: "lamp", pass: "lamp-pw", home: lampHome, server: broker,
+		args: []string{"--thing-handler", lampBin}})
+	ctx := t.Context()
+	var code wire.PairingCode
+	if err := lamp.client().Call(ctx, wire.MethodPairingCode, wire.Empty{}, &code); err != nil {
 		t.Fatal(err)
 	}
-	var states []string
-	for _, r := range rows {
-		states = append(states, r.State)
+	if err := alice.client().Call(ctx, wire.MethodBindThing, wire.BindThingReq{Thing: "lamp", Code: code.Code}, nil); err != nil {
+		t.Fatal(err)
 	}
-	if got := strings.Join(states, ","); got != "timeout,rejected,failed,done" {
-		t.Errorf("thing commands --json states = %s, want timeout,rejected,failed,done", got)
-	}
-	if out := alice.must("thing", "commands", "lamp"); strings.Count(out, "\n") < 4 || !strings.Contains(out, "jammed") {
-		t.Errorf("thing commands = %q, want the four commands and the failure's reason", out)
+	lamp.eventually(20*time.Second, "it knows it is bound, and has its description", func() (bool, string) {
+		st := lamp.status()
+		return st.Thing != nil && st.Thing.Description >= 1 && st.Thing.Program == node.ProgramRunning, fmt.Sprintf("%+v", st.Thing)
+	})
+	command := func(action, input string) string {
+		c := thing.Command{Action: action, Expires: time.Now().Add(time.Minute).UnixMilli(),
+			Trace: thing.Trace{Origin: "alice", OriginMsg: wire.NewMsgID()}}
+		if input != "" {
+			c.Input = json.RawMessage(input)
+		}
+		p, _ := json.Marshal(&c)
+		var res node.SendResult
+		alice.eventually(20*time.Second, "the command goes", func() (bool, string) {
+			var err error
+			res, err = alice.client().Send(ctx, node.SendRequest{To: "lamp", MsgType: wire.MsgTypeCommand, Payload: p})
+			return err == nil, fmt.Sprint(err)
+		})
+		return res.MsgId
 	}
 
-	// rule add reaches the server, signed: on this branch the server may
-	// not know add_rule, and says so.
-	r = alice.runCLI("thing", "rule", "add", "lamp", "kettle", "--when", "event:overheat", "--if", "gt 70", "--then", "toggle", "--id", "cool-down")
-	t.Logf("thing rule add: exit %d %s%s", r.code, r.stdout, r.stderr)
-	if r.code != 0 && !strings.Contains(r.stderr, "add_rule") && !strings.Contains(r.stderr, "forbidden") {
-		t.Errorf("thing rule add = exit %d %q, want it added, or the server's refusal", r.code, r.stderr)
+	set := command("set", `{"on":true,"brightness":30}`)
+	alice.waitFeedback("lamp", set, thing.KindAck, thing.AckAccepted)
+	state := alice.waitFeedback("lamp", set, thing.KindState, "")
+	if string(state.Props["brightness"]) != "30" || string(state.Props["on"]) != "true" {
+		t.Errorf("state after set = %s, want on and 30", mustJSON(t, state.Props))
+	}
+	result := alice.waitFeedback("lamp", set, thing.KindResult, thing.ResultDone)
+	if !strings.Contains(string(result.Output), `"brightness":30`) {
+		t.Errorf("result output = %s", result.Output)
+	}
+
+	// A program that takes commands and never answers; the node dies
+	// while it holds one.
+	held := filepath.Join(t.TempDir(), "held")
+	lamp.stop()
+	lamp.args = []string{"--thing-handler", "exec cat >> " + held}
+	lamp.start()
+	toggle := command("toggle", "")
+	alice.waitFeedback("lamp", toggle, thing.KindAck, thing.AckAccepted)
+	lamp.eventually(20*time.Second, "the program holds the command", func() (bool, string) {
+		b, _ := os.ReadFile(held)
+		return strings.Contains(string(b), toggle), string(b)
+	})
+	lamp.kill()
+
+	lamp.args = []string{"--thing-handler", lampBin}
+	lamp.start()
+	failed := alice.waitFeedback("lamp", toggle, thing.KindResult, thing.ResultFailed)
+	if !strings.Contains(failed.Error, "interrupted") {
+		t.Errorf("result after the crash = %+v, want failed: interrupted", failed)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if strings.Contains(lamp.out.String(), "lamp: toggle") {
+		t.Error("the new program ran the interrupted toggle")
+	}
+	if b, _ := os.ReadFile(held); strings.Count(string(b), toggle) != 1 {
+		t.Errorf("the held program got %q, want the toggle once", b)
 	}
 }

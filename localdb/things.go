@@ -1,0 +1,157 @@
+package localdb
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/mqtter/mqtter/wire"
+)
+
+// States of a command this account received (as a thing).
+const (
+	CommandReceived = "received" // seen, not yet handed to the device program
+	CommandRunning  = "running"  // handed to the device program (marked before)
+	CommandAnswered = "answered" // a result or a refusal went out: done
+)
+
+// ThingCommand is a command this account received, as kept for running it
+// at most once.
+type ThingCommand struct {
+	MsgId    string
+	From     string
+	Payload  []byte
+	State    string
+	Outcome  string
+	Received int64 // unix ms
+	Updated  int64 // unix ms
+}
+
+// CommandSeen records a command the first time it is seen, in state
+// received, and reports whether it is new: false means this (From, MsgId)
+// was seen before, by any path, and must not run again.
+func (db *DB) CommandSeen(ctx context.Context, msgID, from string, payload []byte) (bool, error) {
+	now := time.Now().UnixMilli()
+	var added bool
+	err := db.inTx(ctx, "command seen "+msgID, func(tx *sql.Tx) error {
+		r, err := tx.ExecContext(ctx, `INSERT INTO thing_commands
+			(msg_id, sender, payload, state, received, updated) VALUES (?, ?, ?, ?, ?, ?)
+			ON CONFLICT (msg_id, sender) DO NOTHING`, msgID, from, payload, CommandReceived, now, now)
+		if err != nil {
+			return err
+		}
+		n, err := r.RowsAffected()
+		added = n > 0
+		return err
+	})
+	return added, err
+}
+
+// SetCommandState moves a received command to state, with the status it
+// was answered with (outcome, for CommandAnswered). It returns ErrNotFound
+// for a command never seen.
+func (db *DB) SetCommandState(ctx context.Context, msgID, from, state, outcome string) error {
+	switch state {
+	case CommandReceived, CommandRunning, CommandAnswered:
+	default:
+		return fmt.Errorf("localdb: command %s: unknown state %q", msgID, state)
+	}
+	return db.inTx(ctx, "command "+msgID+" "+state, func(tx *sql.Tx) error {
+		r, err := tx.ExecContext(ctx, `UPDATE thing_commands SET state = ?, outcome = ?, updated = ?
+			WHERE msg_id = ? AND sender = ?`, state, outcome, time.Now().UnixMilli(), msgID, from)
+		if err != nil {
+			return err
+		}
+		if n, err := r.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			return ErrNotFound
+		}
+		return nil
+	})
+}
+
+// ThingCommand returns one command as kept, or ErrNotFound.
+func (db *DB) ThingCommand(ctx context.Context, msgID, from string) (ThingCommand, error) {
+	c := ThingCommand{MsgId: msgID, From: from}
+	err := db.read.QueryRowContext(ctx, `SELECT payload, state, outcome, received, updated
+		FROM thing_commands WHERE msg_id = ? AND sender = ?`, msgID, from).
+		Scan(&c.Payload, &c.State, &c.Outcome, &c.Received, &c.Updated)
+	if errors.Is(err, sql.ErrNoRows) {
+		return ThingCommand{}, fmt.Errorf("localdb: command %s: %w", msgID, ErrNotFound)
+	}
+	if err != nil {
+		return ThingCommand{}, fmt.Errorf("localdb: command %s: %w", msgID, err)
+	}
+	return c, nil
+}
+
+// OpenCommands returns the commands not answered yet (received or
+// running), oldest first: what a restart must take up again.
+func (db *DB) OpenCommands(ctx context.Context) ([]ThingCommand, error) {
+	rows, err := db.read.QueryContext(ctx, `SELECT msg_id, sender, payload, state, outcome, received, updated
+		FROM thing_commands WHERE state <> ? ORDER BY received, msg_id`, CommandAnswered)
+	if err != nil {
+		return nil, fmt.Errorf("localdb: open commands: %w", err)
+	}
+	defer rows.Close()
+	var out []ThingCommand
+	for rows.Next() {
+		var c ThingCommand
+		if err := rows.Scan(&c.MsgId, &c.From, &c.Payload, &c.State, &c.Outcome, &c.Received, &c.Updated); err != nil {
+			return nil, fmt.Errorf("localdb: open commands: %w", err)
+		}
+		out = append(out, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("localdb: open commands: %w", err)
+	}
+	return out, nil
+}
+
+// metaStateRev is the meta key of the last state revision given out.
+const metaStateRev = "thing.state_rev"
+
+// NextStateRev returns a state revision higher than any given out or seen
+// before (at least atLeast), and keeps it durably: revisions increase
+// across restarts.
+func (db *DB) NextStateRev(ctx context.Context, atLeast int64) (int64, error) {
+	var rev int64
+	err := db.inTx(ctx, "next state rev", func(tx *sql.Tx) error {
+		var cur string
+		err := tx.QueryRowContext(ctx, `SELECT value FROM meta WHERE key = ?`, metaStateRev).Scan(&cur)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
+		last, _ := strconv.ParseInt(cur, 10, 64)
+		rev = max(last+1, atLeast)
+		_, err = tx.ExecContext(ctx, `INSERT INTO meta (key, value) VALUES (?, ?)
+			ON CONFLICT (key) DO UPDATE SET value = excluded.value`, metaStateRev, strconv.FormatInt(rev, 10))
+		return err
+	})
+	return rev, err
+}
+
+// UnrecordedCommands returns the commands to others than self (by
+// sender) made after since (unix ms) that came directly or from the
+// server and were never recorded with CommandSeen: stored, then the
+// process ended before it took them. Never recorded means never run.
+func (db *DB) UnrecordedCommands(ctx context.Context, self string, since int64) ([]wire.Message, error) {
+	rows, err := db.read.QueryContext(ctx, `SELECT m.msg_id, m.feeds, m.seq, m.msg_type, m.sender,
+		m.payload, m.time_create, m.device, m.sig
+		FROM messages m WHERE m.msg_type = 'command' AND m.time_create > ?
+		AND m.via IN (?, ?) AND m.sender <> ?
+		AND NOT EXISTS (SELECT 1 FROM thing_commands c WHERE c.msg_id = m.msg_id AND c.sender = m.sender)
+		ORDER BY m.local_order`, since, ViaP2P, ViaServer, self)
+	if err != nil {
+		return nil, fmt.Errorf("localdb: unrecorded commands: %w", err)
+	}
+	msgs, err := scanMessages(rows)
+	if err != nil {
+		return nil, fmt.Errorf("localdb: unrecorded commands: %w", err)
+	}
+	return msgs, nil
+}

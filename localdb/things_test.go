@@ -1,0 +1,103 @@
+package localdb_test
+
+import (
+	"errors"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/mqtter/mqtter/localdb"
+	"github.com/mqtter/mqtter/wire"
+)
+
+// A command is new only the first time it is seen (per sender), its state
+// survives a reopen, and the open ones are what a restart takes up.
+func TestThingCommandsRunAtMostOnce(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "node.db")
+	db := openAt(t, path)
+	ctx := t.Context()
+	for i, tc := range []struct {
+		id, from string
+		want     bool
+	}{
+		{"c1", "alice", true}, {"c1", "alice", false}, {"c1", "bob", true}, {"c2", "alice", true},
+	} {
+		got, err := db.CommandSeen(ctx, tc.id, tc.from, []byte(`{}`))
+		if err != nil || got != tc.want {
+			t.Errorf("%d: CommandSeen(%s, %s) = %v, %v, want %v", i, tc.id, tc.from, got, err, tc.want)
+		}
+	}
+	if err := db.SetCommandState(ctx, "c1", "alice", localdb.CommandRunning, ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.SetCommandState(ctx, "c1", "bob", localdb.CommandAnswered, "done"); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.SetCommandState(ctx, "nope", "alice", localdb.CommandAnswered, "done"); !errors.Is(err, localdb.ErrNotFound) {
+		t.Errorf("SetCommandState(unknown) = %v, want ErrNotFound", err)
+	}
+	if err := db.SetCommandState(ctx, "c2", "alice", "exploded", ""); err == nil {
+		t.Error("SetCommandState took an unknown state")
+	}
+	rev1, err := db.NextStateRev(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rev, err := db.NextStateRev(ctx, 100); err != nil || rev != 100 {
+		t.Errorf("NextStateRev(100) = %d, %v, want 100", rev, err)
+	}
+	db.Close()
+
+	db = openAt(t, path)
+	defer db.Close()
+	open, err := db.OpenCommands(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(open) != 2 || open[0].MsgId != "c1" || open[0].State != localdb.CommandRunning || open[1].MsgId != "c2" || open[1].State != localdb.CommandReceived {
+		t.Errorf("OpenCommands after a reopen = %+v, want c1 running and c2 received", open)
+	}
+	if seen, err := db.CommandSeen(ctx, "c1", "alice", []byte(`{}`)); seen || err != nil {
+		t.Errorf("CommandSeen after a reopen = %v, %v, want false", seen, err)
+	}
+	if rev, err := db.NextStateRev(ctx, 0); err != nil || rev != 101 || rev1 != 1 {
+		t.Errorf("revisions %d then %d after a reopen, want 1 and 101", rev1, rev)
+	}
+	if c, err := db.ThingCommand(ctx, "c1", "bob"); err != nil || c.Outcome != "done" {
+		t.Errorf("ThingCommand = %+v, %v, want answered done", c, err)
+	}
+}
+
+// The commands stored and never recorded are found (directly or from the
+// server, to others, in the window); recording one takes it off.
+func TestUnrecordedCommands(t *testing.T) {
+	db := openAt(t, filepath.Join(t.TempDir(), "node.db"))
+	defer db.Close()
+	ctx := t.Context()
+	now := time.Now().UnixMilli()
+	command := func(from string, made int64) wire.Message {
+		m := msg("dm:alice:lamp", 0)
+		m.MsgType, m.From, m.TimeCreate = wire.MsgTypeCommand, from, made
+		return m
+	}
+	direct, pushed, old, own, synced := command("alice", now), command("alice", now), command("alice", now-10_000), command("lamp", now), command("alice", now)
+	text := msg("dm:alice:lamp", 0)
+	add(t, db, localdb.ViaP2P, direct, old, text)
+	add(t, db, localdb.ViaServer, pushed)
+	add(t, db, localdb.ViaLocal, own)
+	add(t, db, localdb.ViaSync, synced)
+	got, err := db.UnrecordedCommands(ctx, "lamp", now-5_000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ids := msgIDs(got); len(ids) != 2 || ids[0] != direct.MsgId || ids[1] != pushed.MsgId {
+		t.Errorf("UnrecordedCommands = %v, want %s and %s", ids, direct.MsgId, pushed.MsgId)
+	}
+	if _, err := db.CommandSeen(ctx, direct.MsgId, "alice", direct.Payload); err != nil {
+		t.Fatal(err)
+	}
+	got, _ = db.UnrecordedCommands(ctx, "lamp", now-5_000)
+	if ids := msgIDs(got); len(ids) != 1 || ids[0] != pushed.MsgId {
+		t.Errorf("UnrecordedCommands after one was recorded = %v, want %s", ids, pushed.MsgId)
+	}
+}
