@@ -379,10 +379,11 @@ type nodeProc struct {
 
 // node starts `mqtter node` for user in d.root/home and waits until its
 // local API answers and it is connected to the server.
-func (d *demo) node(ctx context.Context, user, home string, log *logBuffer) (*nodeProc, error) {
-	p, err := d.start(ctx, "node "+home, "MQTTER_PASSWORD="+user+"-pw", log,
-		"node", "--home", home, "--server", "tcp://"+d.mqtt, "--user", user,
-		"--p2p", "/ip4/127.0.0.1/tcp/0", "--no-mdns", "--sync-interval", "1s")
+// Extra flags (a thing's --thing-handler) go at the end of its command line.
+func (d *demo) node(ctx context.Context, user, home string, log *logBuffer, extra ...string) (*nodeProc, error) {
+	args := append([]string{"node", "--home", home, "--server", "tcp://" + d.mqtt, "--user", user,
+		"--p2p", "/ip4/127.0.0.1/tcp/0", "--no-mdns", "--sync-interval", "1s"}, extra...)
+	p, err := d.start(ctx, "node "+home, "MQTTER_PASSWORD="+user+"-pw", log, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -512,7 +513,7 @@ func (d *demo) run(ctx context.Context) error {
 		return err
 	}
 	d.current = "0 (setup)"
-	d.say("MQTTER demo: a server and three nodes, all on 127.0.0.1 with mDNS off.")
+	d.say("MQTTER demo: a server, three nodes of two people and two things, all on 127.0.0.1 with mDNS off.")
 	d.say("Commands run in %s (removed at the end); peer ids are shortened.", d.root)
 
 	d.step(1, "The server, and an account each for alice and bob")
@@ -676,6 +677,8 @@ func (d *demo) run(ctx context.Context) error {
 	if err := d.sequenced(ctx, laptop, "alice", 3, srv); err != nil {
 		return err
 	}
-	_, err = d.cli(ctx, laptop, "history", "alice")
-	return err
+	if _, err = d.cli(ctx, laptop, "history", "alice"); err != nil {
+		return err
+	}
+	return d.things(ctx, srv, alice)
 }

@@ -12,7 +12,9 @@ import (
 
 // TestDemo runs `mqtter demo` as `make demo` does and checks that each
 // path shows in its transcript: direct, direct with the server down,
-// relayed by the server to a restarted node, pulled by a new device.
+// relayed by the server to a restarted node, pulled by a new device; and
+// the things: a command with its real result and state, and a rule's
+// chain from the door to the lamp back to alice.
 func TestDemo(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
@@ -31,6 +33,11 @@ func TestDemo(t *testing.T) {
 		`(?m)^  outbox: +0 undelivered$`,
 		`(?m)^  #3 alice \S+ \[server\] for when you are back$`,
 		`(?m)^  #1 alice \S+ \[sync\] hi bob, straight to you\n  #2 alice \S+ \[sync\] the server is down, still direct\n  #3 alice \S+ \[sync\] for when you are back$`,
+		`(?m)^  \S+ done +lamp set +\S+\n    output: \{"on":true,"brightness":40\}$`,
+		`(?m)^  on = true  \(rev \d+, `,
+		`(?m)^    chain: door event opened .*\(hop 0\)$`,
+		`(?m)^    chain: lamp result done \{"on":false,"brightness":40\} \(hop 1\)$`,
+		`(?m)^  on = false  \(rev \d+, `,
 		`(?m)^demo done in `,
 	} {
 		if !regexp.MustCompile(want).Match(out) {

@@ -1,0 +1,123 @@
+package demo
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+
+	"github.com/mqtter/mqtter/examples"
+	"github.com/mqtter/mqtter/localdb"
+	"github.com/mqtter/mqtter/node"
+	"github.com/mqtter/mqtter/thing"
+)
+
+// pairingLine is how `mqtter user add --thing` prints a thing's code.
+var pairingLine = regexp.MustCompile(`pairing code: (\d+)`)
+
+// things is the demo's scene of people and things: alice binds a lamp and
+// a door sensor (each a node whose device program is a small sh script),
+// commands the lamp and sees its real feedback, then makes a rule that
+// the door's "opened" event toggles the lamp, opens the door, and sees
+// the lamp's result come back to her through the chain.
+func (d *demo) things(ctx context.Context, srv *proc, alice *nodeProc) error {
+	d.step(9, "Two things, a lamp and a door sensor: a node each, with a small sh script as its device program")
+	for name, script := range map[string]string{"lamp.sh": examples.Lamp, "doorsensor.sh": examples.DoorSensor} {
+		if err := os.WriteFile(filepath.Join(d.root, name), []byte(script), 0o600); err != nil {
+			return fmt.Errorf("demo: %w", err)
+		}
+	}
+	d.say("  (lamp.sh and doorsensor.sh are examples/*.sh: commands in as JSON lines, feedback out)")
+	codes := make(map[string]string)
+	for _, t := range []string{"lamp", "door"} {
+		out, err := d.must(ctx, "MQTTER_PASSWORD="+t+"-pw", []*proc{srv}, "user", "add", t, "--data", "server", "--thing")
+		if err != nil {
+			return err
+		}
+		m := pairingLine.FindStringSubmatch(out)
+		if m == nil {
+			return fmt.Errorf("demo: no pairing code in %q", out)
+		}
+		codes[t] = m[1]
+	}
+	lamp, err := d.node(ctx, "lamp", "lamp", nil, "--thing-handler", "sh lamp.sh")
+	if err != nil {
+		return err
+	}
+	door, err := d.node(ctx, "door", "door", nil, "--thing-handler", "sh doorsensor.sh")
+	if err != nil {
+		return err
+	}
+	all := []*proc{srv, alice.proc, lamp.proc, door.proc}
+
+	d.step(10, "alice binds both with their pairing codes and commands the lamp: it answers with what it did")
+	for _, t := range []string{"lamp", "door"} {
+		if _, err := d.cli(ctx, alice, "thing", "bind", t, codes[t]); err != nil {
+			return err
+		}
+	}
+	err = d.waitFor(ctx, "alice's node knows the lamp's description", all, func(ctx context.Context) (bool, string) {
+		desc, err := alice.api.Describe(ctx, "lamp")
+		if err != nil {
+			return false, err.Error()
+		}
+		return desc.Description.Actions["toggle"] != nil, fmt.Sprintf("%+v", desc)
+	})
+	if err != nil {
+		return err
+	}
+	if _, err := d.cli(ctx, alice, "thing", "describe", "lamp"); err != nil {
+		return err
+	}
+	if _, err := d.cli(ctx, alice, "thing", "do", "lamp", "set", `{"on":true,"brightness":40}`); err != nil {
+		return err
+	}
+	if _, err := d.cli(ctx, alice, "thing", "state", "lamp"); err != nil {
+		return err
+	}
+
+	d.step(11, "alice associates the door with the lamp and adds a rule; opening the door switches the lamp")
+	if _, err := d.cli(ctx, alice, "thing", "associate", "door", "lamp"); err != nil {
+		return err
+	}
+	if _, err := d.cli(ctx, alice, "thing", "rule", "add", "door", "lamp", "--when", "event:opened", "--then", "toggle"); err != nil {
+		return err
+	}
+	err = d.waitFor(ctx, "the door's node runs the rule and knows the lamp", all, func(ctx context.Context) (bool, string) {
+		st, err := door.api.Status(ctx)
+		if err != nil {
+			return false, err.Error()
+		}
+		peers, err := door.api.Peers(ctx)
+		if err != nil {
+			return false, err.Error()
+		}
+		lampKnown := slices.ContainsFunc(peers, func(p node.PeerRow) bool { return p.User == "lamp" })
+		return st.Thing != nil && st.Thing.Rules.Active == 1 && lampKnown, fmt.Sprintf("thing %+v, lamp known %v", st.Thing, lampKnown)
+	})
+	if err != nil {
+		return err
+	}
+	if _, err := d.cli(ctx, alice, "thing", "do", "door", "open"); err != nil {
+		return err
+	}
+	err = d.waitFor(ctx, "the lamp's result reaches alice through the chain", all, func(ctx context.Context) (bool, string) {
+		cmds, err := alice.api.Commands(ctx, "door", 1)
+		if err != nil || len(cmds) == 0 {
+			return false, fmt.Sprint(cmds, err)
+		}
+		return slices.ContainsFunc(cmds[0].Chain, func(l localdb.ChainLink) bool {
+			return l.Thing == "lamp" && l.Kind == thing.KindResult && l.Status == thing.ResultDone
+		}), fmt.Sprintf("%+v", cmds[0])
+	})
+	if err != nil {
+		return err
+	}
+	if _, err := d.cli(ctx, alice, "thing", "commands", "door", "--limit", "1"); err != nil {
+		return err
+	}
+	_, err = d.cli(ctx, alice, "thing", "state", "lamp")
+	return err
+}
