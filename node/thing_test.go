@@ -98,6 +98,19 @@ func TestThingRunsACommandOnce(t *testing.T) {
 		}
 	})
 
+	t.Run("expires too far away", func(t *testing.T) {
+		far := sendCommand(t, alice, "lamp", thing.Command{Action: "toggle", Expires: time.Now().Add(thing.MaxExpiry + time.Hour).UnixMilli()})
+		fbs := waitFeedback(t, alice, "lamp", far, thing.KindAck, thing.AckRejected)
+		for _, f := range fbs {
+			if f.Kind == thing.KindAck && !strings.Contains(f.Error, "expires more than") {
+				t.Errorf("rejection = %q, want the reason (expires too far away)", f.Error)
+			}
+		}
+		if got := ranLines(t, ran); len(got) != 1 {
+			t.Errorf("the program ran %v, want a command that may wait days not run", got)
+		}
+	})
+
 	t.Run("wrong input", func(t *testing.T) {
 		bad := sendCommand(t, alice, "lamp", thing.Command{Action: "set", Input: json.RawMessage(`{"brightness":500}`)})
 		fbs := waitFeedback(t, alice, "lamp", bad, thing.KindAck, thing.AckRejected)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -261,6 +262,12 @@ func (rt *thingRuntime) takeCommand(m wire.Message) {
 	oc := &openCommand{msgID: m.MsgId, from: m.From, cmd: c}
 	if c.Expired(time.Now()) {
 		rt.answer(oc, thing.ResultTimeout, nil, "expired before it arrived")
+		return
+	}
+	if time.UnixMilli(c.Expires).After(time.Now().Add(thing.MaxExpiry)) {
+		// A command that may wait days is how a device gets switched
+		// long after anyone meant it.
+		rt.reject(oc, fmt.Sprintf("expires more than %v from now", thing.MaxExpiry))
 		return
 	}
 	if d := rt.description(); d != nil {
