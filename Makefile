@@ -42,19 +42,22 @@ baremochi:
 
 # bench compares the server with Mosquitto and a bare mochi broker on
 # loopback, then two nodes (direct, through the server) with a raw libp2p
-# echo (nodebench), then runs the packages' micro benchmarks. Figures are
-# reported, never asserted.
+# echo (nodebench), then a thing's commands and a rule chain beside a
+# message (thingbench), then runs the packages' micro benchmarks. Figures
+# are reported, never asserted.
 bench: build baremochi
 	@command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || ./.ci/apt-install mosquitto || \
 		echo "mosquitto missing: the bench runs without it (apt-get install -y mosquitto)"
 	$(GO) run ./bench/cmd/mqbench --mqtter bin/mqtter --baremochi bin/baremochi $(BENCHFLAGS)
 	$(GO) run ./bench/cmd/nodebench --mqtter bin/mqtter
+	$(GO) run ./bench/cmd/thingbench --mqtter bin/mqtter
 	$(GO) run ./bench/cmd/restorebench --mqtter bin/mqtter --n 100000,1000000
 	$(GO) test -run '^$$' -bench . -benchtime 2000x ./...
 
 # bench-quick is the same run with small numbers: a smoke test in seconds.
 bench-quick: build baremochi
 	$(GO) run ./bench/cmd/mqbench --mqtter bin/mqtter --baremochi bin/baremochi --quick $(BENCHFLAGS)
+	$(GO) run ./bench/cmd/thingbench --mqtter bin/mqtter --quick
 
 # fuzz runs every native fuzz target in the repository for FUZZTIME each.
 fuzz:

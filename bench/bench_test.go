@@ -45,7 +45,7 @@ func TestPercentile(t *testing.T) {
 
 func TestSummarizeSorts(t *testing.T) {
 	got := Summarize([]time.Duration{5, 1, 4, 2, 3})
-	want := Latencies{N: 5, P50: 3, P90: 5, P99: 5, Max: 5}
+	want := Latencies{N: 5, P50: 3, P90: 5, P99: 5, Max: 5, Mean: 3}
 	if got != want {
 		t.Errorf("Summarize = %+v, want %+v", got, want)
 	}

@@ -10,10 +10,14 @@
 // beside a raw libp2p echo as the ceiling, with idle and loaded RSS; and a
 // new node's restore of a large history (bench/cmd/restorebench), beside a
 // raw insert of the same rows into SQLite as the ceiling, with peak RSS.
+// And things (bench/cmd/thingbench): a command to a thing's node running
+// an example device program until its result, directly and from a plain
+// MQTT client through the server, and a chain through a rule, beside a
+// direct message to the same node.
 //
 // Every broker and node runs as a separate process on 127.0.0.1. The figures are
 // reported, never asserted: a benchmark run fails only when it cannot set
 // itself up (a broker does not start, an account cannot be made).
-// Commands mqbench, nodebench and restorebench are the entry points;
+// Commands mqbench, nodebench, restorebench and thingbench are the entry points;
 // `make bench` runs them all.
 package bench

@@ -82,15 +82,25 @@ type imClient struct {
 // dialIM connects as user with device id device. onNews gets every
 // impush://modulus/news push with the time it arrived.
 func dialIM(ctx context.Context, url, user, device string, onNews func(imNews, time.Time)) (*imClient, error) {
+	return dialIMRaw(ctx, url, user, device, func(body []byte, at time.Time) {
+		var n imNews
+		if json.Unmarshal(body, &n) == nil && onNews != nil {
+			onNews(n, at)
+		}
+	})
+}
+
+// dialIMRaw is dialIM with the news pushes' bodies as they came, for
+// messages whose payload is not a text.
+func dialIMRaw(ctx context.Context, url, user, device string, onNews func(body []byte, at time.Time)) (*imClient, error) {
 	ic := &imClient{user: user, device: device, pending: make(map[string]func(imAnswer, time.Time))}
 	spec := dialSpec{url: url, clientID: device, user: user, password: benchPassword}
 	c, err := dial(ctx, spec, func(topic string, payload []byte) {
 		now := time.Now()
 		switch {
 		case strings.HasPrefix(topic, newsTopic):
-			var n imNews
-			if json.Unmarshal(payload, &n) == nil && onNews != nil {
-				onNews(n, now)
+			if onNews != nil {
+				onNews(payload, now)
 			}
 		case strings.HasPrefix(topic, "im://"):
 			ic.mu.Lock()

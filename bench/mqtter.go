@@ -32,12 +32,20 @@ func addUsers(ctx context.Context, bin, dataDir string, names []string) error {
 }
 
 func addUser(ctx context.Context, bin, dataDir, name string) error {
-	cmd := exec.CommandContext(ctx, bin, "user", "add", name, "--data", dataDir)
+	_, err := runUserAdd(ctx, bin, dataDir, name)
+	return err
+}
+
+// runUserAdd runs `mqtter user add NAME --data DIR [extra...]` and returns
+// what it printed.
+func runUserAdd(ctx context.Context, bin, dataDir, name string, extra ...string) (string, error) {
+	cmd := exec.CommandContext(ctx, bin, append([]string{"user", "add", name, "--data", dataDir}, extra...)...)
 	cmd.Env = append(os.Environ(), "MQTTER_PASSWORD="+benchPassword)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("mqtter user add %s: %w\n%s", name, err, out)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("mqtter user add %s: %w\n%s", name, err, out)
 	}
-	return nil
+	return string(out), nil
 }
 
 // startMQTTer runs `mqtter server` on fresh loopback ports with its data in
@@ -53,6 +61,12 @@ func startMQTTer(ctx context.Context, bin, dir, name string, users []string) (*b
 	if err := addUsers(ctx, bin, dataDir, users); err != nil {
 		return nil, err
 	}
+	return serveMQTTer(ctx, bin, dir, name, dataDir)
+}
+
+// serveMQTTer runs `mqtter server` on fresh loopback ports with its data,
+// accounts made already, in dataDir.
+func serveMQTTer(ctx context.Context, bin, dir, name, dataDir string) (*broker, error) {
 	mqttAddr, err := freeAddr()
 	if err != nil {
 		return nil, err

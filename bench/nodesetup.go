@@ -140,15 +140,16 @@ type nodeProc struct {
 }
 
 // startNodeProc starts `mqtter node` for user in dir/<user>, listening on
-// 127.0.0.1 only, without mDNS, with history_push deferred.
-func startNodeProc(ctx context.Context, bin, dir, user, serverURL string) (*nodeProc, error) {
+// 127.0.0.1 only, without mDNS, with history_push deferred, and the extra
+// flags given (a thing's --thing-handler).
+func startNodeProc(ctx context.Context, bin, dir, user, serverURL string, extra ...string) (*nodeProc, error) {
 	home := filepath.Join(dir, user)
 	if err := os.MkdirAll(home, 0o700); err != nil {
 		return nil, err
 	}
-	p, err := startProcess(user+"-node", dir, []string{"MQTTER_PASSWORD=" + benchPassword}, bin,
-		"node", "--home", home, "--server", serverURL, "--user", user,
-		"--p2p", "/ip4/127.0.0.1/tcp/0", "--no-mdns", "--sync-interval", "1h")
+	args := append([]string{"node", "--home", home, "--server", serverURL, "--user", user,
+		"--p2p", "/ip4/127.0.0.1/tcp/0", "--no-mdns", "--sync-interval", "1h"}, extra...)
+	p, err := startProcess(user+"-node", dir, []string{"MQTTER_PASSWORD=" + benchPassword}, bin, args...)
 	if err != nil {
 		return nil, err
 	}

@@ -9,8 +9,8 @@ import (
 
 // Latencies summarises a set of latency samples.
 type Latencies struct {
-	N                  int
-	P50, P90, P99, Max time.Duration
+	N                        int
+	P50, P90, P99, Max, Mean time.Duration
 }
 
 // Summarize computes the percentiles of samples. It sorts samples in place.
@@ -19,12 +19,17 @@ func Summarize(samples []time.Duration) Latencies {
 	if len(samples) == 0 {
 		return Latencies{}
 	}
+	var sum time.Duration
+	for _, d := range samples {
+		sum += d
+	}
 	return Latencies{
-		N:   len(samples),
-		P50: Percentile(samples, 50),
-		P90: Percentile(samples, 90),
-		P99: Percentile(samples, 99),
-		Max: samples[len(samples)-1],
+		N:    len(samples),
+		Mean: sum / time.Duration(len(samples)),
+		P50:  Percentile(samples, 50),
+		P90:  Percentile(samples, 90),
+		P99:  Percentile(samples, 99),
+		Max:  samples[len(samples)-1],
 	}
 }
 
