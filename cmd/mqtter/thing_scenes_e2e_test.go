@@ -1,6 +1,7 @@
 package main_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -100,6 +101,14 @@ func (h *thingHome) lastCommand(t *testing.T, th string) localdb.Command {
 func TestThingOffline(t *testing.T) {
 	t.Parallel()
 	h := newThingHome(t)
+	// The lamp described itself to the server, which serves it to alice.
+	var desc node.ThingDescription
+	if err := json.Unmarshal([]byte(h.alice.must("thing", "describe", "lamp", "--json")), &desc); err != nil {
+		t.Fatal(err)
+	}
+	if desc.Source != node.SourceServer || desc.Description == nil || desc.Description.Actions["toggle"] == nil {
+		t.Errorf("thing describe lamp --json = %+v, want the lamp's description from the server", desc)
+	}
 	h.lamp.stop()
 
 	done := make(chan cliResult, 1)
