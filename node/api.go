@@ -308,17 +308,24 @@ func (a *apiServer) call(w http.ResponseWriter, r *http.Request) {
 
 // eventStream serves GET /v1/events as Server-Sent Events.
 func (a *apiServer) eventStream(w http.ResponseWriter, r *http.Request) {
+	ch, cancel := a.n.events.subscribe()
+	defer cancel()
+	serveSSE(w, r, "mqtter events", ch, func(ev Event) string { return ev.Type })
+}
+
+// serveSSE writes what comes on ch as Server-Sent Events, each of the type
+// typeOf gives with the JSON of it as data, with a keep-alive comment
+// every 15 s, until the client goes or ch is closed.
+func serveSSE[T any](w http.ResponseWriter, r *http.Request, hello string, ch <-chan T, typeOf func(T) string) {
 	fl, ok := w.(http.Flusher)
 	if !ok {
 		writeError(w, http.StatusInternalServerError, "streaming unsupported")
 		return
 	}
-	ch, cancel := a.n.events.subscribe()
-	defer cancel()
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-cache")
 	w.WriteHeader(http.StatusOK)
-	fmt.Fprint(w, ": mqtter events\n\n")
+	fmt.Fprintf(w, ": %s\n\n", hello)
 	fl.Flush()
 	keepAlive := time.NewTicker(15 * time.Second)
 	defer keepAlive.Stop()
@@ -328,15 +335,15 @@ func (a *apiServer) eventStream(w http.ResponseWriter, r *http.Request) {
 			return
 		case <-keepAlive.C:
 			fmt.Fprint(w, ": keep-alive\n\n")
-		case ev, ok := <-ch:
+		case v, ok := <-ch:
 			if !ok {
 				return
 			}
-			b, err := json.Marshal(ev)
+			b, err := json.Marshal(v)
 			if err != nil {
 				continue
 			}
-			fmt.Fprintf(w, "event: %s\ndata: %s\n\n", ev.Type, b)
+			fmt.Fprintf(w, "event: %s\ndata: %s\n\n", typeOf(v), b)
 		}
 		fl.Flush()
 	}

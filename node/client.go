@@ -186,7 +186,14 @@ func (c *Client) Call(ctx context.Context, method string, body, out any) error {
 // until ctx ends (nil), fn fails (its error) or the node ends the stream
 // (ErrStreamClosed).
 func (c *Client) Events(ctx context.Context, fn func(Event) error) error {
-	req, err := c.request(ctx, http.MethodGet, "/v1/events", nil)
+	return c.follow(ctx, "/v1/events", eventsTo(fn))
+}
+
+// follow reads the Server-Sent Events stream at path and calls fn with
+// each event's type and data until ctx ends (nil), fn fails (its error)
+// or the node ends the stream (ErrStreamClosed).
+func (c *Client) follow(ctx context.Context, path string, fn func(typ string, data []byte) error) error {
+	req, err := c.request(ctx, http.MethodGet, path, nil)
 	if err != nil {
 		return err
 	}
@@ -203,8 +210,8 @@ func (c *Client) Events(ctx context.Context, fn func(Event) error) error {
 		return err
 	}
 	var fnErr error
-	err = readEvents(resp.Body, func(ev Event) error {
-		fnErr = fn(ev)
+	err = readSSE(resp.Body, func(typ string, data []byte) error {
+		fnErr = fn(typ, data)
 		return fnErr
 	})
 	switch {
@@ -294,6 +301,12 @@ func checkStatus(resp *http.Response) error {
 // and the id and retry fields are ignored. It returns fn's error, a
 // decoding or read error, or ErrStreamClosed at the end of the stream.
 func readEvents(r io.Reader, fn func(Event) error) error {
+	return readSSE(r, eventsTo(fn))
+}
+
+// readSSE calls fn with each Server-Sent Event's type and data, until the
+// stream ends (ErrStreamClosed) or fn fails.
+func readSSE(r io.Reader, fn func(typ string, data []byte) error) error {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 4096), maxEventLine)
 	var typ string
@@ -302,14 +315,7 @@ func readEvents(r io.Reader, fn func(Event) error) error {
 		line := sc.Text()
 		if line == "" {
 			if len(data) > 0 {
-				var ev Event
-				if err := json.Unmarshal([]byte(strings.Join(data, "\n")), &ev); err != nil {
-					return fmt.Errorf("event stream: bad event %q: %w", typ, err)
-				}
-				if ev.Type == "" {
-					ev.Type = typ
-				}
-				if err := fn(ev); err != nil {
+				if err := fn(typ, []byte(strings.Join(data, "\n"))); err != nil {
 					return err
 				}
 			}
@@ -332,6 +338,20 @@ func readEvents(r io.Reader, fn func(Event) error) error {
 		return fmt.Errorf("event stream: %w", err)
 	}
 	return ErrStreamClosed
+}
+
+// eventsTo decodes each Server-Sent Event of the event stream for fn.
+func eventsTo(fn func(Event) error) func(typ string, data []byte) error {
+	return func(typ string, data []byte) error {
+		var ev Event
+		if err := json.Unmarshal(data, &ev); err != nil {
+			return fmt.Errorf("event stream: bad event %q: %w", typ, err)
+		}
+		if ev.Type == "" {
+			ev.Type = typ
+		}
+		return fn(ev)
+	}
 }
 
 // ErrBackupCut is returned by Export when the node's stream ends before its

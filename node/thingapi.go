@@ -1,11 +1,8 @@
 package node
 
 import (
-	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
-	"time"
 
 	"github.com/mqtter/mqtter/thing"
 )
@@ -98,38 +95,9 @@ func (rt *thingRuntime) listen() (<-chan thing.Invocation, func()) {
 
 // thingInvocations serves GET /v1/thing/invocations.
 func (a *apiServer) thingInvocations(w http.ResponseWriter, r *http.Request) {
-	fl, ok := w.(http.Flusher)
-	if !ok {
-		writeError(w, http.StatusInternalServerError, "streaming unsupported")
-		return
-	}
 	ch, cancel := a.n.thing.listen()
 	defer cancel()
-	w.Header().Set("Content-Type", "text/event-stream")
-	w.Header().Set("Cache-Control", "no-cache")
-	w.WriteHeader(http.StatusOK)
-	fmt.Fprint(w, ": mqtter thing invocations\n\n")
-	fl.Flush()
-	keepAlive := time.NewTicker(15 * time.Second)
-	defer keepAlive.Stop()
-	for {
-		select {
-		case <-r.Context().Done():
-			return
-		case <-keepAlive.C:
-			fmt.Fprint(w, ": keep-alive\n\n")
-		case inv, ok := <-ch:
-			if !ok {
-				return
-			}
-			b, err := json.Marshal(inv)
-			if err != nil {
-				continue
-			}
-			fmt.Fprintf(w, "event: %s\ndata: %s\n\n", EventInvocation, b)
-		}
-		fl.Flush()
-	}
+	serveSSE(w, r, "mqtter thing invocations", ch, func(thing.Invocation) string { return EventInvocation })
 }
 
 // thingFeedback serves POST /v1/thing/feedback.
