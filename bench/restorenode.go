@@ -165,7 +165,7 @@ func restoreInProcess(ctx context.Context, dir, mqttURL, profile string, h resto
 	if err := link.Wait(wctx); err != nil {
 		return 0, err
 	}
-	s, err := mqsync.New(mqsync.Config{DB: db, Server: link, Interval: time.Hour})
+	s, err := mqsync.New(mqsync.Config{DB: db, Server: link, Device: id.String(), Interval: time.Hour})
 	if err != nil {
 		return 0, err
 	}

@@ -200,6 +200,37 @@ func TestSetSeqsMovesIntoSeqOrder(t *testing.T) {
 	}
 }
 
+func TestUnsequencedByDevice(t *testing.T) {
+	db := open(t)
+	if last, err := db.LastLocalOrder(t.Context()); err != nil || last != 0 {
+		t.Fatalf("LastLocalOrder of an empty store = %d, %v, want 0", last, err)
+	}
+	mine1, theirs1, done, theirs2, mine2 := msg(feedsAB, 0), msg(feedsAB, 0), msg(feedsAB, 1), msg(feedsAB, 0), msg(feedsAB, 0)
+	theirs1.Device, theirs2.Device = "d2", "d2"
+	add(t, db, localdb.ViaLocal, mine1)
+	add(t, db, localdb.ViaP2P, theirs1, done)
+	through, err := db.LastLocalOrder(t.Context())
+	if err != nil {
+		t.Fatalf("LastLocalOrder: %v", err)
+	}
+	add(t, db, localdb.ViaP2P, theirs2)
+	add(t, db, localdb.ViaLocal, mine2)
+	if got, err := db.UnsequencedOf(t.Context(), "d1", 0); err != nil || !slices.Equal(msgIDs(got), []string{mine1.MsgId, mine2.MsgId}) {
+		t.Errorf("UnsequencedOf(d1) = %v, %v, want %v", msgIDs(got), err, []string{mine1.MsgId, mine2.MsgId})
+	}
+	if got, _ := db.UnsequencedOf(t.Context(), "d1", 1); !slices.Equal(msgIDs(got), []string{mine1.MsgId}) {
+		t.Errorf("UnsequencedOf(d1, 1) = %v, want [%s]", msgIDs(got), mine1.MsgId)
+	}
+	// Only what was held at the mark, and only other devices' messages.
+	if got, err := db.UnsequencedNotOf(t.Context(), "d1", through, 0); err != nil || !slices.Equal(msgIDs(got), []string{theirs1.MsgId}) {
+		t.Errorf("UnsequencedNotOf(d1, %d) = %v, %v, want [%s]", through, msgIDs(got), err, theirs1.MsgId)
+	}
+	last, _ := db.LastLocalOrder(t.Context())
+	if got, _ := db.UnsequencedNotOf(t.Context(), "d1", last, 0); !slices.Equal(msgIDs(got), []string{theirs1.MsgId, theirs2.MsgId}) {
+		t.Errorf("UnsequencedNotOf(d1, %d) = %v, want [%s %s]", last, msgIDs(got), theirs1.MsgId, theirs2.MsgId)
+	}
+}
+
 func TestOutboxSurvivesReopenUntilDelivered(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "node.db")

@@ -300,18 +300,41 @@ func (db *DB) History(ctx context.Context, feeds string, limit int) ([]Stored, e
 }
 
 // Unsequenced returns up to limit messages that have no SeqId yet, across
-// all conversations, in local order: what history_push sends next. A
-// conflicted message (MarkConflict) is not among them. limit
-// <= 0 means all of them.
+// all conversations, in local order, whoever signed them (history_push
+// takes them by device: UnsequencedOf, UnsequencedNotOf). A conflicted
+// message (MarkConflict) is not among them. limit <= 0 means all of them.
 func (db *DB) Unsequenced(ctx context.Context, limit int) ([]wire.Message, error) {
+	return db.unsequenced(ctx, `1`, limit)
+}
+
+// UnsequencedOf returns up to limit messages without a SeqId that device
+// signed (their Device is device), across all conversations, in local
+// order: what that device, when it is this one, pushes at once. A
+// conflicted message is not among them. limit <= 0 means all of them.
+func (db *DB) UnsequencedOf(ctx context.Context, device string, limit int) ([]wire.Message, error) {
+	return db.unsequenced(ctx, `device = ?`, limit, device)
+}
+
+// UnsequencedNotOf returns up to limit messages without a SeqId that another
+// device than device signed, stored at or before local order through,
+// across all conversations, in local order: what this device relays for
+// others once they had time to push their own. A conflicted message is not
+// among them. limit <= 0 means all of them.
+func (db *DB) UnsequencedNotOf(ctx context.Context, device string, through int64, limit int) ([]wire.Message, error) {
+	return db.unsequenced(ctx, `device != ? AND local_order <= ?`, limit, device, through)
+}
+
+// unsequenced returns up to limit unsequenced, unconflicted messages that
+// also match cond (with args), in local order.
+func (db *DB) unsequenced(ctx context.Context, cond string, limit int, args ...any) ([]wire.Message, error) {
 	n := int64(limit)
 	if limit <= 0 {
 		n = -1
 	}
 	rows, err := db.read.QueryContext(ctx, `SELECT `+messageCols+` FROM messages
-		WHERE seq = 0 AND NOT EXISTS (SELECT 1 FROM conflicted c
+		WHERE seq = 0 AND `+cond+` AND NOT EXISTS (SELECT 1 FROM conflicted c
 			WHERE c.msg_id = messages.msg_id AND c.sender = messages.sender)
-		ORDER BY local_order LIMIT ?`, n)
+		ORDER BY local_order LIMIT ?`, append(args, n)...)
 	if err != nil {
 		return nil, fmt.Errorf("localdb: unsequenced: %w", err)
 	}
@@ -320,6 +343,16 @@ func (db *DB) Unsequenced(ctx context.Context, limit int) ([]wire.Message, error
 		return nil, fmt.Errorf("localdb: unsequenced: %w", err)
 	}
 	return msgs, nil
+}
+
+// LastLocalOrder returns the local order of the message stored last, 0 when
+// none is: every message held now has a local order at most that.
+func (db *DB) LastLocalOrder(ctx context.Context) (int64, error) {
+	var last int64
+	if err := db.read.QueryRowContext(ctx, `SELECT coalesce(max(local_order), 0) FROM messages`).Scan(&last); err != nil {
+		return 0, fmt.Errorf("localdb: last local order: %w", err)
+	}
+	return last, nil
 }
 
 // scanArgs points at m's fields in messageCols order.

@@ -79,13 +79,14 @@ type Link struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	mu      sync.Mutex
-	waiters map[string]chan []byte
-	pushes  []push
-	pushed  chan struct{}
-	up      bool
-	lastErr error
-	lost    chan struct{} // a connection that was up went down
+	mu       sync.Mutex
+	waiters  map[string]chan []byte
+	pushes   []push
+	pushed   chan struct{}
+	up       bool
+	connects uint64 // successful connects so far
+	lastErr  error
+	lost     chan struct{} // a connection that was up went down
 }
 
 type push struct {
@@ -236,7 +237,9 @@ func (l *Link) setState(up bool, err error) {
 	l.mu.Lock()
 	changed := l.up != up
 	l.up, l.lastErr = up, err
-	if !up {
+	if up {
+		l.connects++
+	} else {
 		// Calls in flight will not be answered on this connection.
 		for topic, ch := range l.waiters {
 			close(ch)
@@ -266,6 +269,16 @@ func (l *Link) Connected() bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.up
+}
+
+// Connects returns how many times the link has connected so far. It
+// changes with every reconnect: the same count read twice means the link
+// did not reconnect in between (it may have gone down since; Connected
+// says).
+func (l *Link) Connects() uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.connects
 }
 
 // Err returns why the link is down, nil while it is up.

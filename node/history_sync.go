@@ -20,6 +20,7 @@ func (n *Node) newSyncer() (*mqsync.Syncer, error) {
 	return mqsync.New(mqsync.Config{
 		DB:       n.db,
 		Server:   serverRef{n},
+		Device:   n.self.String(),
 		Interval: n.cfg.SyncInterval,
 		Check:    n.checkServerFields,
 		Stored:   func(m wire.Message) { n.received(m, localdb.ViaSync) },
@@ -79,6 +80,8 @@ func (r serverRef) Call(ctx context.Context, method string, req, out any) error 
 }
 
 func (r serverRef) Connected() bool { return r.n.link.Connected() }
+
+func (r serverRef) Connects() uint64 { return r.n.link.Connects() }
 
 // ownIDs returns the MsgIds of this account's messages among keys.
 func (n *Node) ownIDs(keys []localdb.MsgKey) []string {

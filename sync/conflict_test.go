@@ -45,7 +45,7 @@ func (w *watched) Call(ctx context.Context, method string, req, out any) error {
 // conflicts.
 func syncerOver(t *testing.T, d *device, srv mqsync.Server, conflicts *[]string) *mqsync.Syncer {
 	t.Helper()
-	s, err := mqsync.New(mqsync.Config{DB: d.db, Server: srv, Interval: time.Hour,
+	s, err := mqsync.New(mqsync.Config{DB: d.db, Server: srv, Device: d.id, Interval: time.Hour,
 		Conflict: func(m wire.Message, err error) { *conflicts = append(*conflicts, m.MsgId) },
 		Logger:   servertest.TestLogger(t)})
 	if err != nil {

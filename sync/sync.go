@@ -1,9 +1,11 @@
 // Package sync keeps a device's history and the server's in step: it pushes
-// the messages the device holds without a SeqId (history_push) and writes
-// back the SeqIds it gets, and it pulls, conversation by conversation, what
-// the device lacks (history by after_seq cursor), verifying every message
-// before storing it. A new device restores its account's whole history this
-// way, page by page, so memory stays bounded whatever the history's size.
+// the messages the device holds without a SeqId (history_push), its own at
+// once and other devices' only after a grace period (Config.RelayAfter),
+// and writes back the SeqIds it gets, and it pulls, conversation by
+// conversation, what the device lacks (history by after_seq cursor),
+// verifying every message before storing it. A new device restores its
+// account's whole history this way, page by page, so memory stays bounded
+// whatever the history's size.
 //
 // The package is named after its folder; it does not replace the standard
 // library's sync, which it does not use.
@@ -31,14 +33,38 @@ const PageSize = 1000
 type Server interface {
 	Call(ctx context.Context, method string, req, out any) error
 	Connected() bool
+	// Connects counts the connects so far: it changes with every
+	// reconnect (mqttlink.Link.Connects).
+	Connects() uint64
 }
 
-// Config is what a Syncer works with. DB and Server are required.
+// DefaultRelayAfter is Config.RelayAfter's default: a few sync intervals.
+const DefaultRelayAfter = 10 * time.Second
+
+// Config is what a Syncer works with. DB, Server and Device are required.
 type Config struct {
 	DB     *localdb.DB
 	Server Server
+	// Device is this device's id, the Device of every message it signs.
+	// Its own messages (Device is this one) are pushed at once, in local
+	// order; any other message it holds unsequenced, another account's or
+	// another device's of this account, only after RelayAfter.
+	Device string
 	// Interval is how often the loop pushes (default 3s).
 	Interval time.Duration
+	// RelayAfter is how long this device holds an unsequenced message
+	// another device signed before it pushes (relays) it itself; default
+	// DefaultRelayAfter. Only the author's device knows the order of its
+	// messages, and a receiver may hold a later one without an earlier
+	// one: the server keeps a message's first SeqId, so a relay that comes
+	// first would sequence the author's messages out of order. The author
+	// gets RelayAfter to push its own first; relaying after it still
+	// sequences the messages of an author that is gone for good. The time
+	// counts only while connected to the server, from when this device
+	// first held the message, and starts again at every reconnect: after
+	// an outage every held message is old, and the author is reconnecting
+	// too.
+	RelayAfter time.Duration
 	// Check decides whether a message the server returned may be stored
 	// (well formed, sequenced, a device of its sender), apart from its
 	// signature: the syncer verifies signatures itself, in batches
@@ -91,16 +117,31 @@ type Syncer struct {
 	// pushed again until the process restarts. Guarded by lock.
 	refused map[localdb.MsgKey]bool
 
-	pushed, pulled, refusedPulls, conflicts atomic.Int64
+	// marks are the relay clock: what was held when, during the
+	// connection marksConn (a Connects reading). Guarded by lock.
+	marks     []heldMark
+	marksConn uint64
+
+	pushed, relayed, pulled, refusedPulls, conflicts atomic.Int64
+}
+
+// heldMark says that at time at, connected to the server, this device held
+// every message up to local order through.
+type heldMark struct {
+	through int64
+	at      time.Time
 }
 
 // New returns a Syncer; Loop runs it.
 func New(cfg Config) (*Syncer, error) {
-	if cfg.DB == nil || cfg.Server == nil {
-		return nil, errors.New("sync: Config.DB and Config.Server are required")
+	if cfg.DB == nil || cfg.Server == nil || cfg.Device == "" {
+		return nil, errors.New("sync: Config.DB, Config.Server and Config.Device are required")
 	}
 	if cfg.Interval <= 0 {
 		cfg.Interval = 3 * time.Second
+	}
+	if cfg.RelayAfter <= 0 {
+		cfg.RelayAfter = DefaultRelayAfter
 	}
 	if cfg.Check == nil {
 		cfg.Check = CheckMessage
@@ -132,12 +173,14 @@ func CheckMessage(m *wire.Message) error {
 // Counts are the syncer's totals since New.
 type Counts struct {
 	Pushed, Pulled, Refused int64
+	Relayed                 int64 // of Pushed, messages other devices signed
 	Conflicts               int64 // pushed messages the server answered "conflict" for
 }
 
 // Counts returns the totals so far.
 func (s *Syncer) Counts() Counts {
-	return Counts{Pushed: s.pushed.Load(), Pulled: s.pulled.Load(), Refused: s.refusedPulls.Load(), Conflicts: s.conflicts.Load()}
+	return Counts{Pushed: s.pushed.Load(), Relayed: s.relayed.Load(), Pulled: s.pulled.Load(),
+		Refused: s.refusedPulls.Load(), Conflicts: s.conflicts.Load()}
 }
 
 // Kick asks the loop for a round soon; with pull the round pulls too.
@@ -242,8 +285,9 @@ func (s *Syncer) acquire(ctx context.Context) error {
 
 func (s *Syncer) release() { <-s.lock }
 
-// Run pushes every unsequenced message and, with pull, pulls every
-// conversation's missing messages.
+// Run pushes this device's unsequenced messages, relays other devices'
+// that have waited RelayAfter and, with pull, pulls every conversation's
+// missing messages.
 func (s *Syncer) Run(ctx context.Context, pull bool) (Result, error) {
 	if err := s.acquire(ctx); err != nil {
 		return Result{}, err
@@ -281,10 +325,12 @@ type Pushed struct {
 	Conflicted map[localdb.MsgKey]bool // answered "conflict", now marked
 }
 
-// PushNow pushes every unsequenced message at once, ahead of a server send:
-// what went directly earlier then gets its SeqId before the message that
-// follows it, so SeqId order stays sending order whatever the path. It
-// reports which messages got a SeqId and which conflicted.
+// PushNow pushes this device's unsequenced messages at once, ahead of a
+// server send: what went directly earlier then gets its SeqId before the
+// message that follows it, so SeqId order stays sending order whatever the
+// path. Like every push it also relays other devices' messages that have
+// waited RelayAfter, and no others. It reports which messages got a SeqId
+// and which conflicted.
 func (s *Syncer) PushNow(ctx context.Context) (Pushed, error) {
 	p := Pushed{Sequenced: make(map[localdb.MsgKey]bool), Conflicted: make(map[localdb.MsgKey]bool)}
 	if err := s.acquire(ctx); err != nil {
@@ -295,12 +341,93 @@ func (s *Syncer) PushNow(ctx context.Context) (Pushed, error) {
 	return p, err
 }
 
-// push pushes every unsequenced message, noting in done (when not nil)
-// what became of them.
+// push pushes this device's unsequenced messages, then relays other
+// devices' past their grace, noting in done (when not nil) what became of
+// them. Own messages go first, so they never wait behind others'.
 func (s *Syncer) push(ctx context.Context, done *Pushed) (int, error) {
+	relay, err := s.relayable(ctx)
+	if err != nil {
+		return 0, err
+	}
+	total, err := s.pushAll(ctx, done, nil, func(limit int) ([]wire.Message, error) {
+		return s.cfg.DB.UnsequencedOf(ctx, s.cfg.Device, limit)
+	})
+	if err != nil || relay.through == 0 {
+		return total, err
+	}
+	// Relay only on the connection the grace was counted on.
+	same := func() bool { return s.cfg.Server.Connects() == relay.conn }
+	n, err := s.pushAll(ctx, done, same, func(limit int) ([]wire.Message, error) {
+		return s.cfg.DB.UnsequencedNotOf(ctx, s.cfg.Device, relay.through, limit)
+	})
+	if n > 0 {
+		s.relayed.Add(int64(n))
+		s.log.Info("sync: relayed messages other devices signed", "messages", n)
+	}
+	return total + n, err
+}
+
+// relayGate says which of other devices' messages a push may relay: those
+// held through local order through (0: none), while the connection is
+// still conn.
+type relayGate struct {
+	through int64
+	conn    uint64
+}
+
+// markEvery is how often, at most, the relay clock notes what is held:
+// often enough that a message waits little longer than its grace (a mark
+// and a round at most), seldom enough that the marks stay few (nine).
+func (s *Syncer) markEvery() time.Duration { return s.cfg.RelayAfter / 8 }
+
+// relayable notes what this device holds now, and returns which other
+// devices' messages have been held, connected, for RelayAfter on this
+// connection. It keeps at most one mark older than RelayAfter and one
+// mark per markEvery younger. The caller holds lock.
+func (s *Syncer) relayable(ctx context.Context) (relayGate, error) {
+	conn := s.cfg.Server.Connects()
+	if !s.cfg.Server.Connected() {
+		s.marks = s.marks[:0]
+		return relayGate{}, nil
+	}
+	if conn != s.marksConn {
+		s.marks, s.marksConn = s.marks[:0], conn // a new connection: the clock starts again
+	}
+	now := time.Now()
+	if n := len(s.marks); n == 0 || now.Sub(s.marks[n-1].at) >= s.markEvery() {
+		through, err := s.cfg.DB.LastLocalOrder(ctx)
+		if err != nil {
+			return relayGate{}, err
+		}
+		if n == 0 || through > s.marks[n-1].through {
+			s.marks = append(s.marks, heldMark{through: through, at: now})
+		}
+	}
+	ripe := -1 // the newest mark at least RelayAfter old
+	for i, m := range s.marks {
+		if now.Sub(m.at) < s.cfg.RelayAfter {
+			break
+		}
+		ripe = i
+	}
+	if ripe < 0 {
+		return relayGate{conn: conn}, nil
+	}
+	through := s.marks[ripe].through
+	s.marks = append(s.marks[:0], s.marks[ripe:]...) // older marks say nothing more
+	return relayGate{through: through, conn: conn}, nil
+}
+
+// pushAll pushes, batch by batch, the messages next returns (up to limit
+// of them, in local order) until none is left or, when still is set, it
+// says to stop.
+func (s *Syncer) pushAll(ctx context.Context, done *Pushed, still func() bool, next func(limit int) ([]wire.Message, error)) (int, error) {
 	total := 0
 	for {
-		msgs, err := s.cfg.DB.Unsequenced(ctx, wire.MaxHistoryPush+len(s.refused))
+		if still != nil && !still() {
+			return total, nil
+		}
+		msgs, err := next(wire.MaxHistoryPush + len(s.refused))
 		if err != nil {
 			return total, err
 		}

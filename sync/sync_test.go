@@ -53,7 +53,7 @@ func newDevice(t *testing.T, srv *servertest.Instance, user string) *device {
 	if err := d.link.RegisterDevice(ctx, d.key, nil); err != nil {
 		t.Fatalf("%s's device registers: %v", user, err)
 	}
-	d.syncer, err = mqsync.New(mqsync.Config{DB: db, Server: d.link, Interval: time.Hour,
+	d.syncer, err = mqsync.New(mqsync.Config{DB: db, Server: d.link, Device: d.id, Interval: time.Hour,
 		Progress: func(p mqsync.Progress) { d.progress = append(d.progress, p) },
 		Refused:  func(m wire.Message, err error) { d.refused = append(d.refused, m.MsgId) },
 		Logger:   servertest.TestLogger(t)})
