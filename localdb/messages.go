@@ -315,6 +315,48 @@ func (db *DB) UnsequencedOf(ctx context.Context, device string, limit int) ([]wi
 	return db.unsequenced(ctx, `device = ?`, limit, device)
 }
 
+// heldBehind is the condition, on a message of device (the first
+// argument), that another device's unsequenced, unconflicted message
+// stored after local order through (the second) comes before it in its
+// conversation.
+const heldBehind = `EXISTS (SELECT 1 FROM messages o
+	WHERE o.seq = 0 AND o.feeds = messages.feeds AND o.device != ?
+		AND o.local_order > ? AND o.local_order < messages.local_order
+		AND NOT EXISTS (SELECT 1 FROM conflicted c WHERE c.msg_id = o.msg_id AND c.sender = o.sender))`
+
+// UnsequencedOfFree is UnsequencedOf without the messages held back: those
+// that, in their conversation, come after a message another device signed
+// that is unsequenced and stored after local order through (one this
+// device may not relay yet). Pushing such a message first would put a
+// reply ahead of what it answers.
+func (db *DB) UnsequencedOfFree(ctx context.Context, device string, through int64, limit int) ([]wire.Message, error) {
+	return db.unsequenced(ctx, `device = ? AND NOT `+heldBehind, limit, device, device, through)
+}
+
+// HeldBack returns the conversations in which some unsequenced message of
+// device is held back, as UnsequencedOfFree leaves it out.
+func (db *DB) HeldBack(ctx context.Context, device string, through int64) (map[string]bool, error) {
+	rows, err := db.read.QueryContext(ctx, `SELECT DISTINCT feeds FROM messages
+		WHERE seq = 0 AND device = ? AND `+heldBehind+` AND NOT EXISTS (SELECT 1 FROM conflicted c
+			WHERE c.msg_id = messages.msg_id AND c.sender = messages.sender)`, device, device, through)
+	if err != nil {
+		return nil, fmt.Errorf("localdb: held back: %w", err)
+	}
+	defer rows.Close()
+	held := make(map[string]bool)
+	for rows.Next() {
+		var feeds string
+		if err := rows.Scan(&feeds); err != nil {
+			return nil, fmt.Errorf("localdb: held back: %w", err)
+		}
+		held[feeds] = true
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("localdb: held back: %w", err)
+	}
+	return held, nil
+}
+
 // UnsequencedNotOf returns up to limit messages without a SeqId that another
 // device than device signed, stored at or before local order through,
 // across all conversations, in local order: what this device relays for

@@ -286,6 +286,15 @@ func (n *Node) deliverBatch(ctx context.Context, feeds string, msgs []wire.Messa
 	if err != nil {
 		n.log.Info("outbox: history_push before send", "err", err)
 	}
+	if pushed.Held[feeds] {
+		// Earlier messages of ours wait to be sequenced after another
+		// device's; a send now would get a SeqId ahead of them.
+		res.err = errors.New("waiting: earlier messages of this conversation wait to be sequenced after another device's")
+		for _, m := range remaining {
+			n.noteAttempt(ctx, m.MsgId, res.err)
+		}
+		return res
+	}
 	for _, m := range remaining {
 		k := localdb.KeyOf(&m)
 		if pushed.Sequenced[k] {

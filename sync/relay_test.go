@@ -199,12 +199,23 @@ func TestRelayClockRestartsAtReconnect(t *testing.T) {
 	wantServerOrder(t, srv, "alice", dm, sent)
 }
 
-// Others' messages in their grace hold up none of this device's own, even
-// more of them than a push batch takes, and ahead of them in local order;
-// a message another device of this account signed waits like another
-// account's.
+// Others' messages in their grace hold up none of this device's own in
+// other conversations, even more of them than a push batch takes and
+// ahead of them in local order. In their own conversation they hold back
+// the own messages stored after them (a reply never overtakes what it
+// answers), and PushNow says so; a message another device of this account
+// signed holds back like another account's.
 func TestOwnMessagesGoFirst(t *testing.T) {
 	srv, dm := friends(t)
+	srv.AddUser(t, "carol", "carol-pw", false)
+	a := servertest.Dial(t, srv, "alice", "alice-pw", "alice-setup-2")
+	c := servertest.Dial(t, srv, "carol", "carol-pw", "carol-setup")
+	a.OK(wire.MethodAddFriend, wire.UserReq{User: "carol"}, nil)
+	c.OK(wire.MethodAcceptFriend, wire.UserReq{User: "alice"}, nil)
+	a.Close()
+	c.Close()
+	dm2 := wire.DM("alice", "carol")
+
 	bob := newDevice(t, srv, "bob")
 	laptop := newDevice(t, srv, "alice")
 	phone := newDevice(t, srv, "alice")
@@ -212,7 +223,8 @@ func TestOwnMessagesGoFirst(t *testing.T) {
 	fromPhone := phone.write(t, dm, "alice", 2)
 	laptop.hold(t, fromBob...)
 	laptop.hold(t, fromPhone...)
-	own := laptop.write(t, dm, "alice", 3)
+	held := laptop.write(t, dm, "alice", 2)
+	free := laptop.write(t, dm2, "alice", 3)
 
 	s, err := mqsync.New(mqsync.Config{DB: laptop.db, Server: laptop.link, Device: laptop.id, Interval: time.Hour,
 		RelayAfter: time.Hour, Logger: servertest.TestLogger(t)})
@@ -223,20 +235,48 @@ func TestOwnMessagesGoFirst(t *testing.T) {
 	if err != nil {
 		t.Fatalf("PushNow: %v", err)
 	}
-	if len(p.Sequenced) != len(own) {
-		t.Errorf("PushNow sequenced %d messages, want the laptop's own %d", len(p.Sequenced), len(own))
+	if len(p.Sequenced) != len(free) {
+		t.Errorf("PushNow sequenced %d messages, want the laptop's own %d in %s", len(p.Sequenced), len(free), dm2)
 	}
-	for i, m := range own {
+	for i, m := range free {
 		if !p.Sequenced[localdb.KeyOf(&m)] || laptop.seqOf(t, m) != int64(i+1) {
 			t.Errorf("own message %d: sequenced %v, SeqId %d, want %d", i, p.Sequenced[localdb.KeyOf(&m)], laptop.seqOf(t, m), i+1)
 		}
 	}
-	for _, m := range append(fromPhone, fromBob[0], fromBob[len(fromBob)-1]) {
+	for _, m := range append(append(fromPhone, fromBob[0], fromBob[len(fromBob)-1]), held...) {
 		if s := laptop.seqOf(t, m); s != 0 {
-			t.Errorf("%s's message %s was relayed in its grace (SeqId %d)", m.From, m.MsgId, s)
+			t.Errorf("%s's message %s was pushed ahead of others' in their grace (SeqId %d)", m.From, m.MsgId, s)
 		}
+	}
+	if !p.Held[dm] || p.Held[dm2] || len(p.Held) != 1 {
+		t.Errorf("PushNow held back %v, want %s only", p.Held, dm)
 	}
 	if res, err := s.Run(t.Context(), false); err != nil || res.Pushed != 0 {
 		t.Errorf("a round in the grace = %+v, %v, want nothing pushed", res, err)
 	}
+}
+
+// A reply never overtakes what it answers: the laptop holds bob's message
+// unsequenced (it came directly while the server was away) and answers
+// it; its push holds the reply back until bob's message has its SeqId
+// (here: once relayed after the grace, bob having pushed it first), so
+// the server has the message, then the reply.
+func TestReplyWaitsForWhatItAnswers(t *testing.T) {
+	srv, dm := friends(t)
+	bob := newDevice(t, srv, "bob")
+	laptop := newDevice(t, srv, "alice")
+	asked := bob.write(t, dm, "bob", 1)
+	laptop.hold(t, asked...)
+	reply := laptop.write(t, dm, "alice", 1)
+
+	laptop.relaying(t, time.Second)
+	time.Sleep(300 * time.Millisecond) // several of the laptop's rounds
+	if s := laptop.seqOf(t, reply[0]); s != 0 {
+		t.Fatalf("the laptop pushed its reply (SeqId %d) before bob's message was sequenced", s)
+	}
+	if res, err := bob.syncer.Run(t.Context(), false); err != nil || res.Pushed != 1 {
+		t.Fatalf("bob's push = %+v, %v, want his message pushed", res, err)
+	}
+	laptop.waitSequenced(t, 10*time.Second, append(asked, reply...)...)
+	wantServerOrder(t, srv, "alice", dm, append(asked, reply...))
 }

@@ -323,6 +323,10 @@ func IsConflict(err error) bool {
 type Pushed struct {
 	Sequenced  map[localdb.MsgKey]bool // got a SeqId
 	Conflicted map[localdb.MsgKey]bool // answered "conflict", now marked
+	// Held are the conversations where own messages wait behind another
+	// device's not yet sequenced (see push): a server send there now
+	// would overtake them.
+	Held map[string]bool
 }
 
 // PushNow pushes this device's unsequenced messages at once, ahead of a
@@ -341,30 +345,43 @@ func (s *Syncer) PushNow(ctx context.Context) (Pushed, error) {
 	return p, err
 }
 
-// push pushes this device's unsequenced messages, then relays other
-// devices' past their grace, noting in done (when not nil) what became of
-// them. Own messages go first, so they never wait behind others'.
+// push relays other devices' messages past their grace, then pushes this
+// device's own, noting in done (when not nil) what became of them and
+// which conversations hold own messages back. An own message waits only
+// behind another device's unsequenced message stored before it in its
+// conversation and not relayable yet: pushing it first would put a reply
+// ahead of what it answers. It waits until that message's author pushes
+// it (this device then holds its SeqId) or its grace ends.
 func (s *Syncer) push(ctx context.Context, done *Pushed) (int, error) {
 	relay, err := s.relayable(ctx)
 	if err != nil {
 		return 0, err
 	}
-	total, err := s.pushAll(ctx, done, nil, func(limit int) ([]wire.Message, error) {
-		return s.cfg.DB.UnsequencedOf(ctx, s.cfg.Device, limit)
+	total := 0
+	if relay.through > 0 {
+		// Relay only on the connection the grace was counted on.
+		same := func() bool { return s.cfg.Server.Connects() == relay.conn }
+		n, err := s.pushAll(ctx, done, same, func(limit int) ([]wire.Message, error) {
+			return s.cfg.DB.UnsequencedNotOf(ctx, s.cfg.Device, relay.through, limit)
+		})
+		if n > 0 {
+			s.relayed.Add(int64(n))
+			s.log.Info("sync: relayed messages other devices signed", "messages", n)
+		}
+		total += n
+		if err != nil {
+			return total, err
+		}
+	}
+	n, err := s.pushAll(ctx, done, nil, func(limit int) ([]wire.Message, error) {
+		return s.cfg.DB.UnsequencedOfFree(ctx, s.cfg.Device, relay.through, limit)
 	})
-	if err != nil || relay.through == 0 {
+	total += n
+	if err != nil || done == nil {
 		return total, err
 	}
-	// Relay only on the connection the grace was counted on.
-	same := func() bool { return s.cfg.Server.Connects() == relay.conn }
-	n, err := s.pushAll(ctx, done, same, func(limit int) ([]wire.Message, error) {
-		return s.cfg.DB.UnsequencedNotOf(ctx, s.cfg.Device, relay.through, limit)
-	})
-	if n > 0 {
-		s.relayed.Add(int64(n))
-		s.log.Info("sync: relayed messages other devices signed", "messages", n)
-	}
-	return total + n, err
+	done.Held, err = s.cfg.DB.HeldBack(ctx, s.cfg.Device, relay.through)
+	return total, err
 }
 
 // relayGate says which of other devices' messages a push may relay: those
