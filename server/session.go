@@ -232,7 +232,11 @@ func (s *session) drain() {
 	}()
 	for n := 1; ; n++ {
 		s.mu.Lock()
-		if len(s.queue) == 0 || isClosed(done) || isClosed(s.gone) {
+		gone := isClosed(s.gone)
+		if gone {
+			s.dropAfterCloseLocked()
+		}
+		if len(s.queue) == 0 || isClosed(done) {
 			s.running = false
 			s.queue, s.qBytes = nil, 0
 			s.mu.Unlock()
@@ -240,7 +244,7 @@ func (s *session) drain() {
 		}
 		r := s.queue[0]
 		s.mu.Unlock()
-		if r.task == nil && s.overBudget() {
+		if r.task == nil && !gone && s.overBudget() {
 			// Back-pressure: the next answer waits until the client read
 			// the earlier ones, and the worker serves other clients
 			// meanwhile. The request stays queued, so the queue's bounds
@@ -291,6 +295,32 @@ func (s *session) drain() {
 			}
 		}
 	}
+}
+
+// dropAfterCloseLocked drops the queued requests of a client that is gone,
+// but those that store messages: their PUBACK went out when they were
+// read, and a client that disconnects right after it (mosquitto_pub) must
+// not lose what it sent.
+func (s *session) dropAfterCloseLocked() {
+	keep := s.queue[:0]
+	for _, r := range s.queue {
+		switch {
+		case r.task != nil:
+		case storesMessages(r.topic):
+			keep = append(keep, r)
+		default:
+			s.qBytes -= packetSize(r.topic, r.body)
+		}
+	}
+	clear(s.queue[len(keep):])
+	s.queue = keep
+}
+
+// storesMessages reports a request that stores messages (send,
+// history_push).
+func storesMessages(topic string) bool {
+	t, err := wire.ParseTopic(topic)
+	return err == nil && t.Scheme == wire.SchemeIM && pipelined[t.Method()]
 }
 
 // send queues a PUBLISH for this client. It never blocks.
