@@ -126,9 +126,10 @@ func (h *hook) authenticate(cl *mqtt.Client, pk packets.Packet) bool {
 	return true
 }
 
-// OnACLCheck lets a client publish only what the hook turned into a request,
-// and subscribe only under the protocol's own schemes, where nothing but its
-// own answers and pushes ever arrive.
+// OnACLCheck lets a client publish only what the hook turned into a request.
+// SUBSCRIBEs never reach the broker (OnPacketRead takes them, see
+// subscribe.go); should one, it may subscribe only under the protocol's own
+// schemes, where nothing but its own answers and pushes ever arrive.
 func (h *hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 	if write {
 		return topic == requestTopic
