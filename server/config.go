@@ -46,6 +46,11 @@ type Config struct {
 	ProxyPerUser  int           // proxy requests of one account in flight; default 2
 	ProxyTimeout  time.Duration // one proxy request, waiting included; default 10 s
 	MaxDevices    int           // devices bound to one account; default 32
+	// SubscribeWait is how long the answers and pushes of a new connection
+	// wait for its first packet, which tells a subscriber (a SUBSCRIBE
+	// first: it gets only what matches its subscriptions) from a client
+	// that gets them unasked; default 500 ms.
+	SubscribeWait time.Duration
 	// Availability limits.
 	ConnectTimeout   time.Duration // how long a connection may take to deliver its CONNECT; default 10 s
 	MaxUnauthedPerIP int           // connections not yet authenticated from one IP; default 64
@@ -113,6 +118,9 @@ func (c *Config) fillDefaults() error {
 	}
 	if c.MaxDevices <= 0 {
 		c.MaxDevices = 32
+	}
+	if c.SubscribeWait <= 0 {
+		c.SubscribeWait = 500 * time.Millisecond
 	}
 	if c.ConnectTimeout <= 0 {
 		c.ConnectTimeout = 10 * time.Second

@@ -169,6 +169,9 @@ func FuzzRequest(f *testing.F) {
 		{"im://modulus/list_rules?msg_id=15", `{"thing":"lamp"}`},
 		{"im://modulus/send?msg_id=16", `{"MsgId":"01JD0000000000000000000001","Feeds":"dm:alice:lamp","MsgType":"command","Payload":{"action":"toggle","expires":1,"trace":{"origin":"alice","origin_msg":"x","hops":0}},"TimeCreate":1}`},
 		{"im://modulus/send?msg_id=17", `{"MsgId":"01JD0000000000000000000002","Feeds":"dm:alice:bob","MsgType":"feedback","Payload":{"kind":"ack","cmd":"x","status":"accepted"},"TimeCreate":1}`},
+		// The subscription topics take no PUBLISH: bad topics.
+		{"feeds/dm/bob", `{"text":"hi"}`},
+		{"presence/bob", `{}`},
 	}
 	for _, s := range seeds {
 		f.Add(s.topic, []byte(s.body))

@@ -126,9 +126,10 @@ func (h *hook) authenticate(cl *mqtt.Client, pk packets.Packet) bool {
 	return true
 }
 
-// OnACLCheck lets a client publish only what the hook turned into a request,
-// and subscribe only under the protocol's own schemes, where nothing but its
-// own answers and pushes ever arrive.
+// OnACLCheck lets a client publish only what the hook turned into a request.
+// SUBSCRIBEs never reach the broker (OnPacketRead takes them, see
+// subscribe.go); should one, it may subscribe only under the protocol's own
+// schemes, where nothing but its own answers and pushes ever arrive.
 func (h *hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 	if write {
 		return topic == requestTopic
@@ -209,6 +210,7 @@ func (h *hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet,
 			sess.puback(pk.PacketID)
 			pk.FixedHeader.Qos, pk.PacketID = 0, 0
 		}
+		sess.decide(modeUnasked)
 		r := request{topic: pk.TopicName, body: pk.Payload, received: time.Now()}
 		if !inlineTopic(r.topic) || !sess.tryInline(r) {
 			sess.enqueue(r)
@@ -217,9 +219,101 @@ func (h *hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet,
 	case packets.Pingreq:
 		if sess := h.srv.session(cl); sess != nil {
 			sess.touch()
+			sess.decide(modeUnasked)
 		}
+	case packets.Puback:
+		if sess := h.srv.session(cl); sess != nil {
+			sess.acked(pk.PacketID)
+		}
+	case packets.Subscribe:
+		sess := h.srv.session(cl)
+		if sess == nil || pk.PacketID == 0 || len(pk.Filters) == 0 {
+			return pk, nil // the broker refuses it
+		}
+		sess.touch()
+		reqs := make([]subRequest, len(pk.Filters))
+		for i, f := range pk.Filters {
+			reqs[i] = subRequest{filter: f.Filter, qos: f.Qos}
+		}
+		h.srv.takeSubscribe(sess, pk.PacketID, reqs)
+		return ignored(pk), nil
+	case packets.Unsubscribe:
+		sess := h.srv.session(cl)
+		if sess == nil || pk.PacketID == 0 || len(pk.Filters) == 0 {
+			return pk, nil
+		}
+		sess.touch()
+		filters := make([]string, len(pk.Filters))
+		for i, f := range pk.Filters {
+			filters[i] = f.Filter
+		}
+		h.srv.takeUnsubscribe(sess, pk.PacketID, filters, userProperty(pk, "keep_seconds"))
+		return ignored(pk), nil
+	case packets.Connect:
+		// The server itself tells a device's contacts when it drops off
+		// (presence, at once): a will goes nowhere, and a retained one,
+		// which standard devices send, must not get the CONNECT refused
+		// for retained messages being off.
+		pk.Connect.WillRetain = false
 	}
 	return pk, nil
+}
+
+// ignored is what a SUBSCRIBE or UNSUBSCRIBE the server took becomes for
+// the broker: a QoS 0 PUBLISH of a request, which OnPublish drops, so the
+// broker neither records a subscription nor answers it.
+func ignored(pk packets.Packet) packets.Packet {
+	return packets.Packet{
+		FixedHeader:     packets.FixedHeader{Type: packets.Publish},
+		TopicName:       requestTopic,
+		ProtocolVersion: pk.ProtocolVersion,
+	}
+}
+
+// userProperty returns the value of an MQTT 5 user property of pk, or "".
+func userProperty(pk packets.Packet, key string) string {
+	for _, p := range pk.Properties.User {
+		if p.Key == key {
+			return p.Val
+		}
+	}
+	return ""
+}
+
+// encodeSuback encodes the SUBACK of packet id with a reason code per
+// filter (the granted QoS or codeRefused); an MQTT 5 client also gets the
+// first refusal's reason.
+func encodeSuback(version byte, id uint16, codes []byte, reason string) []byte {
+	pk := packets.Packet{
+		FixedHeader:     packets.FixedHeader{Type: packets.Suback},
+		PacketID:        id,
+		ReasonCodes:     codes,
+		ProtocolVersion: version,
+	}
+	if version == 5 {
+		pk.Properties.ReasonString = reason
+	}
+	var buf bytes.Buffer
+	pk.SubackEncode(&buf) // cannot fail
+	return buf.Bytes()
+}
+
+// encodeUnsuback encodes the UNSUBACK of packet id; an MQTT 5 client gets
+// a reason code per filter (success, codeNoSubscription or codeRefused)
+// and the first refusal's reason.
+func encodeUnsuback(version byte, id uint16, codes []byte, reason string) []byte {
+	pk := packets.Packet{
+		FixedHeader:     packets.FixedHeader{Type: packets.Unsuback},
+		PacketID:        id,
+		ReasonCodes:     codes,
+		ProtocolVersion: version,
+	}
+	if version == 5 {
+		pk.Properties.ReasonString = reason
+	}
+	var buf bytes.Buffer
+	pk.UnsubackEncode(&buf) // cannot fail
+	return buf.Bytes()
 }
 
 // OnPublish acknowledges requests without routing them to subscribers.

@@ -445,15 +445,24 @@ func (s *Server) replay(sess *session) {
 	defer func() { sess.replayed(replayed) }()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	log := s.log.With("account", sess.account, "device", sess.device)
 	rels, err := s.relationsOf(ctx, sess.account)
 	if err != nil {
-		log.Error("replay: relations", "err", err)
+		s.log.Error("replay: relations", "account", sess.account, "device", sess.device, "err", err)
 		return
 	}
 	if body, err := json.Marshal(rels); err == nil {
 		sess.send(wire.PushRelations, body)
 	}
+	s.replayConversations(ctx, sess, func(string) bool { return true }, replayed)
+}
+
+// replayConversations pushes sess every stored message after its device's
+// cursors (and after what it was written on a feeds topic) in the
+// conversations want picks, per conversation in SeqId order, a page at a
+// time as the client takes them; replayed gets the last SeqId pushed of
+// each.
+func (s *Server) replayConversations(ctx context.Context, sess *session, want func(feeds string) bool, replayed map[string]int64) {
+	log := s.log.With("account", sess.account, "device", sess.device)
 	convs, err := s.Conversations(ctx, sess.account)
 	if err != nil {
 		log.Error("replay: conversations", "err", err)
@@ -466,7 +475,10 @@ func (s *Server) replay(sess *session) {
 	}
 	pushed := 0
 	for _, conv := range convs {
-		after := cursors[conv.Feeds]
+		if !want(conv.Feeds) {
+			continue
+		}
+		after := max(cursors[conv.Feeds], sess.dl.sentSeq(conv.Feeds))
 		for after < conv.LastSeqID {
 			msgs, err := s.db.History(ctx, conv.Feeds, after, replayPage, s.cfg.HistoryBytes)
 			if err != nil {
@@ -481,7 +493,7 @@ func (s *Server) replay(sess *session) {
 				if err != nil {
 					continue
 				}
-				sess.send(wire.PushNews, body)
+				sess.push(sess.newsPacket(conv.Feeds, m.SeqId, body))
 			}
 			pushed += len(msgs)
 			after = msgs[len(msgs)-1].SeqId

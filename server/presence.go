@@ -66,10 +66,11 @@ func (s *Server) presenceChanged(sess *session, status string) {
 	if err != nil {
 		return
 	}
+	p := outPacket{topic: wire.PushPresence, body: body, alt: wire.PresenceTopic(sess.account)}
 	for _, account := range append(related, sess.account) {
 		for _, other := range s.sessions.sessions(account) {
 			if other != sess {
-				other.send(wire.PushPresence, body)
+				other.push(p)
 			}
 		}
 	}

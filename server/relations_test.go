@@ -328,6 +328,9 @@ func TestRelationChangeReachesOwnOtherDevices(t *testing.T) {
 	inst, c := start(t, "alice", "bob")
 	a1, b := c[0], c[1]
 	a2 := dial(t, inst, "alice", "alice-2")
+	// A client that sends nothing gets its CONNECT pushes once
+	// SubscribeWait tells it is not a subscriber.
+	a2.NextPush(wire.PushRelations)
 	a2.Drain(quiet)
 	a1.Drain(quiet)
 	befriend(t, a1, b)

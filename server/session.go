@@ -51,18 +51,19 @@ type request struct {
 // budget: its bytes and a little for the bookkeeping.
 func packetSize(topic string, body []byte) int64 { return int64(len(topic)+len(body)) + 16 }
 
-// outPacket is an answer, a push or a PUBACK waiting to be written.
+// outPacket is an answer, a push, a PUBACK or a SUBACK/UNSUBACK waiting to
+// be written.
 type outPacket struct {
 	topic string
 	body  []byte
-	ack   uint16 // when not 0, a PUBACK for this packet id (never 0 on the wire); else a PUBLISH on topic
-}
-
-// heldNews is a news push waiting for the replay to finish.
-type heldNews struct {
+	ack   uint16 // when not 0, a PUBACK for this packet id (never 0 on the wire)
+	raw   []byte // when not nil, an encoded packet written as it is; else a PUBLISH on topic
+	// alt is the topic a subscriber gets the packet on when one of its
+	// filters matches it (feeds/… for news, presence/… for presence); for
+	// news, feeds and seq say which message it is.
+	alt   string
 	feeds string
 	seq   int64
-	body  []byte
 }
 
 // session is the server's state for one connected client.
@@ -91,10 +92,16 @@ type session struct {
 	// news is held, so the device gets the relation snapshot first and
 	// every conversation in SeqId order.
 	replaying bool
-	held      []heldNews
-	closed    bool
-	gone      chan struct{} // closed with closed
-	drained   chan struct{} // signalled after each written batch
+	held      []outPacket
+	// How the client takes answers and pushes: undecided until its first
+	// packet (or SubscribeWait), then unasked or as a subscriber.
+	mode        deliveryMode
+	subs        []subscription // the subscriber's filters; replaced, never changed in place
+	decideTimer *time.Timer
+	dl          delivery // a subscriber's messages written on feeds topics, and their acks
+	closed      bool
+	gone        chan struct{} // closed with closed
+	drained     chan struct{} // signalled after each written batch
 
 	// Bytes of answers and pushes queued, and of the batch being written
 	// (inflight, part of outBytes); the news held during the replay. Past
@@ -225,7 +232,11 @@ func (s *session) drain() {
 	}()
 	for n := 1; ; n++ {
 		s.mu.Lock()
-		if len(s.queue) == 0 || isClosed(done) || isClosed(s.gone) {
+		gone := isClosed(s.gone)
+		if gone {
+			s.dropAfterCloseLocked()
+		}
+		if len(s.queue) == 0 || isClosed(done) {
 			s.running = false
 			s.queue, s.qBytes = nil, 0
 			s.mu.Unlock()
@@ -233,7 +244,7 @@ func (s *session) drain() {
 		}
 		r := s.queue[0]
 		s.mu.Unlock()
-		if r.task == nil && s.overBudget() {
+		if r.task == nil && !gone && s.overBudget() {
 			// Back-pressure: the next answer waits until the client read
 			// the earlier ones, and the worker serves other clients
 			// meanwhile. The request stays queued, so the queue's bounds
@@ -286,10 +297,41 @@ func (s *session) drain() {
 	}
 }
 
+// dropAfterCloseLocked drops the queued requests of a client that is gone,
+// but those that store messages: their PUBACK went out when they were
+// read, and a client that disconnects right after it (mosquitto_pub) must
+// not lose what it sent.
+func (s *session) dropAfterCloseLocked() {
+	keep := s.queue[:0]
+	for _, r := range s.queue {
+		switch {
+		case r.task != nil:
+		case storesMessages(r.topic):
+			keep = append(keep, r)
+		default:
+			s.qBytes -= packetSize(r.topic, r.body)
+		}
+	}
+	clear(s.queue[len(keep):])
+	s.queue = keep
+}
+
+// storesMessages reports a request that stores messages (send,
+// history_push).
+func storesMessages(topic string) bool {
+	t, err := wire.ParseTopic(topic)
+	return err == nil && t.Scheme == wire.SchemeIM && pipelined[t.Method()]
+}
+
 // send queues a PUBLISH for this client. It never blocks.
 func (s *session) send(topic string, body []byte) {
+	s.push(outPacket{topic: topic, body: body})
+}
+
+// push queues p for this client. It never blocks.
+func (s *session) push(p outPacket) {
 	s.omu.Lock()
-	start := s.queueLocked(topic, body)
+	start := s.queueLocked(p)
 	s.omu.Unlock()
 	if start {
 		go s.flush()
@@ -305,7 +347,7 @@ func (s *session) puback(id uint16) {
 	start := false
 	if !s.closed {
 		s.out = append(s.out, outPacket{ack: id})
-		start = s.open && !s.writing
+		start = s.writableLocked() && !s.writing
 		s.writing = s.writing || start
 	}
 	s.omu.Unlock()
@@ -316,11 +358,12 @@ func (s *session) puback(id uint16) {
 
 // sendNews queues a live news push, or holds it while the replay runs.
 func (s *session) sendNews(feeds string, seq int64, body []byte) {
+	p := s.newsPacket(feeds, seq, body)
 	s.omu.Lock()
 	if s.replaying && !s.closed {
 		size := packetSize(wire.PushNews, body)
 		if len(s.held) < maxOutbound && s.outBytes+s.heldBytes+size <= s.hardLimit() {
-			s.held = append(s.held, heldNews{feeds, seq, body})
+			s.held = append(s.held, p)
 			s.heldBytes += size
 			s.srv.metrics.queuedBytes.Add(float64(size))
 		} else {
@@ -329,11 +372,27 @@ func (s *session) sendNews(feeds string, seq int64, body []byte) {
 		s.omu.Unlock()
 		return
 	}
-	start := s.queueLocked(wire.PushNews, body)
+	start := s.queueLocked(p)
 	s.omu.Unlock()
 	if start {
 		go s.flush()
 	}
+}
+
+// newsPacket is the push of a stored message: news on impush://modulus/news,
+// and the message itself on its feeds topic for a subscriber.
+func (s *session) newsPacket(feeds string, seq int64, body []byte) outPacket {
+	return outPacket{topic: wire.PushNews, body: body, alt: wire.FeedsTopic(s.account, feeds), feeds: feeds, seq: seq}
+}
+
+// holdNews holds live news from now until replayed, for a replay that
+// starts.
+func (s *session) holdNews() {
+	s.omu.Lock()
+	if !s.closed {
+		s.replaying = true
+	}
+	s.omu.Unlock()
 }
 
 // replayed ends the replay: held news the replay did not already carry
@@ -348,7 +407,7 @@ func (s *session) replayed(replayed map[string]int64) {
 	start := false
 	for _, h := range held {
 		if h.seq > replayed[h.feeds] {
-			start = s.queueLocked(wire.PushNews, h.body) || start
+			start = s.queueLocked(h) || start
 		}
 	}
 	s.omu.Unlock()
@@ -359,28 +418,32 @@ func (s *session) replayed(replayed map[string]int64) {
 
 // queueLocked appends a packet to the outbound queue and reports whether
 // the caller must start the writer.
-func (s *session) queueLocked(topic string, body []byte) bool {
+func (s *session) queueLocked(p outPacket) bool {
 	if s.closed {
 		return false
 	}
-	size := packetSize(topic, body)
+	size := packetSize(p.topic, p.body)
 	over := s.outBytes + s.heldBytes + size
 	if len(s.out) >= maxOutbound || (len(s.out) > 0 && over > s.hardLimit()) ||
 		(!s.overSince.IsZero() && time.Since(s.overSince) > s.srv.cfg.SlowTimeout) {
 		s.tooSlowLocked()
 		return false
 	}
-	s.out = append(s.out, outPacket{topic: topic, body: body})
+	s.out = append(s.out, p)
 	s.outBytes += size
 	s.srv.metrics.queuedBytes.Add(float64(size))
 	s.srv.metrics.queued(s.outBytes + s.heldBytes)
 	if s.overSince.IsZero() && s.outBytes >= int64(s.srv.cfg.SessionBudget) {
 		s.overSince = time.Now()
 	}
-	start := s.open && !s.writing
+	start := s.writableLocked() && !s.writing
 	s.writing = s.writing || start
 	return start
 }
+
+// writableLocked reports whether queued packets may be written: the
+// CONNACK is out and the client's first packet told how it takes them.
+func (s *session) writableLocked() bool { return s.open && s.mode != modeUndecided }
 
 // hardLimit is the most bytes a client may have queued, held news
 // included: twice its budget, for the answers and pushes that come while
@@ -398,12 +461,17 @@ func (s *session) tooSlowLocked() {
 	go s.srv.mqtt.DisconnectClient(s.cl, packets.ErrQuotaExceeded)
 }
 
-// opened lets writes start once the CONNACK is out; what was queued before
-// (pushes for a device registered a moment earlier) goes first.
+// opened lets writes start once the CONNACK is out and the client's first
+// packet (or SubscribeWait) told how it takes answers and pushes; what was
+// queued before (pushes for a device registered a moment earlier) goes
+// first.
 func (s *session) opened() {
 	s.omu.Lock()
 	s.open = true
-	start := len(s.out) > 0 && !s.writing
+	if s.mode == modeUndecided && !s.closed {
+		s.decideTimer = time.AfterFunc(s.srv.cfg.SubscribeWait, func() { s.decide(modeUnasked) })
+	}
+	start := len(s.out) > 0 && s.writableLocked() && !s.writing
 	s.writing = s.writing || start
 	s.omu.Unlock()
 	if start {
@@ -452,6 +520,7 @@ func (s *session) flush() {
 			return
 		}
 		s.out, s.spare = s.spare[:0], nil
+		mode, subs := s.mode, s.subs
 		var inflight int64
 		for _, p := range batch {
 			if p.topic != "" {
@@ -463,10 +532,10 @@ func (s *session) flush() {
 		buf.Reset()
 		n := 0
 		var err error
+		var written map[string]bool // conversations with messages written on their feeds topics
 		for i, p := range batch {
 			if err == nil {
-				s.encode(&buf, p)
-				n++
+				n += s.encode(&buf, p, mode, subs, &written)
 				if buf.Len() >= maxWrite {
 					err = s.writeOut(buf.Bytes(), n)
 					buf.Reset()
@@ -481,6 +550,10 @@ func (s *session) flush() {
 		if err != nil {
 			s.srv.log.Debug("write to client", "device", s.device, "err", err)
 			s.close()
+		} else {
+			for feeds := range written {
+				s.delivered(feeds)
+			}
 		}
 		s.omu.Lock()
 		s.spare = batch[:0]
@@ -498,27 +571,44 @@ func (s *session) flush() {
 	}
 }
 
-// encode appends p as a QoS 0 PUBLISH. QoS 0 because delivery is already
-// at least once above MQTT: a lost answer is retried by the client (every
-// method is idempotent or harmless to repeat), and a lost push is replayed
-// from the store at the next CONNECT, up to the device's cursor.
-func (s *session) encode(buf *bytes.Buffer, p outPacket) {
-	if p.ack != 0 {
+// encode appends p to buf as the packets the client gets of it (none, one
+// or two: a subscriber may match both of its topics) and returns how many.
+//
+// Answers and pushes are QoS 0 PUBLISHes: delivery is already at least
+// once above MQTT: a lost answer is retried by the client (every method is
+// idempotent or harmless to repeat), and a lost push is replayed from the
+// store at the next CONNECT, up to the device's cursor. A subscriber's
+// messages on feeds topics go at the QoS it was granted (subscriberEncode).
+func (s *session) encode(buf *bytes.Buffer, p outPacket, mode deliveryMode, subs []subscription, written *map[string]bool) int {
+	switch {
+	case p.ack != 0:
 		ack := packets.Packet{
 			FixedHeader:     packets.FixedHeader{Type: packets.Puback},
 			PacketID:        p.ack,
 			ProtocolVersion: s.cl.Properties.ProtocolVersion,
 		}
 		ack.PubackEncode(buf)
-		return
+		return 1
+	case p.raw != nil:
+		buf.Write(p.raw)
+		return 1
+	case mode == modeSubscribed:
+		return s.subscriberEncode(buf, p, subs, written)
 	}
+	s.encodePublish(buf, p.topic, p.body, 0, 0)
+	return 1
+}
+
+// encodePublish appends a PUBLISH.
+func (s *session) encodePublish(buf *bytes.Buffer, topic string, body []byte, qos byte, id uint16) {
 	pk := packets.Packet{
-		FixedHeader:     packets.FixedHeader{Type: packets.Publish},
-		TopicName:       p.topic,
-		Payload:         p.body,
+		FixedHeader:     packets.FixedHeader{Type: packets.Publish, Qos: qos},
+		TopicName:       topic,
+		Payload:         body,
+		PacketID:        id,
 		ProtocolVersion: s.cl.Properties.ProtocolVersion,
 	}
-	pk.PublishEncode(buf) // cannot fail at QoS 0
+	pk.PublishEncode(buf) // cannot fail: a QoS 1 packet always has its id
 }
 
 // writeOut writes encoded packets to the client's connection, under the
@@ -564,6 +654,9 @@ func (s *session) closeLocked() {
 	s.srv.metrics.queuedBytes.Sub(float64(drop))
 	s.outBytes, s.heldBytes = s.inflight, 0
 	s.out, s.held = nil, nil
+	if s.decideTimer != nil {
+		s.decideTimer.Stop()
+	}
 	close(s.gone)
 }
 
