@@ -1,5 +1,6 @@
 # MQTTER build, test, demo, benchmark and fuzz targets.
-# Needs only Go; Debian packages (gcc for -race, mosquitto for the bench) are
+# Needs only Go; Debian packages (gcc for -race, mosquitto-clients for the
+# tests of plain MQTT clients, mosquitto for the bench) are
 # installed with apt-get when missing and running as root.
 
 GO       ?= go
@@ -20,6 +21,8 @@ build:
 # otherwise the tests run without it and say so.
 test: build fmt-check vet
 	@if [ "$$($(GO) env CGO_ENABLED)" != 1 ]; then ./.ci/apt-install gcc libc6-dev || true; fi; \
+	command -v mosquitto_sub >/dev/null 2>&1 || ./.ci/apt-install mosquitto-clients || \
+		echo "note: no mosquitto clients, so their tests skip (apt-get install -y mosquitto-clients)"; \
 	race=-race; \
 	if [ "$$($(GO) env CGO_ENABLED)" != 1 ]; then \
 		race=; echo "note: no C compiler, so no race detector (apt-get install -y gcc)"; \
