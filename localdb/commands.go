@@ -104,28 +104,32 @@ func raw(s string) json.RawMessage {
 // it as stored. A command stored already keeps its state; a stub that its
 // feedback made is filled in.
 func (db *DB) RecordCommand(ctx context.Context, c Command) (Command, error) {
-	now := time.Now().UnixMilli()
-	if c.Created == 0 {
-		c.Created = now
-	}
 	err := db.inTx(ctx, "record command "+c.MsgId, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO commands (`+commandCols+`)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, '', '', '', ?, ?)
-			ON CONFLICT (msg_id) DO UPDATE SET action = excluded.action, input = excluded.input,
-				write = excluded.write, expires = excluded.expires, trace = excluded.trace,
-				created = excluded.created
-			WHERE commands.expires = 0 AND commands.thing = excluded.thing`,
-			c.MsgId, c.Thing, c.Action, string(c.Input), string(c.Write), c.Expires, string(c.Trace),
-			CommandPending, c.Created, now)
-		if err != nil {
-			return err
-		}
-		return pruneCommands(ctx, tx, c.Thing)
+		return recordCommand(ctx, tx, c, time.Now().UnixMilli())
 	})
 	if err != nil {
 		return Command{}, err
 	}
 	return db.Command(ctx, c.MsgId)
+}
+
+// recordCommand is RecordCommand inside tx.
+func recordCommand(ctx context.Context, tx *sql.Tx, c Command, now int64) error {
+	if c.Created == 0 {
+		c.Created = now
+	}
+	_, err := tx.ExecContext(ctx, `INSERT INTO commands (`+commandCols+`)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, '', '', '', ?, ?)
+		ON CONFLICT (msg_id) DO UPDATE SET action = excluded.action, input = excluded.input,
+			write = excluded.write, expires = excluded.expires, trace = excluded.trace,
+			created = excluded.created
+		WHERE commands.expires = 0 AND commands.thing = excluded.thing`,
+		c.MsgId, c.Thing, c.Action, string(c.Input), string(c.Write), c.Expires, string(c.Trace),
+		CommandPending, c.Created, now)
+	if err != nil {
+		return fmt.Errorf("record command %s: %w", c.MsgId, err)
+	}
+	return pruneCommands(ctx, tx, c.Thing)
 }
 
 // pruneCommands keeps the newest MaxCommandsPerThing closed commands of a
