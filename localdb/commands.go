@@ -129,15 +129,15 @@ func recordCommand(ctx context.Context, tx *sql.Tx, c Command, now int64) error 
 	if err != nil {
 		return fmt.Errorf("record command %s: %w", c.MsgId, err)
 	}
-	return pruneCommands(ctx, tx, c.Thing)
+	return nil // an open command: the closed ones are as many as before
 }
 
 // pruneCommands keeps the newest MaxCommandsPerThing closed commands of a
-// thing.
+// thing; it runs as one closes (index commands_closed).
 func pruneCommands(ctx context.Context, tx *sql.Tx, thing string) error {
-	_, err := tx.ExecContext(ctx, `DELETE FROM commands WHERE thing = ? AND final_by != '' AND msg_id NOT IN
-		(SELECT msg_id FROM commands WHERE thing = ? AND final_by != '' ORDER BY created DESC LIMIT ?)`,
-		thing, thing, MaxCommandsPerThing)
+	_, err := tx.ExecContext(ctx, `DELETE FROM commands WHERE msg_id IN
+		(SELECT msg_id FROM commands WHERE thing = ? AND final_by != '' ORDER BY created DESC LIMIT -1 OFFSET ?)`,
+		thing, MaxCommandsPerThing)
 	if err != nil {
 		return fmt.Errorf("prune commands: %w", err)
 	}
@@ -187,6 +187,9 @@ func (db *DB) UpdateCommand(ctx context.Context, msgID, thing string, u CommandU
 			return err
 		}
 		changed = true
+		if cur.FinalBy != FinalOpen || finalBy == FinalOpen {
+			return nil // as many closed commands as before
+		}
 		return pruneCommands(ctx, tx, thing)
 	})
 	if err != nil || !changed {
