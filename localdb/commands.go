@@ -104,23 +104,8 @@ func raw(s string) json.RawMessage {
 // it as stored. A command stored already keeps its state; a stub that its
 // feedback made is filled in.
 func (db *DB) RecordCommand(ctx context.Context, c Command) (Command, error) {
-	now := time.Now().UnixMilli()
-	if c.Created == 0 {
-		c.Created = now
-	}
 	err := db.inTx(ctx, "record command "+c.MsgId, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO commands (`+commandCols+`)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, '', '', '', ?, ?)
-			ON CONFLICT (msg_id) DO UPDATE SET action = excluded.action, input = excluded.input,
-				write = excluded.write, expires = excluded.expires, trace = excluded.trace,
-				created = excluded.created
-			WHERE commands.expires = 0 AND commands.thing = excluded.thing`,
-			c.MsgId, c.Thing, c.Action, string(c.Input), string(c.Write), c.Expires, string(c.Trace),
-			CommandPending, c.Created, now)
-		if err != nil {
-			return err
-		}
-		return pruneCommands(ctx, tx, c.Thing)
+		return recordCommand(ctx, tx, c, time.Now().UnixMilli())
 	})
 	if err != nil {
 		return Command{}, err
@@ -128,12 +113,31 @@ func (db *DB) RecordCommand(ctx context.Context, c Command) (Command, error) {
 	return db.Command(ctx, c.MsgId)
 }
 
+// recordCommand is RecordCommand inside tx.
+func recordCommand(ctx context.Context, tx *sql.Tx, c Command, now int64) error {
+	if c.Created == 0 {
+		c.Created = now
+	}
+	_, err := tx.ExecContext(ctx, `INSERT INTO commands (`+commandCols+`)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, '', '', '', ?, ?)
+		ON CONFLICT (msg_id) DO UPDATE SET action = excluded.action, input = excluded.input,
+			write = excluded.write, expires = excluded.expires, trace = excluded.trace,
+			created = excluded.created
+		WHERE commands.expires = 0 AND commands.thing = excluded.thing`,
+		c.MsgId, c.Thing, c.Action, string(c.Input), string(c.Write), c.Expires, string(c.Trace),
+		CommandPending, c.Created, now)
+	if err != nil {
+		return fmt.Errorf("record command %s: %w", c.MsgId, err)
+	}
+	return nil // an open command: the closed ones are as many as before
+}
+
 // pruneCommands keeps the newest MaxCommandsPerThing closed commands of a
-// thing.
+// thing; it runs as one closes (index commands_closed).
 func pruneCommands(ctx context.Context, tx *sql.Tx, thing string) error {
-	_, err := tx.ExecContext(ctx, `DELETE FROM commands WHERE thing = ? AND final_by != '' AND msg_id NOT IN
-		(SELECT msg_id FROM commands WHERE thing = ? AND final_by != '' ORDER BY created DESC LIMIT ?)`,
-		thing, thing, MaxCommandsPerThing)
+	_, err := tx.ExecContext(ctx, `DELETE FROM commands WHERE msg_id IN
+		(SELECT msg_id FROM commands WHERE thing = ? AND final_by != '' ORDER BY created DESC LIMIT -1 OFFSET ?)`,
+		thing, MaxCommandsPerThing)
 	if err != nil {
 		return fmt.Errorf("prune commands: %w", err)
 	}
@@ -183,6 +187,9 @@ func (db *DB) UpdateCommand(ctx context.Context, msgID, thing string, u CommandU
 			return err
 		}
 		changed = true
+		if cur.FinalBy != FinalOpen || finalBy == FinalOpen {
+			return nil // as many closed commands as before
+		}
 		return pruneCommands(ctx, tx, thing)
 	})
 	if err != nil || !changed {

@@ -164,3 +164,76 @@ func TestThingPropsAndEvents(t *testing.T) {
 		t.Errorf("Description = %s, %v", d, err)
 	}
 }
+
+// A thing keeps its newest MaxCommandsPerThing closed commands; open ones
+// stay however many close around them, and another thing's are its own.
+func TestCommandsPruned(t *testing.T) {
+	db := open(t)
+	ctx := t.Context()
+	expires := time.Now().Add(time.Hour).UnixMilli()
+	record := func(id, thing string, created int64) {
+		t.Helper()
+		if _, err := db.RecordCommand(ctx, localdb.Command{MsgId: id, Thing: thing, Expires: expires, Created: created}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	record("open", "lamp", 1)
+	record("kettle", "kettle", 1)
+	if _, _, err := db.UpdateCommand(ctx, "kettle", "kettle", localdb.CommandUpdate{State: "done", Result: true, Final: true}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range localdb.MaxCommandsPerThing + 10 {
+		id := fmt.Sprintf("c%04d", i)
+		record(id, "lamp", int64(10+i))
+		if _, _, err := db.UpdateCommand(ctx, id, "lamp", localdb.CommandUpdate{State: "done", Result: true, Final: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	all, err := db.Commands(ctx, "lamp", localdb.MaxCommandsPerThing)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Command(ctx, "open"); err != nil {
+		t.Errorf("the open command is gone: %v", err)
+	}
+	if _, err := db.Command(ctx, "kettle"); err != nil {
+		t.Errorf("another thing's closed command is gone: %v", err)
+	}
+	for _, gone := range []string{"c0000", "c0009"} {
+		if _, err := db.Command(ctx, gone); err == nil {
+			t.Errorf("Command(%s) still there, want it pruned", gone)
+		}
+	}
+	if _, err := db.Command(ctx, "c0010"); err != nil {
+		t.Errorf("Command(c0010) = %v, want it kept (the %dth newest closed)", err, localdb.MaxCommandsPerThing)
+	}
+	if len(all) != localdb.MaxCommandsPerThing || all[0].MsgId != fmt.Sprintf("c%04d", localdb.MaxCommandsPerThing+9) {
+		t.Errorf("Commands(lamp) = %d, newest %s; want %d, newest the last", len(all), all[0].MsgId, localdb.MaxCommandsPerThing)
+	}
+}
+
+// BenchmarkCommandLife is a command's life as a person's node tracks it
+// (recorded, accepted, done) on a thing with MaxCommandsPerThing closed
+// commands already kept, the steady state of a busy thing.
+func BenchmarkCommandLife(b *testing.B) {
+	db := open(b)
+	ctx := b.Context()
+	expires := time.Now().Add(time.Hour).UnixMilli()
+	life := func(id string) {
+		if _, err := db.RecordCommand(ctx, localdb.Command{MsgId: id, Thing: "lamp", Expires: expires}); err != nil {
+			b.Fatal(err)
+		}
+		for _, u := range []localdb.CommandUpdate{{State: "accepted"}, {State: "done", Result: true, Final: true}} {
+			if _, _, err := db.UpdateCommand(ctx, id, "lamp", u); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	for i := range localdb.MaxCommandsPerThing {
+		life(fmt.Sprint("old", i))
+	}
+	b.ResetTimer()
+	for i := range b.N {
+		life(fmt.Sprint("c", i))
+	}
+}

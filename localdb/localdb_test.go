@@ -475,3 +475,44 @@ func BenchmarkAddOneMessage(b *testing.B) {
 		}
 	}
 }
+
+// EnqueueAll commits a burst at once: the messages queued in order, the
+// commands among them tracked, received commands marked; and nothing of
+// it when any part fails.
+func TestEnqueueAll(t *testing.T) {
+	ctx := t.Context()
+	db := open(t)
+	if _, err := db.CommandSeen(ctx, "cmd1", "bob", []byte(`{}`)); err != nil {
+		t.Fatal(err)
+	}
+	m1, m2 := msg(feedsAB, 0), msg(feedsAB, 0)
+	out := localdb.Outgoing{
+		Messages: []wire.Message{m1, m2},
+		Commands: []localdb.Command{{MsgId: m2.MsgId, Thing: "bob", Expires: 1}},
+		Marks: []localdb.CommandMark{{MsgId: "cmd1", From: "bob", State: localdb.CommandAnswered, Outcome: "done"},
+			{MsgId: "never-seen", From: "bob", State: localdb.CommandAnswered}},
+	}
+	if err := db.EnqueueAll(ctx, out); err != nil {
+		t.Fatalf("EnqueueAll: %v", err)
+	}
+	got, err := db.Outbox(ctx)
+	if err != nil || !slices.Equal(msgIDs(got), []string{m1.MsgId, m2.MsgId}) {
+		t.Errorf("Outbox = %v, %v; want [%s %s]", msgIDs(got), err, m1.MsgId, m2.MsgId)
+	}
+	if c, err := db.Command(ctx, m2.MsgId); err != nil || c.State != localdb.CommandPending {
+		t.Errorf("Command(%s) = %+v, %v; want it pending", m2.MsgId, c, err)
+	}
+	if c, err := db.ThingCommand(ctx, "cmd1", "bob"); err != nil || c.State != localdb.CommandAnswered || c.Outcome != "done" {
+		t.Errorf("ThingCommand(cmd1) = %+v, %v; want answered, done", c, err)
+	}
+
+	m3 := msg(feedsAB, 0)
+	bad := localdb.Outgoing{Messages: []wire.Message{m3},
+		Marks: []localdb.CommandMark{{MsgId: "cmd1", From: "bob", State: "bogus"}}}
+	if err := db.EnqueueAll(ctx, bad); err == nil {
+		t.Errorf("EnqueueAll with a bad mark = nil error, want one")
+	}
+	if got, _ := db.Outbox(ctx); len(got) != 2 {
+		t.Errorf("Outbox after a failed EnqueueAll = %v, want the 2 from before", msgIDs(got))
+	}
+}

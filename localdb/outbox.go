@@ -16,15 +16,67 @@ import (
 // the last commits). Enqueueing a MsgId again is not an error and queues it
 // only once.
 func (db *DB) Enqueue(ctx context.Context, m wire.Message) error {
-	return db.inTx(ctx, "enqueue "+m.MsgId, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, insertMessage, messageArgs(&m, ViaLocal)...); err != nil {
-			return fmt.Errorf("store message: %w", err)
+	return db.EnqueueAll(ctx, Outgoing{Messages: []wire.Message{m}})
+}
+
+// Outgoing is what one commit of this device's own sending holds: a thing
+// that reports state and a result at once, to several people, pays for
+// one transaction instead of one a message.
+type Outgoing struct {
+	// Messages are stored and queued as Enqueue does, in this order.
+	Messages []wire.Message
+	// Commands are commands among Messages, recorded as RecordCommand
+	// does, so that their feedback finds them however soon it comes.
+	Commands []Command
+	// Marks move commands this account received (as a thing) on, as
+	// SetCommandState does, once the messages above are stored: a result
+	// and the mark that its command was answered commit together.
+	Marks []CommandMark
+}
+
+// CommandMark is a state change of a received command (SetCommandState).
+type CommandMark struct {
+	MsgId, From, State, Outcome string
+}
+
+// EnqueueAll commits out in one transaction: all of it or none. A mark of
+// a command never seen changes nothing.
+func (db *DB) EnqueueAll(ctx context.Context, out Outgoing) error {
+	op := "enqueue"
+	if len(out.Messages) > 0 {
+		op += " " + out.Messages[0].MsgId
+	}
+	if len(out.Messages) > 1 {
+		op += fmt.Sprintf(" and %d more", len(out.Messages)-1)
+	}
+	for _, mk := range out.Marks {
+		if !validCommandState(mk.State) {
+			return fmt.Errorf("localdb: command %s: unknown state %q", mk.MsgId, mk.State)
 		}
-		_, err := tx.ExecContext(ctx, `INSERT INTO outbox (msg_id, queued)
-			SELECT msg_id, local_order FROM messages WHERE msg_id = ? AND sender = ?
-			ON CONFLICT (msg_id) DO NOTHING`, m.MsgId, m.From)
-		if err != nil {
-			return fmt.Errorf("queue: %w", err)
+	}
+	now := time.Now().UnixMilli()
+	return db.inTx(ctx, op, func(tx *sql.Tx) error {
+		for i := range out.Messages {
+			m := &out.Messages[i]
+			if _, err := tx.ExecContext(ctx, insertMessage, messageArgs(m, ViaLocal)...); err != nil {
+				return fmt.Errorf("store message %s: %w", m.MsgId, err)
+			}
+			_, err := tx.ExecContext(ctx, `INSERT INTO outbox (msg_id, queued)
+				SELECT msg_id, local_order FROM messages WHERE msg_id = ? AND sender = ?
+				ON CONFLICT (msg_id) DO NOTHING`, m.MsgId, m.From)
+			if err != nil {
+				return fmt.Errorf("queue %s: %w", m.MsgId, err)
+			}
+		}
+		for _, c := range out.Commands {
+			if err := recordCommand(ctx, tx, c, now); err != nil {
+				return err
+			}
+		}
+		for _, mk := range out.Marks {
+			if _, err := setCommandState(ctx, tx, mk, now); err != nil {
+				return err
+			}
 		}
 		return nil
 	})
@@ -52,16 +104,26 @@ func (db *DB) Outbox(ctx context.Context) ([]wire.Message, error) {
 // delivered it. A message no longer in the outbox is not an error, so a
 // delivery reported twice (say, by both paths) is harmless.
 func (db *DB) Delivered(ctx context.Context, msgID, path string) error {
-	if path != ViaP2P && path != ViaServer {
-		return fmt.Errorf("localdb: delivered %s: unknown path %q", msgID, path)
+	return db.DeliveredAll(ctx, []string{msgID}, path)
+}
+
+// DeliveredAll is Delivered for several messages, in one transaction.
+func (db *DB) DeliveredAll(ctx context.Context, ids []string, path string) error {
+	if len(ids) == 0 {
+		return nil
 	}
-	return db.inTx(ctx, "delivered "+msgID, func(tx *sql.Tx) error {
-		r, err := tx.ExecContext(ctx, `DELETE FROM outbox WHERE msg_id = ?`, msgID)
-		if err != nil {
-			return err
-		}
-		if n, _ := r.RowsAffected(); n > 0 {
-			db.log.Debug("outbox: delivered", "msg_id", msgID, "path", path)
+	if path != ViaP2P && path != ViaServer {
+		return fmt.Errorf("localdb: delivered %s: unknown path %q", ids[0], path)
+	}
+	return db.inTx(ctx, fmt.Sprintf("delivered %s (%d)", ids[0], len(ids)), func(tx *sql.Tx) error {
+		for _, id := range ids {
+			r, err := tx.ExecContext(ctx, `DELETE FROM outbox WHERE msg_id = ?`, id)
+			if err != nil {
+				return err
+			}
+			if n, _ := r.RowsAffected(); n > 0 {
+				db.log.Debug("outbox: delivered", "msg_id", id, "path", path)
+			}
 		}
 		return nil
 	})

@@ -54,24 +54,37 @@ func (db *DB) CommandSeen(ctx context.Context, msgID, from string, payload []byt
 // was answered with (outcome, for CommandAnswered). It returns ErrNotFound
 // for a command never seen.
 func (db *DB) SetCommandState(ctx context.Context, msgID, from, state, outcome string) error {
-	switch state {
-	case CommandReceived, CommandRunning, CommandAnswered:
-	default:
+	if !validCommandState(state) {
 		return fmt.Errorf("localdb: command %s: unknown state %q", msgID, state)
 	}
+	mk := CommandMark{MsgId: msgID, From: from, State: state, Outcome: outcome}
 	return db.inTx(ctx, "command "+msgID+" "+state, func(tx *sql.Tx) error {
-		r, err := tx.ExecContext(ctx, `UPDATE thing_commands SET state = ?, outcome = ?, updated = ?
-			WHERE msg_id = ? AND sender = ?`, state, outcome, time.Now().UnixMilli(), msgID, from)
-		if err != nil {
-			return err
+		found, err := setCommandState(ctx, tx, mk, time.Now().UnixMilli())
+		if err == nil && !found {
+			err = ErrNotFound
 		}
-		if n, err := r.RowsAffected(); err != nil {
-			return err
-		} else if n == 0 {
-			return ErrNotFound
-		}
-		return nil
+		return err
 	})
+}
+
+func validCommandState(state string) bool {
+	switch state {
+	case CommandReceived, CommandRunning, CommandAnswered:
+		return true
+	}
+	return false
+}
+
+// setCommandState is SetCommandState inside tx; it reports whether the
+// command was there.
+func setCommandState(ctx context.Context, tx *sql.Tx, mk CommandMark, now int64) (bool, error) {
+	r, err := tx.ExecContext(ctx, `UPDATE thing_commands SET state = ?, outcome = ?, updated = ?
+		WHERE msg_id = ? AND sender = ?`, mk.State, mk.Outcome, now, mk.MsgId, mk.From)
+	if err != nil {
+		return false, fmt.Errorf("command %s %s: %w", mk.MsgId, mk.State, err)
+	}
+	n, err := r.RowsAffected()
+	return n > 0, err
 }
 
 // ThingCommand returns one command as kept, or ErrNotFound.

@@ -50,18 +50,34 @@ func (c *commandNotifier) notify() {
 	}
 }
 
-// trackOwnCommand records a command this device just sent, pending.
+// trackOwnCommand records a command of this account that another of its
+// devices sent, pending.
 func (n *Node) trackOwnCommand(ctx context.Context, m *wire.Message) {
-	if m.MsgType != wire.MsgTypeCommand || m.From != n.cfg.User {
+	row, ok := n.ownCommandRow(m)
+	if !ok {
 		return
+	}
+	stored, err := n.db.RecordCommand(ctx, row)
+	if err != nil {
+		n.log.Error("track a command", "msg_id", m.MsgId, "err", err)
+		return
+	}
+	n.commandChanged(stored)
+}
+
+// ownCommandRow is the row that tracks m, if m is a command of this
+// account to a thing.
+func (n *Node) ownCommandRow(m *wire.Message) (localdb.Command, bool) {
+	if m.MsgType != wire.MsgTypeCommand || m.From != n.cfg.User {
+		return localdb.Command{}, false
 	}
 	c, err := thing.ParseCommand(m.Payload)
 	if err != nil {
-		return // MayWrite let no such command through
+		return localdb.Command{}, false // MayWrite let no such command through
 	}
 	f, err := wire.ParseFeeds(m.Feeds)
 	if err != nil || f.Kind != wire.FeedsDM {
-		return
+		return localdb.Command{}, false
 	}
 	row := localdb.Command{MsgId: m.MsgId, Thing: f.Peer(n.cfg.User), Action: c.Action, Input: c.Input,
 		Expires: c.Expires, Created: m.TimeCreate}
@@ -69,12 +85,7 @@ func (n *Node) trackOwnCommand(ctx context.Context, m *wire.Message) {
 		row.Write, _ = json.Marshal(c.Write)
 	}
 	row.Trace, _ = json.Marshal(c.Trace)
-	stored, err := n.db.RecordCommand(ctx, row)
-	if err != nil {
-		n.log.Error("track a command", "msg_id", m.MsgId, "err", err)
-		return
-	}
-	n.commandChanged(stored)
+	return row, true
 }
 
 // trackThingMessage takes a message new to this device for the thing

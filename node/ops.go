@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mqtter/mqtter/localdb"
 	"github.com/mqtter/mqtter/thing"
 	"github.com/mqtter/mqtter/wire"
 )
@@ -90,23 +91,36 @@ func (n *Node) send(ctx context.Context, req SendRequest) (SendResult, error) {
 // sendWithID is send under a MsgId the caller made, for a payload that
 // names its own message (a command's trace).
 func (n *Node) sendWithID(ctx context.Context, req SendRequest, msgID string) (SendResult, error) {
-	f, feeds, err := n.resolveFeeds(req.To)
+	m, err := n.prepare(req, msgID)
 	if err != nil {
 		return SendResult{}, err
 	}
-	// The server's write rule, over the cached book, so that what the
-	// server would refuse is refused here at once rather than queued.
+	if err := n.enqueue(ctx, []wire.Message{m}, nil, nil); err != nil {
+		return SendResult{}, err
+	}
+	return SendResult{MsgId: m.MsgId, Feeds: m.Feeds}, nil
+}
+
+// prepare makes and signs one of this device's messages under msgID, and
+// checks it as the server would: what it would refuse is refused here at
+// once rather than queued.
+func (n *Node) prepare(req SendRequest, msgID string) (wire.Message, error) {
+	f, feeds, err := n.resolveFeeds(req.To)
+	if err != nil {
+		return wire.Message{}, err
+	}
+	// The server's write rule, over the cached book.
 	if err := wire.MayWrite(bookRights{n.book}, feeds, n.cfg.User); err != nil {
 		switch {
 		case errors.Is(err, wire.ErrNotRelated) && f.Kind == wire.FeedsDM:
 			other := f.Peer(n.cfg.User)
-			return SendResult{}, forbidden("not a friend: %s (ask first: mqtter friend add %s)", other, other)
+			return wire.Message{}, forbidden("not a friend: %s (ask first: mqtter friend add %s)", other, other)
 		case errors.Is(err, wire.ErrNotMember) && f.Kind == wire.FeedsGroup:
-			return SendResult{}, forbidden("not a member of %s", feeds)
+			return wire.Message{}, forbidden("not a member of %s", feeds)
 		case errors.Is(err, wire.ErrNotMember), errors.Is(err, wire.ErrNotRelated):
-			return SendResult{}, forbidden("%v", err)
+			return wire.Message{}, forbidden("%v", err)
 		}
-		return SendResult{}, badRequest("%v", err)
+		return wire.Message{}, badRequest("%v", err)
 	}
 	m := wire.Message{
 		MsgId:      msgID,
@@ -121,33 +135,60 @@ func (n *Node) sendWithID(ctx context.Context, req SendRequest, msgID string) (S
 	}
 	if len(m.Payload) == 0 {
 		if req.Text == "" {
-			return SendResult{}, badRequest("empty message")
+			return wire.Message{}, badRequest("empty message")
 		}
 		p, err := json.Marshal(map[string]string{"text": req.Text})
 		if err != nil {
-			return SendResult{}, badRequest("text: %v", err)
+			return wire.Message{}, badRequest("text: %v", err)
 		}
 		m.Payload = p
 	}
 	if err := m.Sign(n.key); err != nil {
-		return SendResult{}, badRequest("%v", err)
+		return wire.Message{}, badRequest("%v", err)
 	}
 	if err := m.Validate(); err != nil {
-		return SendResult{}, badRequest("%v", err)
+		return wire.Message{}, badRequest("%v", err)
 	}
 	if err := thing.MayWrite(ownSendRights{bookRights{n.book}}, &m); err != nil {
 		if errors.Is(err, thing.ErrNotAllowed) {
-			return SendResult{}, forbidden("%v", err)
+			return wire.Message{}, forbidden("%v", err)
 		}
-		return SendResult{}, badRequest("%v", err)
+		return wire.Message{}, badRequest("%v", err)
 	}
-	if err := n.db.Enqueue(ctx, m); err != nil {
-		return SendResult{}, &userError{http.StatusInternalServerError, fmt.Sprintf("store: %v", err)}
+	return m, nil
+}
+
+// enqueue makes prepared messages durable in the outbox, with the
+// commands among them tracked and the marks of received commands, all in
+// one transaction; then it hands them to the outbox (those in hold may
+// wait a moment for company) and announces them. A burst of messages
+// costs one commit, and a command's row exists before the command leaves,
+// so its feedback always finds it.
+func (n *Node) enqueue(ctx context.Context, msgs []wire.Message, marks []localdb.CommandMark, hold map[string]bool) error {
+	out := localdb.Outgoing{Messages: msgs, Marks: marks}
+	for i := range msgs {
+		if row, ok := n.ownCommandRow(&msgs[i]); ok {
+			out.Commands = append(out.Commands, row)
+		}
 	}
-	n.trackOwnCommand(context.WithoutCancel(ctx), &m)
-	n.out.add(m)
-	n.events.publish(EventMessage, HistoryEntry{Message: m, Via: "local"})
-	return SendResult{MsgId: m.MsgId, Feeds: feeds}, nil
+	if err := n.db.EnqueueAll(ctx, out); err != nil {
+		return &userError{http.StatusInternalServerError, fmt.Sprintf("store: %v", err)}
+	}
+	// A fresh MsgId has no row before this one, so the row is as
+	// recorded: pending.
+	for _, row := range out.Commands {
+		row.State, row.Updated = localdb.CommandPending, time.Now().UnixMilli()
+		n.commandChanged(row)
+	}
+	queued := make([]queuedMsg, len(msgs))
+	for i, m := range msgs {
+		queued[i] = queuedMsg{m, hold[m.MsgId]}
+	}
+	n.out.add(queued)
+	for _, m := range msgs {
+		n.events.publish(EventMessage, HistoryEntry{Message: m, Via: "local"})
+	}
+	return nil
 }
 
 // history returns a conversation as this device holds it.

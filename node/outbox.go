@@ -18,6 +18,11 @@ const (
 	maxBatch                 = 256
 	retryMin                 = 500 * time.Millisecond
 	retryMax                 = 30 * time.Second
+	// ackHold is how long a message that may wait (a thing's ack) waits
+	// for the next message of its conversation, to go in one batch with
+	// it: a device that answers within it has its result go with the ack
+	// instead of behind the ack's round trip.
+	ackHold = 5 * time.Millisecond
 )
 
 // outbox delivers this device's own messages. Every message is durable in
@@ -28,7 +33,7 @@ const (
 // when something changes (the server or a peer comes back).
 type outbox struct {
 	n      *Node
-	newc   chan wire.Message
+	newc   chan []queuedMsg
 	kickc  chan struct{}
 	donec  chan batchResult
 	gone   chan []string // MsgIds delivered by another way (history_push)
@@ -43,19 +48,28 @@ type convQueue struct {
 	msgs     []wire.Message // in send order
 	busy     bool
 	attempts int
-	next     time.Time
+	next     time.Time // retry not before (backoff)
+	hold     time.Time // a held message waits for company until then
+}
+
+// queuedMsg is a message for the loop; hold: it may wait up to ackHold
+// for the next message of its conversation.
+type queuedMsg struct {
+	m    wire.Message
+	hold bool
 }
 
 type batchResult struct {
 	feeds     string
 	delivered map[string]bool // MsgId → stored somewhere, or conflicted: out of the queue
+	direct    []string        // delivered directly, still in the persistent outbox
 	err       error           // why the rest was not delivered
 }
 
 func newOutbox(n *Node) *outbox {
 	return &outbox{
 		n:      n,
-		newc:   make(chan wire.Message, 1024),
+		newc:   make(chan []queuedMsg, 1024),
 		kickc:  make(chan struct{}, 1),
 		donec:  make(chan batchResult, maxConversationsInFlight),
 		gone:   make(chan []string, 16),
@@ -71,7 +85,7 @@ func (o *outbox) start(ctx context.Context) error {
 		return fmt.Errorf("node: %w", err)
 	}
 	for _, m := range msgs {
-		o.queue(m)
+		o.queue(m, false)
 	}
 	if len(msgs) > 0 {
 		o.n.log.Info("outbox: resuming", "messages", len(msgs))
@@ -81,10 +95,12 @@ func (o *outbox) start(ctx context.Context) error {
 	return nil
 }
 
-// add hands a newly enqueued message to the loop.
-func (o *outbox) add(m wire.Message) {
+// add hands newly enqueued messages to the loop, all at once, so that
+// messages committed together go in one batch; a message marked hold
+// may wait up to ackHold for the next message of its conversation.
+func (o *outbox) add(msgs []queuedMsg) {
 	select {
-	case o.newc <- m:
+	case o.newc <- msgs:
 	case <-o.stopc:
 	}
 }
@@ -114,11 +130,17 @@ func (o *outbox) stop() {
 	o.loopWG.Wait()
 }
 
-func (o *outbox) queue(m wire.Message) {
+func (o *outbox) queue(m wire.Message, hold bool) {
 	q := o.queues[m.Feeds]
 	if q == nil {
 		q = &convQueue{}
 		o.queues[m.Feeds] = q
+	}
+	switch {
+	case !hold:
+		q.hold = time.Time{}
+	case len(q.msgs) == 0 && !q.busy:
+		q.hold = time.Now().Add(ackHold)
 	}
 	for _, have := range q.msgs {
 		if have.MsgId == m.MsgId {
@@ -155,6 +177,10 @@ func (o *outbox) loop() {
 				wake = minTime(wake, q.next)
 				continue
 			}
+			if q.hold.After(now) {
+				wake = minTime(wake, q.hold)
+				continue
+			}
 			if inFlight >= maxConversationsInFlight {
 				break
 			}
@@ -164,15 +190,22 @@ func (o *outbox) loop() {
 			workers.Add(1)
 			go func() {
 				defer workers.Done()
-				o.donec <- o.n.deliverBatch(o.n.ctx, feeds, batch)
+				r := o.n.deliverBatch(o.n.ctx, feeds, batch)
+				o.donec <- r
+				// Out of the persistent outbox after the conversation
+				// moved on: a crash before this sends them again, and
+				// the receiver keeps one copy.
+				o.n.markDelivered(o.n.ctx, r.direct, localdb.ViaP2P)
 			}()
 		}
 		timer.Reset(time.Until(wake))
 		select {
 		case <-o.stopc:
 			return
-		case m := <-o.newc:
-			o.queue(m)
+		case msgs := <-o.newc:
+			for _, qm := range msgs {
+				o.queue(qm.m, qm.hold)
+			}
 		case <-o.kickc:
 			for _, q := range o.queues {
 				q.next = time.Time{}
@@ -267,11 +300,9 @@ func (n *Node) deliverBatch(ctx context.Context, feeds string, msgs []wire.Messa
 			remaining = append(remaining, m)
 		}
 	}
-	var delivered []string
 	for id := range res.delivered {
-		delivered = append(delivered, id)
+		res.direct = append(res.direct, id)
 	}
-	n.markDelivered(ctx, delivered, localdb.ViaP2P)
 	if len(remaining) == 0 {
 		return res
 	}
@@ -334,13 +365,11 @@ func (n *Node) deliverBatch(ctx context.Context, feeds string, msgs []wire.Messa
 
 // markDelivered takes messages out of the persistent outbox.
 func (n *Node) markDelivered(ctx context.Context, ids []string, path string) {
-	for _, id := range ids {
-		if err := n.db.Delivered(context.WithoutCancel(ctx), id, path); err != nil {
-			n.log.Warn("outbox: mark delivered", "msg_id", id, "err", err)
-		}
-		if path == localdb.ViaP2P {
-			n.counts.sentP2P.Add(1)
-		}
+	if err := n.db.DeliveredAll(context.WithoutCancel(ctx), ids, path); err != nil {
+		n.log.Warn("outbox: mark delivered", "messages", len(ids), "err", err)
+	}
+	if path == localdb.ViaP2P {
+		n.counts.sentP2P.Add(int64(len(ids)))
 	}
 }
 

@@ -289,11 +289,17 @@ func (g *ingester) store(batch []ingestItem) {
 		// The store must finish even while the node stops: a peer waits
 		// for the answer that says the message is durable.
 		added, err := g.n.db.AddMessages(context.WithoutCancel(g.n.ctx), msgs, via)
-		for i, it := range items {
+		// Answer first: a peer waits for the word that its message is
+		// durable, which it is now; what this device makes of the
+		// message (events, a thing's feedback tracked, a command taken)
+		// is its own business.
+		for _, it := range items {
+			it.done(err)
+		}
+		for i := range items {
 			if err == nil && added[i] {
 				g.n.received(msgs[i], via)
 			}
-			it.done(err)
 		}
 	}
 }

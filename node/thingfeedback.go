@@ -127,7 +127,13 @@ func (rt *thingRuntime) feedback(ctx context.Context, body []byte) error {
 		return badRequest("%v", err)
 	}
 	done := make(chan error, 1)
-	if !rt.post(func() { done <- rt.fromProgram(&fb) }) {
+	if !rt.post(func() {
+		err := rt.fromProgram(&fb)
+		if ferr := rt.flush(); err == nil && ferr != nil {
+			err = ferr
+		}
+		done <- err
+	}) {
 		return errors.New("node stopping")
 	}
 	select {
@@ -239,19 +245,23 @@ func (rt *thingRuntime) tellDescription() {
 	if d == nil {
 		return
 	}
-	changed := false
+	var told []string
 	for _, p := range rt.boundPersons() {
 		if rt.told[p] >= d.Version {
 			continue
 		}
-		if rt.sendFeedback(&thing.Feedback{Kind: thing.KindDescription, Description: d}, []string{p}) == "" {
-			continue
+		if rt.sendFeedback(&thing.Feedback{Kind: thing.KindDescription, Description: d}, []string{p}) != "" {
+			told = append(told, p)
 		}
-		rt.told[p] = d.Version
-		changed = true
 	}
-	if !changed {
+	if len(told) == 0 {
 		return
+	}
+	if err := rt.flush(); err != nil {
+		return // told again at the next tick
+	}
+	for _, p := range told {
+		rt.told[p] = d.Version
 	}
 	if raw, err := json.Marshal(rt.told); err == nil {
 		if err := rt.n.db.Set(rt.ctx, metaThingToldDesc, string(raw)); err != nil {
@@ -269,8 +279,9 @@ func sameDescription(a, b *thing.Description) bool {
 	return err1 == nil && err2 == nil && string(xa) == string(ya)
 }
 
-// sendFeedback sends fb to each target (a message each, through send:
-// durable, signed, by the best path) and returns the first MsgId.
+// sendFeedback queues fb to each target (a message each, made and signed
+// now, committed with the rest of the loop's burst by flush) and returns
+// the first MsgId.
 func (rt *thingRuntime) sendFeedback(fb *thing.Feedback, targets []string) string {
 	payload, err := json.Marshal(fb)
 	if err != nil {
@@ -279,16 +290,54 @@ func (rt *thingRuntime) sendFeedback(fb *thing.Feedback, targets []string) strin
 	}
 	var first string
 	for _, to := range targets {
-		res, err := rt.n.send(rt.ctx, SendRequest{To: to, MsgType: wire.MsgTypeFeedback, Payload: payload})
+		id, err := rt.queue(SendRequest{To: to, MsgType: wire.MsgTypeFeedback, Payload: payload})
 		if err != nil {
 			rt.log.Warn("send feedback", "kind", fb.Kind, "to", to, "cmd", fb.Cmd, "err", err)
 			continue
 		}
 		if first == "" {
-			first = res.MsgId
+			first = id
 		}
 	}
 	return first
+}
+
+// queue makes and signs a message for the loop's next commit and returns
+// its MsgId.
+func (rt *thingRuntime) queue(req SendRequest) (string, error) {
+	m, err := rt.n.prepare(req, wire.NewMsgID())
+	if err != nil {
+		return "", err
+	}
+	rt.pending.Messages = append(rt.pending.Messages, m)
+	return m.MsgId, nil
+}
+
+// holdBack lets the outbox keep the message msgID back a moment (ackHold)
+// for the next message of its conversation: committed, so it counts as
+// sent, it only leaves a little later.
+func (rt *thingRuntime) holdBack(msgID string) {
+	if rt.hold == nil {
+		rt.hold = make(map[string]bool)
+	}
+	rt.hold[msgID] = true
+}
+
+// flush commits what the loop queued (messages, and the marks of the
+// commands they answer) in one transaction, and hands the messages to
+// the outbox. It commits even while the node stops: what the program
+// reported is the device's own word and goes out after a restart.
+func (rt *thingRuntime) flush() error {
+	if len(rt.pending.Messages) == 0 && len(rt.pending.Marks) == 0 {
+		return nil
+	}
+	msgs, marks, hold := rt.pending.Messages, rt.pending.Marks, rt.hold
+	rt.pending, rt.hold = localdb.Outgoing{}, nil
+	err := rt.n.enqueue(context.WithoutCancel(rt.ctx), msgs, marks, hold)
+	if err != nil {
+		rt.log.Error("commit feedback", "messages", len(msgs), "marks", len(marks), "err", err)
+	}
+	return err
 }
 
 // senders are who hear of a command's ack and result: its sender, and the
@@ -453,12 +502,12 @@ func (rt *thingRuntime) fireRules(fb *thing.Feedback, first string) {
 			rt.log.Error("encode a rule's command", "rule", f.rule.ID, "err", err)
 			continue
 		}
-		res, err := rt.n.send(rt.ctx, SendRequest{To: f.rule.B, MsgType: wire.MsgTypeCommand, Payload: payload})
+		id, err := rt.queue(SendRequest{To: f.rule.B, MsgType: wire.MsgTypeCommand, Payload: payload})
 		if err != nil {
 			rt.rules.dropped(f.rule.ID, f.cmd.Trace.OriginMsg, "send: "+err.Error())
 			continue
 		}
 		rt.n.counts.rulesFired.Add(1)
-		rt.log.Info("rule fired", "rule", f.rule.ID, "to", f.rule.B, "action", f.cmd.Action, "msg_id", res.MsgId, "hops", f.cmd.Trace.Hops)
+		rt.log.Info("rule fired", "rule", f.rule.ID, "to", f.rule.B, "action", f.cmd.Action, "msg_id", id, "hops", f.cmd.Trace.Hops)
 	}
 }

@@ -30,6 +30,10 @@ const (
 	// so that state or an event the program reports after its result
 	// still finds the chain it belongs to.
 	maxRecentCommands = 256
+	// thingBurst is how much more ready work the loop takes before it
+	// commits what the work queued: a program that writes its state and
+	// its result at once has them committed together.
+	thingBurst = 64
 	// thingTick is how often expiries are checked.
 	thingTick = 100 * time.Millisecond
 )
@@ -78,6 +82,8 @@ type thingRuntime struct {
 	recentOrder []string
 	stdin       chan<- []byte    // the program's, while it runs
 	told        map[string]int64 // person → description version sent
+	pending     localdb.Outgoing // queued by the work, committed by flush
+	hold        map[string]bool  // MsgIds of pending that may wait for company
 
 	mu        sync.Mutex
 	listeners map[chan thing.Invocation]struct{}
@@ -172,6 +178,7 @@ func (rt *thingRuntime) post(fn func()) bool {
 func (rt *thingRuntime) loop() {
 	defer rt.wg.Done()
 	rt.recoverOpen()
+	rt.flush()
 	tick := time.NewTicker(thingTick)
 	defer tick.Stop()
 	var ticks int
@@ -181,6 +188,7 @@ func (rt *thingRuntime) loop() {
 			return
 		case fn := <-rt.work:
 			fn()
+			rt.drainWork()
 		case now := <-tick.C:
 			rt.expire(now)
 			if ticks++; ticks%10 == 0 {
@@ -188,8 +196,22 @@ func (rt *thingRuntime) loop() {
 			}
 		}
 		rt.dispatchQueued() // room may have come
+		rt.flush()
 		rt.nRunning.Store(int64(len(rt.running)))
 		rt.nQueued.Store(int64(len(rt.queued)))
+	}
+}
+
+// drainWork runs the work that is ready now, up to thingBurst items, so
+// that a burst is committed at once.
+func (rt *thingRuntime) drainWork() {
+	for range thingBurst {
+		select {
+		case fn := <-rt.work:
+			fn()
+		default:
+			return
+		}
 	}
 }
 
@@ -248,7 +270,7 @@ func (rt *thingRuntime) takeCommand(m wire.Message) {
 		if errors.Is(err, thing.ErrNotAllowed) {
 			rt.n.counts.refused.Add(1)
 			rt.log.Warn("command refused", "msg_id", m.MsgId, "from", m.From, "err", err)
-			rt.setState(m.MsgId, m.From, localdb.CommandAnswered, "refused")
+			rt.mark(m.MsgId, m.From, localdb.CommandAnswered, "refused")
 			return
 		}
 		rt.reject(&openCommand{msgID: m.MsgId, from: m.From}, err.Error())
@@ -299,12 +321,13 @@ func (rt *thingRuntime) available() bool {
 	return len(rt.listeners) > 0
 }
 
-// run marks the command running, durably, then acks it and hands it over.
-// A crash after the mark leaves it running, and a restart answers it
-// failed instead of running it again.
+// run marks the command running and acks it, durably and in one
+// commit, then hands it over. A crash after the mark leaves it running,
+// and a restart answers it failed instead of running it again.
 func (rt *thingRuntime) run(oc *openCommand) {
-	if err := rt.n.db.SetCommandState(rt.ctx, oc.msgID, oc.from, localdb.CommandRunning, ""); err != nil {
-		rt.log.Error("mark a command running", "msg_id", oc.msgID, "err", err)
+	rt.mark(oc.msgID, oc.from, localdb.CommandRunning, "")
+	rt.ack(oc, thing.AckAccepted, "")
+	if err := rt.flush(); err != nil {
 		if rt.ctx.Err() == nil {
 			rt.answer(oc, thing.ResultFailed, nil, "the thing's node could not record the command")
 		}
@@ -312,7 +335,6 @@ func (rt *thingRuntime) run(oc *openCommand) {
 	}
 	rt.running[oc.msgID] = oc
 	rt.n.counts.thingCommands.Add(1)
-	rt.ack(oc, thing.AckAccepted, "")
 	inv := thing.NewInvocation(oc.msgID, oc.from, &oc.cmd)
 	line, err := json.Marshal(inv)
 	if err != nil {
@@ -431,7 +453,15 @@ func (rt *thingRuntime) ack(oc *openCommand, status, errText string) {
 		tr := oc.cmd.Trace
 		fb.Trace = &tr
 	}
+	from := len(rt.pending.Messages)
 	rt.sendFeedback(&fb, rt.senders(oc))
+	if status == thing.AckAccepted {
+		// The program's answer often comes within ackHold: the result
+		// then goes with the ack rather than behind its round trip.
+		for _, m := range rt.pending.Messages[from:] {
+			rt.holdBack(m.MsgId)
+		}
+	}
 }
 
 // reject acks a command rejected and closes it.
@@ -439,7 +469,7 @@ func (rt *thingRuntime) reject(oc *openCommand, reason string) {
 	rt.n.counts.thingRejected.Add(1)
 	rt.log.Info("command rejected", "msg_id", oc.msgID, "from", oc.from, "reason", reason)
 	rt.ack(oc, thing.AckRejected, truncate(reason, 1000))
-	rt.setState(oc.msgID, oc.from, localdb.CommandAnswered, thing.AckRejected)
+	rt.mark(oc.msgID, oc.from, localdb.CommandAnswered, thing.AckRejected)
 }
 
 // answer sends the command's result and closes it for good.
@@ -456,13 +486,13 @@ func (rt *thingRuntime) answer(oc *openCommand, status string, output json.RawMe
 		rt.remember(oc.msgID, tr)
 	}
 	rt.sendFeedback(&fb, dedupe(append(rt.senders(oc), rt.audience()...)))
-	rt.setState(oc.msgID, oc.from, localdb.CommandAnswered, status)
+	rt.mark(oc.msgID, oc.from, localdb.CommandAnswered, status)
 }
 
-func (rt *thingRuntime) setState(msgID, from, state, outcome string) {
-	if err := rt.n.db.SetCommandState(rt.ctx, msgID, from, state, outcome); err != nil {
-		rt.log.Error("record a command's state", "msg_id", msgID, "state", state, "err", err)
-	}
+// mark queues a command's state change for the loop's next commit, with
+// the feedback that goes with it.
+func (rt *thingRuntime) mark(msgID, from, state, outcome string) {
+	rt.pending.Marks = append(rt.pending.Marks, localdb.CommandMark{MsgId: msgID, From: from, State: state, Outcome: outcome})
 }
 
 // remember keeps an answered command's trace for a while.
