@@ -89,15 +89,19 @@ type Node struct {
 	key  crypto.PrivKey
 	self peer.ID
 
-	db     *localdb.DB
-	host   *p2p.Host
-	link   *mqttlink.Link
-	book   *book
-	ingest *ingester
-	out    *outbox
-	syncer *mqsync.Syncer
-	acks   *acker
-	thing  *thingRuntime
+	db   *localdb.DB
+	host *p2p.Host
+	link *mqttlink.Link
+	// started is closed once start has set up everything: the link's
+	// callbacks, which run on its goroutines from the moment it starts,
+	// wait for it (or for the node to stop).
+	started chan struct{}
+	book    *book
+	ingest  *ingester
+	out     *outbox
+	syncer  *mqsync.Syncer
+	acks    *acker
+	thing   *thingRuntime
 
 	events   *events
 	counts   counters
@@ -207,6 +211,7 @@ func start(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("node: %w", err)
 	}
 	n.acks = newAcker(n)
+	n.started = make(chan struct{})
 	n.link = mqttlink.Start(mqttlink.Config{
 		Server: cfg.Server, User: cfg.User, Password: cfg.Password, ClientID: self.String(),
 		OnConnect: n.onConnect,
@@ -229,6 +234,7 @@ func start(ctx context.Context, cfg Config) (*Node, error) {
 		defer n.wg.Done()
 		n.syncer.Loop(n.ctx)
 	}()
+	close(n.started)
 	return n, nil
 }
 

@@ -17,6 +17,9 @@ import (
 // device with its current addresses, refreshes what the node knows of its
 // relations, then lets the outbox and the sync loop catch up.
 func (n *Node) onConnect(ctx context.Context, l *mqttlink.Link) {
+	if !n.waitStarted() {
+		return
+	}
 	n.counts.serverConnects.Add(1)
 	// The proof of the key binds this peer id to the account: until it is
 	// in, related devices are not told of this one.
@@ -29,6 +32,18 @@ func (n *Node) onConnect(ctx context.Context, l *mqttlink.Link) {
 	n.out.kick()
 	n.syncer.Kick(true)
 	n.thing.onConnect()
+}
+
+// waitStarted waits until start has set the node up, and reports false
+// if the node stops first. The link calls back from the moment it starts,
+// before start has set n.link (a connect that quick crashed the node).
+func (n *Node) waitStarted() bool {
+	select {
+	case <-n.started:
+		return true
+	case <-n.ctx.Done():
+		return false
+	}
 }
 
 // onServerState publishes server link changes as events.
@@ -131,6 +146,9 @@ func (n *Node) refreshLoop() {
 // goroutine; it hands messages to the ingester and never waits for the
 // database.
 func (n *Node) onPush(topic string, body []byte) {
+	if !n.waitStarted() {
+		return
+	}
 	switch topic {
 	case wire.PushNews:
 		var news wire.News
