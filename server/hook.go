@@ -280,30 +280,23 @@ func userProperty(pk packets.Packet, key string) string {
 	return ""
 }
 
-// encodeSuback encodes the SUBACK of packet id with a reason code per
-// filter (the granted QoS or codeRefused); an MQTT 5 client also gets the
-// first refusal's reason.
+// encodeSuback and encodeUnsuback keep the packet types inside the hook.
 func encodeSuback(version byte, id uint16, codes []byte, reason string) []byte {
-	pk := packets.Packet{
-		FixedHeader:     packets.FixedHeader{Type: packets.Suback},
-		PacketID:        id,
-		ReasonCodes:     codes,
-		ProtocolVersion: version,
-	}
-	if version == 5 {
-		pk.Properties.ReasonString = reason
-	}
-	var buf bytes.Buffer
-	pk.SubackEncode(&buf) // cannot fail
-	return buf.Bytes()
+	return encodeSubAck(packets.Suback, version, id, codes, reason)
 }
 
-// encodeUnsuback encodes the UNSUBACK of packet id; an MQTT 5 client gets
-// a reason code per filter (success, codeNoSubscription or codeRefused)
-// and the first refusal's reason.
 func encodeUnsuback(version byte, id uint16, codes []byte, reason string) []byte {
+	return encodeSubAck(packets.Unsuback, version, id, codes, reason)
+}
+
+// encodeSubAck encodes the SUBACK (typ packets.Suback) or UNSUBACK (typ
+// packets.Unsuback) of packet id with a reason code per filter (for a
+// SUBACK the granted QoS or codeRefused; for an UNSUBACK success,
+// codeNoSubscription or codeRefused, which only MQTT 5 carries); an MQTT 5
+// client also gets the first refusal's reason.
+func encodeSubAck(typ, version byte, id uint16, codes []byte, reason string) []byte {
 	pk := packets.Packet{
-		FixedHeader:     packets.FixedHeader{Type: packets.Unsuback},
+		FixedHeader:     packets.FixedHeader{Type: typ},
 		PacketID:        id,
 		ReasonCodes:     codes,
 		ProtocolVersion: version,
@@ -312,7 +305,11 @@ func encodeUnsuback(version byte, id uint16, codes []byte, reason string) []byte
 		pk.Properties.ReasonString = reason
 	}
 	var buf bytes.Buffer
-	pk.UnsubackEncode(&buf) // cannot fail
+	if typ == packets.Suback {
+		pk.SubackEncode(&buf) // cannot fail
+	} else {
+		pk.UnsubackEncode(&buf)
+	}
 	return buf.Bytes()
 }
 
