@@ -333,6 +333,30 @@ func (db *DB) UnsequencedOfFree(ctx context.Context, device string, through int6
 	return db.unsequenced(ctx, `device = ? AND NOT `+heldBehind, limit, device, device, through)
 }
 
+// UnsequencedOfFreeIn is UnsequencedOfFree within one conversation: what
+// must be pushed before a server send of feeds.
+func (db *DB) UnsequencedOfFreeIn(ctx context.Context, device string, through int64, feeds string, limit int) ([]wire.Message, error) {
+	return db.unsequenced(ctx, `feeds = ? AND device = ? AND NOT `+heldBehind, limit, feeds, device, device, through)
+}
+
+// UnsequencedNotOfIn is UnsequencedNotOf within one conversation.
+func (db *DB) UnsequencedNotOfIn(ctx context.Context, device string, through int64, feeds string, limit int) ([]wire.Message, error) {
+	return db.unsequenced(ctx, `feeds = ? AND device != ? AND local_order <= ?`, limit, feeds, device, through)
+}
+
+// HeldBackIn reports whether some unsequenced message of device in the
+// conversation feeds is held back, as UnsequencedOfFreeIn leaves it out.
+func (db *DB) HeldBackIn(ctx context.Context, device string, through int64, feeds string) (bool, error) {
+	var held bool
+	err := db.read.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM messages
+		WHERE feeds = ? AND seq = 0 AND device = ? AND `+heldBehind+` AND NOT EXISTS (SELECT 1 FROM conflicted c
+			WHERE c.msg_id = messages.msg_id AND c.sender = messages.sender))`, feeds, device, device, through).Scan(&held)
+	if err != nil {
+		return false, fmt.Errorf("localdb: held back in %s: %w", feeds, err)
+	}
+	return held, nil
+}
+
 // HeldBack returns the conversations in which some unsequenced message of
 // device is held back, as UnsequencedOfFree leaves it out.
 func (db *DB) HeldBack(ctx context.Context, device string, through int64) (map[string]bool, error) {

@@ -313,7 +313,7 @@ func (n *Node) deliverBatch(ctx context.Context, feeds string, msgs []wire.Messa
 		}
 		return res
 	}
-	pushed, err := n.syncer.PushNow(ctx)
+	pushed, err := n.syncer.PushConv(ctx, feeds)
 	if err != nil {
 		n.log.Info("outbox: history_push before send", "err", err)
 	}

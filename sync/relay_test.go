@@ -280,3 +280,62 @@ func TestReplyWaitsForWhatItAnswers(t *testing.T) {
 	laptop.waitSequenced(t, 10*time.Second, append(asked, reply...)...)
 	wantServerOrder(t, srv, "alice", dm, append(asked, reply...))
 }
+
+// PushConv pushes only the conversation a server send is for: own
+// messages of other conversations wait for the next round; in a
+// conversation where own messages wait behind another device's in its
+// grace it pushes none of them and says so.
+func TestPushConvOneConversation(t *testing.T) {
+	srv, dm := friends(t)
+	srv.AddUser(t, "carol", "carol-pw", false)
+	a := servertest.Dial(t, srv, "alice", "alice-pw", "alice-setup-2")
+	c := servertest.Dial(t, srv, "carol", "carol-pw", "carol-setup")
+	a.OK(wire.MethodAddFriend, wire.UserReq{User: "carol"}, nil)
+	c.OK(wire.MethodAcceptFriend, wire.UserReq{User: "alice"}, nil)
+	a.Close()
+	c.Close()
+	dm2 := wire.DM("alice", "carol")
+
+	bob := newDevice(t, srv, "bob")
+	laptop := newDevice(t, srv, "alice")
+	fromBob := bob.write(t, dm, "bob", 1)
+	laptop.hold(t, fromBob...)
+	held := laptop.write(t, dm, "alice", 2)
+	other := laptop.write(t, dm2, "alice", 2)
+	s, err := mqsync.New(mqsync.Config{DB: laptop.db, Server: laptop.link, Device: laptop.id, Interval: time.Hour,
+		RelayAfter: time.Hour, Logger: servertest.TestLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	p, err := s.PushConv(t.Context(), dm)
+	if err != nil {
+		t.Fatalf("PushConv(dm): %v", err)
+	}
+	if len(p.Sequenced) != 0 || !p.Held[dm] || len(p.Held) != 1 {
+		t.Errorf("PushConv(dm) = sequenced %d, held %v, want none sequenced and %s held", len(p.Sequenced), p.Held, dm)
+	}
+	for _, m := range append(held, other...) {
+		if s := laptop.seqOf(t, m); s != 0 {
+			t.Errorf("PushConv(dm) pushed %s of %s (SeqId %d)", m.MsgId, m.Feeds, s)
+		}
+	}
+
+	p, err = s.PushConv(t.Context(), dm2)
+	if err != nil {
+		t.Fatalf("PushConv(dm2): %v", err)
+	}
+	if len(p.Sequenced) != len(other) || len(p.Held) != 0 {
+		t.Errorf("PushConv(dm2) = sequenced %d, held %v, want %d and none held", len(p.Sequenced), p.Held, len(other))
+	}
+	for i, m := range other {
+		if s := laptop.seqOf(t, m); s != int64(i+1) {
+			t.Errorf("own message %d of %s: SeqId %d, want %d", i, dm2, s, i+1)
+		}
+	}
+	for _, m := range held {
+		if s := laptop.seqOf(t, m); s != 0 {
+			t.Errorf("PushConv(dm2) pushed %s of %s (SeqId %d)", m.MsgId, dm, s)
+		}
+	}
+}

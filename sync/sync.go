@@ -345,6 +345,49 @@ func (s *Syncer) PushNow(ctx context.Context) (Pushed, error) {
 	return p, err
 }
 
+// PushConv is PushNow within the one conversation feeds, ahead of a server
+// send there: the rule it serves is per conversation (earlier messages of
+// this conversation sequenced before the send), so other conversations'
+// unsequenced messages wait for the next round instead of holding the send
+// up (and having the server push copies to their members meanwhile). It
+// relays the messages of feeds that other devices signed and that have
+// waited RelayAfter, then pushes this device's own of feeds that are not
+// held back. Pushed.Held names feeds when own messages there wait.
+func (s *Syncer) PushConv(ctx context.Context, feeds string) (Pushed, error) {
+	p := Pushed{Sequenced: make(map[localdb.MsgKey]bool), Conflicted: make(map[localdb.MsgKey]bool)}
+	if err := s.acquire(ctx); err != nil {
+		return p, err
+	}
+	defer s.release()
+	relay, err := s.relayable(ctx)
+	if err != nil {
+		return p, err
+	}
+	if relay.through > 0 {
+		same := func() bool { return s.cfg.Server.Connects() == relay.conn }
+		n, err := s.pushAll(ctx, &p, same, func(limit int) ([]wire.Message, error) {
+			return s.cfg.DB.UnsequencedNotOfIn(ctx, s.cfg.Device, relay.through, feeds, limit)
+		})
+		if n > 0 {
+			s.relayed.Add(int64(n))
+			s.log.Info("sync: relayed messages other devices signed", "messages", n)
+		}
+		if err != nil {
+			return p, err
+		}
+	}
+	if _, err := s.pushAll(ctx, &p, nil, func(limit int) ([]wire.Message, error) {
+		return s.cfg.DB.UnsequencedOfFreeIn(ctx, s.cfg.Device, relay.through, feeds, limit)
+	}); err != nil {
+		return p, err
+	}
+	held, err := s.cfg.DB.HeldBackIn(ctx, s.cfg.Device, relay.through, feeds)
+	if held {
+		p.Held = map[string]bool{feeds: true}
+	}
+	return p, err
+}
+
 // push relays other devices' messages past their grace, then pushes this
 // device's own, noting in done (when not nil) what became of them and
 // which conversations hold own messages back. An own message waits only
