@@ -222,11 +222,11 @@ func TestUnsequencedByDevice(t *testing.T) {
 		t.Errorf("UnsequencedOf(d1, 1) = %v, want [%s]", msgIDs(got), mine1.MsgId)
 	}
 	// Only what was held at the mark, and only other devices' messages.
-	if got, err := db.UnsequencedNotOf(t.Context(), "d1", through, 0); err != nil || !slices.Equal(msgIDs(got), []string{theirs1.MsgId}) {
+	if got, err := db.UnsequencedNotOf(t.Context(), "d1", through, "", 0); err != nil || !slices.Equal(msgIDs(got), []string{theirs1.MsgId}) {
 		t.Errorf("UnsequencedNotOf(d1, %d) = %v, %v, want [%s]", through, msgIDs(got), err, theirs1.MsgId)
 	}
 	last, _ := db.LastLocalOrder(t.Context())
-	if got, _ := db.UnsequencedNotOf(t.Context(), "d1", last, 0); !slices.Equal(msgIDs(got), []string{theirs1.MsgId, theirs2.MsgId}) {
+	if got, _ := db.UnsequencedNotOf(t.Context(), "d1", last, "", 0); !slices.Equal(msgIDs(got), []string{theirs1.MsgId, theirs2.MsgId}) {
 		t.Errorf("UnsequencedNotOf(d1, %d) = %v, want [%s %s]", last, msgIDs(got), theirs1.MsgId, theirs2.MsgId)
 	}
 }

@@ -324,45 +324,27 @@ const heldBehind = `EXISTS (SELECT 1 FROM messages o
 		AND o.local_order > ? AND o.local_order < messages.local_order
 		AND NOT EXISTS (SELECT 1 FROM conflicted c WHERE c.msg_id = o.msg_id AND c.sender = o.sender))`
 
+// inFeeds is the condition that a message is in the conversation given as
+// its two arguments, or in any when they are "".
+const inFeeds = `(? = '' OR feeds = ?)`
+
 // UnsequencedOfFree is UnsequencedOf without the messages held back: those
 // that, in their conversation, come after a message another device signed
 // that is unsequenced and stored after local order through (one this
 // device may not relay yet). Pushing such a message first would put a
-// reply ahead of what it answers.
-func (db *DB) UnsequencedOfFree(ctx context.Context, device string, through int64, limit int) ([]wire.Message, error) {
-	return db.unsequenced(ctx, `device = ? AND NOT `+heldBehind, limit, device, device, through)
+// reply ahead of what it answers. With feeds set, only that
+// conversation's.
+func (db *DB) UnsequencedOfFree(ctx context.Context, device string, through int64, feeds string, limit int) ([]wire.Message, error) {
+	return db.unsequenced(ctx, inFeeds+` AND device = ? AND NOT `+heldBehind, limit, feeds, feeds, device, device, through)
 }
 
-// UnsequencedOfFreeIn is UnsequencedOfFree within one conversation: what
-// must be pushed before a server send of feeds.
-func (db *DB) UnsequencedOfFreeIn(ctx context.Context, device string, through int64, feeds string, limit int) ([]wire.Message, error) {
-	return db.unsequenced(ctx, `feeds = ? AND device = ? AND NOT `+heldBehind, limit, feeds, device, device, through)
-}
-
-// UnsequencedNotOfIn is UnsequencedNotOf within one conversation.
-func (db *DB) UnsequencedNotOfIn(ctx context.Context, device string, through int64, feeds string, limit int) ([]wire.Message, error) {
-	return db.unsequenced(ctx, `feeds = ? AND device != ? AND local_order <= ?`, limit, feeds, device, through)
-}
-
-// HeldBackIn reports whether some unsequenced message of device in the
-// conversation feeds is held back, as UnsequencedOfFreeIn leaves it out.
-func (db *DB) HeldBackIn(ctx context.Context, device string, through int64, feeds string) (bool, error) {
-	var held bool
-	err := db.read.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM messages
-		WHERE feeds = ? AND seq = 0 AND device = ? AND `+heldBehind+` AND NOT EXISTS (SELECT 1 FROM conflicted c
-			WHERE c.msg_id = messages.msg_id AND c.sender = messages.sender))`, feeds, device, device, through).Scan(&held)
-	if err != nil {
-		return false, fmt.Errorf("localdb: held back in %s: %w", feeds, err)
-	}
-	return held, nil
-}
-
-// HeldBack returns the conversations in which some unsequenced message of
-// device is held back, as UnsequencedOfFree leaves it out.
-func (db *DB) HeldBack(ctx context.Context, device string, through int64) (map[string]bool, error) {
+// HeldBack returns the conversations (feeds only, when set) in which some
+// unsequenced message of device is held back, as UnsequencedOfFree leaves
+// it out.
+func (db *DB) HeldBack(ctx context.Context, device string, through int64, feeds string) (map[string]bool, error) {
 	rows, err := db.read.QueryContext(ctx, `SELECT DISTINCT feeds FROM messages
-		WHERE seq = 0 AND device = ? AND `+heldBehind+` AND NOT EXISTS (SELECT 1 FROM conflicted c
-			WHERE c.msg_id = messages.msg_id AND c.sender = messages.sender)`, device, device, through)
+		WHERE seq = 0 AND `+inFeeds+` AND device = ? AND `+heldBehind+` AND NOT EXISTS (SELECT 1 FROM conflicted c
+			WHERE c.msg_id = messages.msg_id AND c.sender = messages.sender)`, feeds, feeds, device, device, through)
 	if err != nil {
 		return nil, fmt.Errorf("localdb: held back: %w", err)
 	}
@@ -382,12 +364,12 @@ func (db *DB) HeldBack(ctx context.Context, device string, through int64) (map[s
 }
 
 // UnsequencedNotOf returns up to limit messages without a SeqId that another
-// device than device signed, stored at or before local order through,
-// across all conversations, in local order: what this device relays for
-// others once they had time to push their own. A conflicted message is not
-// among them. limit <= 0 means all of them.
-func (db *DB) UnsequencedNotOf(ctx context.Context, device string, through int64, limit int) ([]wire.Message, error) {
-	return db.unsequenced(ctx, `device != ? AND local_order <= ?`, limit, device, through)
+// device than device signed, stored at or before local order through, in
+// the conversation feeds or in all when it is "", in local order: what this
+// device relays for others once they had time to push their own. A
+// conflicted message is not among them. limit <= 0 means all of them.
+func (db *DB) UnsequencedNotOf(ctx context.Context, device string, through int64, feeds string, limit int) ([]wire.Message, error) {
+	return db.unsequenced(ctx, inFeeds+` AND device != ? AND local_order <= ?`, limit, feeds, feeds, device, through)
 }
 
 // unsequenced returns up to limit unsequenced, unconflicted messages that

@@ -294,7 +294,7 @@ func (s *Syncer) Run(ctx context.Context, pull bool) (Result, error) {
 	}
 	defer s.release()
 	var res Result
-	pushed, err := s.push(ctx, nil)
+	pushed, err := s.push(ctx, "", nil)
 	res.Pushed = pushed
 	if err != nil {
 		return res, fmt.Errorf("push: %w", err)
@@ -329,73 +329,32 @@ type Pushed struct {
 	Held map[string]bool
 }
 
-// PushNow pushes this device's unsequenced messages at once, ahead of a
-// server send: what went directly earlier then gets its SeqId before the
-// message that follows it, so SeqId order stays sending order whatever the
-// path. Like every push it also relays other devices' messages that have
-// waited RelayAfter, and no others. It reports which messages got a SeqId
-// and which conflicted.
-func (s *Syncer) PushNow(ctx context.Context) (Pushed, error) {
-	p := Pushed{Sequenced: make(map[localdb.MsgKey]bool), Conflicted: make(map[localdb.MsgKey]bool)}
-	if err := s.acquire(ctx); err != nil {
-		return p, err
-	}
-	defer s.release()
-	_, err := s.push(ctx, &p)
-	return p, err
-}
-
-// PushConv is PushNow within the one conversation feeds, ahead of a server
-// send there: the rule it serves is per conversation (earlier messages of
-// this conversation sequenced before the send), so other conversations'
-// unsequenced messages wait for the next round instead of holding the send
-// up (and having the server push copies to their members meanwhile). It
-// relays the messages of feeds that other devices signed and that have
-// waited RelayAfter, then pushes this device's own of feeds that are not
-// held back. Pushed.Held names feeds when own messages there wait.
+// PushConv pushes, ahead of a server send in the conversation feeds, what
+// must have its SeqId before that send: it relays the messages of feeds
+// that other devices signed and that have waited RelayAfter, then pushes
+// this device's own of feeds that are not held back, so SeqId order stays
+// sending order whatever the path. The rule is per conversation, so other
+// conversations' unsequenced messages wait for the next round instead of
+// holding the send up. Pushed.Held names feeds when own messages there
+// wait (the send must wait too).
 func (s *Syncer) PushConv(ctx context.Context, feeds string) (Pushed, error) {
 	p := Pushed{Sequenced: make(map[localdb.MsgKey]bool), Conflicted: make(map[localdb.MsgKey]bool)}
 	if err := s.acquire(ctx); err != nil {
 		return p, err
 	}
 	defer s.release()
-	relay, err := s.relayable(ctx)
-	if err != nil {
-		return p, err
-	}
-	if relay.through > 0 {
-		same := func() bool { return s.cfg.Server.Connects() == relay.conn }
-		n, err := s.pushAll(ctx, &p, same, func(limit int) ([]wire.Message, error) {
-			return s.cfg.DB.UnsequencedNotOfIn(ctx, s.cfg.Device, relay.through, feeds, limit)
-		})
-		if n > 0 {
-			s.relayed.Add(int64(n))
-			s.log.Info("sync: relayed messages other devices signed", "messages", n)
-		}
-		if err != nil {
-			return p, err
-		}
-	}
-	if _, err := s.pushAll(ctx, &p, nil, func(limit int) ([]wire.Message, error) {
-		return s.cfg.DB.UnsequencedOfFreeIn(ctx, s.cfg.Device, relay.through, feeds, limit)
-	}); err != nil {
-		return p, err
-	}
-	held, err := s.cfg.DB.HeldBackIn(ctx, s.cfg.Device, relay.through, feeds)
-	if held {
-		p.Held = map[string]bool{feeds: true}
-	}
+	_, err := s.push(ctx, feeds, &p)
 	return p, err
 }
 
 // push relays other devices' messages past their grace, then pushes this
-// device's own, noting in done (when not nil) what became of them and
+// device's own, of the conversation feeds or of all when it is "", noting in done (when not nil) what became of them and
 // which conversations hold own messages back. An own message waits only
 // behind another device's unsequenced message stored before it in its
 // conversation and not relayable yet: pushing it first would put a reply
 // ahead of what it answers. It waits until that message's author pushes
 // it (this device then holds its SeqId) or its grace ends.
-func (s *Syncer) push(ctx context.Context, done *Pushed) (int, error) {
+func (s *Syncer) push(ctx context.Context, feeds string, done *Pushed) (int, error) {
 	relay, err := s.relayable(ctx)
 	if err != nil {
 		return 0, err
@@ -405,7 +364,7 @@ func (s *Syncer) push(ctx context.Context, done *Pushed) (int, error) {
 		// Relay only on the connection the grace was counted on.
 		same := func() bool { return s.cfg.Server.Connects() == relay.conn }
 		n, err := s.pushAll(ctx, done, same, func(limit int) ([]wire.Message, error) {
-			return s.cfg.DB.UnsequencedNotOf(ctx, s.cfg.Device, relay.through, limit)
+			return s.cfg.DB.UnsequencedNotOf(ctx, s.cfg.Device, relay.through, feeds, limit)
 		})
 		if n > 0 {
 			s.relayed.Add(int64(n))
@@ -417,13 +376,13 @@ func (s *Syncer) push(ctx context.Context, done *Pushed) (int, error) {
 		}
 	}
 	n, err := s.pushAll(ctx, done, nil, func(limit int) ([]wire.Message, error) {
-		return s.cfg.DB.UnsequencedOfFree(ctx, s.cfg.Device, relay.through, limit)
+		return s.cfg.DB.UnsequencedOfFree(ctx, s.cfg.Device, relay.through, feeds, limit)
 	})
 	total += n
 	if err != nil || done == nil {
 		return total, err
 	}
-	done.Held, err = s.cfg.DB.HeldBack(ctx, s.cfg.Device, relay.through)
+	done.Held, err = s.cfg.DB.HeldBack(ctx, s.cfg.Device, relay.through, feeds)
 	return total, err
 }
 
