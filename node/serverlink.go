@@ -103,6 +103,19 @@ func (n *Node) refresh(ctx context.Context) error {
 	return nil
 }
 
+// refreshRelations asks the server for this account's relations only and
+// puts them in the book, within a few seconds.
+func (n *Node) refreshRelations(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	var rels []wire.Relation
+	if err := n.link.Call(ctx, wire.MethodListRelations, wire.Empty{}, &rels); err != nil {
+		return err
+	}
+	n.setRelations(ctx, rels)
+	return nil
+}
+
 func (n *Node) setRelations(ctx context.Context, rels []wire.Relation) {
 	if err := n.db.ReplaceRelations(ctx, rels); err != nil {
 		n.log.Warn("cache relations", "err", err)

@@ -266,7 +266,16 @@ func (rt *thingRuntime) takeCommand(m wire.Message) {
 	}
 	// The direct path checked this already and the server checks what it
 	// relays; the book is asked again whatever the path.
-	if err := thing.MayWrite(bookRights{rt.n.book}, &m); err != nil {
+	err = thing.MayWrite(bookRights{rt.n.book}, &m)
+	if errors.Is(err, thing.ErrNotAllowed) && rt.n.link.Connected() {
+		// The book may lag the server: the binding that allows the
+		// command can be a moment old (the command came through the
+		// server, which checked it). Ask the server once before refusing.
+		if rerr := rt.n.refreshRelations(ctx); rerr == nil {
+			err = thing.MayWrite(bookRights{rt.n.book}, &m)
+		}
+	}
+	if err != nil {
 		if errors.Is(err, thing.ErrNotAllowed) {
 			rt.n.counts.refused.Add(1)
 			rt.log.Warn("command refused", "msg_id", m.MsgId, "from", m.From, "err", err)
