@@ -152,51 +152,56 @@ func pruneCommands(ctx context.Context, tx *sql.Tx, thing string) error {
 // since it is what the thing reports. Feedback from another thing than the
 // command's is ignored.
 func (db *DB) UpdateCommand(ctx context.Context, msgID, thing string, u CommandUpdate) (Command, bool, error) {
-	now := time.Now().UnixMilli()
 	changed := false
 	err := db.inTx(ctx, "update command "+msgID, func(tx *sql.Tx) error {
-		cur, err := scanCommand(tx.QueryRowContext(ctx, `SELECT `+commandCols+` FROM commands WHERE msg_id = ?`, msgID))
-		if errors.Is(err, sql.ErrNoRows) {
-			cur = Command{MsgId: msgID, Thing: thing, State: CommandPending, Created: now}
-			if _, err := tx.ExecContext(ctx, `INSERT INTO commands (msg_id, thing, expires, state, created, updated)
-				VALUES (?, ?, 0, ?, ?, ?)`, msgID, thing, CommandPending, now, now); err != nil {
-				return err
-			}
-		} else if err != nil {
-			return err
-		}
-		if cur.Thing != thing {
-			return nil
-		}
-		switch {
-		case cur.FinalBy == FinalThing:
-			return nil
-		case u.Result:
-		case cur.FinalBy == FinalLocal:
-			return nil
-		case u.Final: // a rejecting ack
-		case ackRank[u.State] <= ackRank[cur.State]:
-			return nil
-		}
-		finalBy := FinalOpen
-		if u.Final {
-			finalBy = FinalThing
-		}
-		if _, err := tx.ExecContext(ctx, `UPDATE commands SET state = ?, output = ?, error = ?, final_by = ?, updated = ?
-			WHERE msg_id = ?`, u.State, string(u.Output), u.Error, finalBy, now, msgID); err != nil {
-			return err
-		}
-		changed = true
-		if cur.FinalBy != FinalOpen || finalBy == FinalOpen {
-			return nil // as many closed commands as before
-		}
-		return pruneCommands(ctx, tx, thing)
+		var err error
+		changed, err = updateCommand(ctx, tx, msgID, thing, u, time.Now().UnixMilli())
+		return err
 	})
 	if err != nil || !changed {
 		return Command{}, false, err
 	}
 	c, err := db.Command(ctx, msgID)
 	return c, err == nil, err
+}
+
+// updateCommand is UpdateCommand inside tx.
+func updateCommand(ctx context.Context, tx *sql.Tx, msgID, thing string, u CommandUpdate, now int64) (bool, error) {
+	cur, err := scanCommand(tx.QueryRowContext(ctx, `SELECT `+commandCols+` FROM commands WHERE msg_id = ?`, msgID))
+	if errors.Is(err, sql.ErrNoRows) {
+		cur = Command{MsgId: msgID, Thing: thing, State: CommandPending, Created: now}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO commands (msg_id, thing, expires, state, created, updated)
+			VALUES (?, ?, 0, ?, ?, ?)`, msgID, thing, CommandPending, now, now); err != nil {
+			return false, err
+		}
+	} else if err != nil {
+		return false, err
+	}
+	if cur.Thing != thing {
+		return false, nil
+	}
+	switch {
+	case cur.FinalBy == FinalThing:
+		return false, nil
+	case u.Result:
+	case cur.FinalBy == FinalLocal:
+		return false, nil
+	case u.Final: // a rejecting ack
+	case ackRank[u.State] <= ackRank[cur.State]:
+		return false, nil
+	}
+	finalBy := FinalOpen
+	if u.Final {
+		finalBy = FinalThing
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE commands SET state = ?, output = ?, error = ?, final_by = ?, updated = ?
+		WHERE msg_id = ?`, u.State, string(u.Output), u.Error, finalBy, now, msgID); err != nil {
+		return false, err
+	}
+	if cur.FinalBy != FinalOpen || finalBy == FinalOpen {
+		return true, nil // as many closed commands as before
+	}
+	return true, pruneCommands(ctx, tx, thing)
 }
 
 // TimeoutCommands closes, as timed out here, the open commands whose
@@ -247,14 +252,25 @@ func (db *DB) NextExpiry(ctx context.Context) (int64, bool, error) {
 
 // Command returns one tracked command with its chain, or ErrNotFound.
 func (db *DB) Command(ctx context.Context, msgID string) (Command, error) {
-	c, err := scanCommand(db.read.QueryRowContext(ctx, `SELECT `+commandCols+` FROM commands WHERE msg_id = ?`, msgID))
+	return command(ctx, db.read, msgID)
+}
+
+// queryer is what reads need of a *sql.DB or a *sql.Tx.
+type queryer interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// command is Command read through q.
+func command(ctx context.Context, q queryer, msgID string) (Command, error) {
+	c, err := scanCommand(q.QueryRowContext(ctx, `SELECT `+commandCols+` FROM commands WHERE msg_id = ?`, msgID))
 	if errors.Is(err, sql.ErrNoRows) {
 		return Command{}, fmt.Errorf("localdb: command %s: %w", msgID, ErrNotFound)
 	}
 	if err != nil {
 		return Command{}, fmt.Errorf("localdb: command %s: %w", msgID, err)
 	}
-	if c.Chain, err = db.chain(ctx, msgID); err != nil {
+	if c.Chain, err = chain(ctx, q, msgID); err != nil {
 		return Command{}, err
 	}
 	return c, nil
@@ -285,7 +301,7 @@ func (db *DB) Commands(ctx context.Context, thing string, limit int) ([]Command,
 		return nil, fmt.Errorf("localdb: commands of %s: %w", thing, err)
 	}
 	for i := range out {
-		if out[i].Chain, err = db.chain(ctx, out[i].MsgId); err != nil {
+		if out[i].Chain, err = chain(ctx, db.read, out[i].MsgId); err != nil {
 			return nil, err
 		}
 	}
@@ -298,26 +314,32 @@ func (db *DB) Commands(ctx context.Context, thing string, limit int) ([]Command,
 func (db *DB) AddChainLink(ctx context.Context, originMsg string, l ChainLink) (bool, error) {
 	added := false
 	err := db.inTx(ctx, "chain of "+originMsg, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `INSERT INTO command_chain
-			(origin_msg, msg_id, thing, kind, cmd, status, event, body, error, hops, at)
-			SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?
-			WHERE EXISTS (SELECT 1 FROM commands WHERE msg_id = ? AND expires > 0)
-			AND (SELECT count(*) FROM command_chain WHERE origin_msg = ?) < ?
-			ON CONFLICT DO NOTHING`,
-			originMsg, l.MsgId, l.Thing, l.Kind, l.Cmd, l.Status, l.Event, string(l.Body), l.Error, l.Hops, l.At,
-			originMsg, originMsg, MaxChain)
-		if err != nil {
-			return err
-		}
-		n, err := res.RowsAffected()
-		added = n > 0
+		var err error
+		added, err = addChainLink(ctx, tx, originMsg, l)
 		return err
 	})
 	return added, err
 }
 
-func (db *DB) chain(ctx context.Context, originMsg string) ([]ChainLink, error) {
-	rows, err := db.read.QueryContext(ctx, `SELECT msg_id, thing, kind, cmd, status, event, body, error, hops, at
+// addChainLink is AddChainLink inside tx.
+func addChainLink(ctx context.Context, tx *sql.Tx, originMsg string, l ChainLink) (bool, error) {
+	res, err := tx.ExecContext(ctx, `INSERT INTO command_chain
+		(origin_msg, msg_id, thing, kind, cmd, status, event, body, error, hops, at)
+		SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?
+		WHERE EXISTS (SELECT 1 FROM commands WHERE msg_id = ? AND expires > 0)
+		AND (SELECT count(*) FROM command_chain WHERE origin_msg = ?) < ?
+		ON CONFLICT DO NOTHING`,
+		originMsg, l.MsgId, l.Thing, l.Kind, l.Cmd, l.Status, l.Event, string(l.Body), l.Error, l.Hops, l.At,
+		originMsg, originMsg, MaxChain)
+	if err != nil {
+		return false, err
+	}
+	n, err := res.RowsAffected()
+	return n > 0, err
+}
+
+func chain(ctx context.Context, q queryer, originMsg string) ([]ChainLink, error) {
+	rows, err := q.QueryContext(ctx, `SELECT msg_id, thing, kind, cmd, status, event, body, error, hops, at
 		FROM command_chain WHERE origin_msg = ? ORDER BY at, msg_id`, originMsg)
 	if err != nil {
 		return nil, fmt.Errorf("localdb: chain of %s: %w", originMsg, err)

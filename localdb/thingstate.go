@@ -46,24 +46,35 @@ type ThingEvent struct {
 func (db *DB) SetThingProps(ctx context.Context, thing string, props map[string]json.RawMessage, rev, at int64, cause string) ([]string, error) {
 	var changed []string
 	err := db.inTx(ctx, "state of "+thing, func(tx *sql.Tx) error {
-		for _, name := range slices.Sorted(maps.Keys(props)) {
-			res, err := tx.ExecContext(ctx, `INSERT INTO thing_props (thing, prop, value, rev, at, cause)
-				VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (thing, prop) DO UPDATE SET
-				value = excluded.value, rev = excluded.rev, at = excluded.at, cause = excluded.cause
-				WHERE excluded.rev > thing_props.rev OR (excluded.rev = thing_props.rev AND excluded.at > thing_props.at)`,
-				thing, name, string(props[name]), rev, at, cause)
-			if err != nil {
-				return fmt.Errorf("%s: %w", name, err)
-			}
-			if n, err := res.RowsAffected(); err == nil && n > 0 {
-				changed = append(changed, name)
-			}
-		}
-		_, err := tx.ExecContext(ctx, `DELETE FROM thing_props WHERE thing = ? AND prop NOT IN
-			(SELECT prop FROM thing_props WHERE thing = ? ORDER BY at DESC LIMIT ?)`, thing, thing, MaxPropsPerThing)
+		var err error
+		changed, err = setThingProps(ctx, tx, thing, props, rev, at, cause)
 		return err
 	})
 	return changed, err
+}
+
+// setThingProps is SetThingProps inside tx.
+func setThingProps(ctx context.Context, tx *sql.Tx, thing string, props map[string]json.RawMessage, rev, at int64, cause string) ([]string, error) {
+	var changed []string
+	for _, name := range slices.Sorted(maps.Keys(props)) {
+		res, err := tx.ExecContext(ctx, `INSERT INTO thing_props (thing, prop, value, rev, at, cause)
+			VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (thing, prop) DO UPDATE SET
+			value = excluded.value, rev = excluded.rev, at = excluded.at, cause = excluded.cause
+			WHERE excluded.rev > thing_props.rev OR (excluded.rev = thing_props.rev AND excluded.at > thing_props.at)`,
+			thing, name, string(props[name]), rev, at, cause)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+		if n, err := res.RowsAffected(); err == nil && n > 0 {
+			changed = append(changed, name)
+		}
+	}
+	_, err := tx.ExecContext(ctx, `DELETE FROM thing_props WHERE thing = ? AND prop NOT IN
+		(SELECT prop FROM thing_props WHERE thing = ? ORDER BY at DESC LIMIT ?)`, thing, thing, MaxPropsPerThing)
+	if err != nil {
+		return nil, err
+	}
+	return changed, nil
 }
 
 // ThingProps returns the last reported properties of thing, by name.
@@ -95,18 +106,24 @@ func (db *DB) ThingProps(ctx context.Context, thing string) ([]ThingProp, error)
 func (db *DB) SetDescription(ctx context.Context, thing string, version int64, body []byte) (bool, error) {
 	stored := false
 	err := db.inTx(ctx, "description of "+thing, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `INSERT INTO thing_descriptions (thing, version, body, at) VALUES (?, ?, ?, ?)
-			ON CONFLICT (thing) DO UPDATE SET version = excluded.version, body = excluded.body, at = excluded.at
-			WHERE excluded.version > thing_descriptions.version`,
-			thing, version, string(body), time.Now().UnixMilli())
-		if err != nil {
-			return err
-		}
-		n, err := res.RowsAffected()
-		stored = n > 0
+		var err error
+		stored, err = setDescription(ctx, tx, thing, version, body, time.Now().UnixMilli())
 		return err
 	})
 	return stored, err
+}
+
+// setDescription is SetDescription inside tx.
+func setDescription(ctx context.Context, tx *sql.Tx, thing string, version int64, body []byte, now int64) (bool, error) {
+	res, err := tx.ExecContext(ctx, `INSERT INTO thing_descriptions (thing, version, body, at) VALUES (?, ?, ?, ?)
+		ON CONFLICT (thing) DO UPDATE SET version = excluded.version, body = excluded.body, at = excluded.at
+		WHERE excluded.version > thing_descriptions.version`,
+		thing, version, string(body), now)
+	if err != nil {
+		return false, err
+	}
+	n, err := res.RowsAffected()
+	return n > 0, err
 }
 
 // Description returns the cached description of thing (JSON) and when it
@@ -128,14 +145,19 @@ func (db *DB) Description(ctx context.Context, thing string) (json.RawMessage, i
 // its thing.
 func (db *DB) AddThingEvent(ctx context.Context, ev ThingEvent) error {
 	return db.inTx(ctx, "event of "+ev.Thing, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO thing_events (thing, msg_id, event, data, cause, at)
-			VALUES (?, ?, ?, ?, ?, ?)`, ev.Thing, ev.MsgId, ev.Event, string(ev.Data), ev.Cause, ev.At); err != nil {
-			return err
-		}
-		_, err := tx.ExecContext(ctx, `DELETE FROM thing_events WHERE thing = ? AND id NOT IN
-			(SELECT id FROM thing_events WHERE thing = ? ORDER BY id DESC LIMIT ?)`, ev.Thing, ev.Thing, MaxEventsPerThing)
-		return err
+		return addThingEvent(ctx, tx, ev)
 	})
+}
+
+// addThingEvent is AddThingEvent inside tx.
+func addThingEvent(ctx context.Context, tx *sql.Tx, ev ThingEvent) error {
+	if _, err := tx.ExecContext(ctx, `INSERT INTO thing_events (thing, msg_id, event, data, cause, at)
+		VALUES (?, ?, ?, ?, ?, ?)`, ev.Thing, ev.MsgId, ev.Event, string(ev.Data), ev.Cause, ev.At); err != nil {
+		return err
+	}
+	_, err := tx.ExecContext(ctx, `DELETE FROM thing_events WHERE thing = ? AND id NOT IN
+		(SELECT id FROM thing_events WHERE thing = ? ORDER BY id DESC LIMIT ?)`, ev.Thing, ev.Thing, MaxEventsPerThing)
+	return err
 }
 
 // ThingEvents returns the recent events of thing, newest first.

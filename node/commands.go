@@ -50,21 +50,6 @@ func (c *commandNotifier) notify() {
 	}
 }
 
-// trackOwnCommand records a command of this account that another of its
-// devices sent, pending.
-func (n *Node) trackOwnCommand(ctx context.Context, m *wire.Message) {
-	row, ok := n.ownCommandRow(m)
-	if !ok {
-		return
-	}
-	stored, err := n.db.RecordCommand(ctx, row)
-	if err != nil {
-		n.log.Error("track a command", "msg_id", m.MsgId, "err", err)
-		return
-	}
-	n.commandChanged(stored)
-}
-
 // ownCommandRow is the row that tracks m, if m is a command of this
 // account to a thing.
 func (n *Node) ownCommandRow(m *wire.Message) (localdb.Command, bool) {
@@ -88,30 +73,62 @@ func (n *Node) ownCommandRow(m *wire.Message) (localdb.Command, bool) {
 	return row, true
 }
 
-// trackThingMessage takes a message new to this device for the thing
-// model: a command of this account sent from another of its devices, or a
-// thing's feedback (an answer to a command, state, an event, a
-// description, or what a chain of ours caused).
-func (n *Node) trackThingMessage(m wire.Message) {
-	ctx := context.WithoutCancel(n.ctx)
+// trackThingMessages takes the messages of an ingest batch that are new
+// to this device for the thing model: commands of this account sent from
+// another of its devices, and things' feedback (answers to commands,
+// state, events, descriptions, what a chain of ours caused). All of it is
+// recorded in one transaction, in message order, and only then are the
+// waiters woken and the events published.
+func (n *Node) trackThingMessages(msgs []wire.Message) {
+	var steps []localdb.ThingFeedback
+	var from []*wire.Message // the message of each step
+	for i := range msgs {
+		m := &msgs[i]
+		if s, ok := n.feedbackStep(m); ok {
+			steps = append(steps, s)
+			from = append(from, m)
+		}
+	}
+	if len(steps) == 0 {
+		return
+	}
+	outs, err := n.db.RecordFeedback(context.WithoutCancel(n.ctx), steps)
+	if err != nil {
+		n.log.Error("track feedback", "messages", len(steps), "err", err)
+		return
+	}
+	for i, o := range outs {
+		n.feedbackTracked(from[i], &steps[i], o)
+	}
+}
+
+// feedbackStep is what m, a message new to this device, asks the person's
+// side to record, if anything.
+func (n *Node) feedbackStep(m *wire.Message) (localdb.ThingFeedback, bool) {
 	switch {
 	case m.MsgType == wire.MsgTypeCommand && m.From == n.cfg.User:
-		n.trackOwnCommand(ctx, &m)
+		row, ok := n.ownCommandRow(m)
+		return localdb.ThingFeedback{Record: &row}, ok
 	case m.MsgType == wire.MsgTypeFeedback && m.From != n.cfg.User:
 		f, err := thing.ParseFeedback(m.Payload)
 		if err != nil {
 			n.log.Info("unreadable feedback", "from", m.From, "msg_id", m.MsgId, "err", err)
-			return
+			return localdb.ThingFeedback{}, false
 		}
-		if err := n.trackFeedback(ctx, &m, &f); err != nil {
+		s, err := n.feedbackOf(m, &f)
+		if err != nil {
 			n.log.Error("track feedback", "from", m.From, "msg_id", m.MsgId, "kind", f.Kind, "err", err)
+			return localdb.ThingFeedback{}, false
 		}
+		return s, s != (localdb.ThingFeedback{})
 	}
+	return localdb.ThingFeedback{}, false
 }
 
-// trackFeedback applies one feedback message of thing m.From.
-func (n *Node) trackFeedback(ctx context.Context, m *wire.Message, f *thing.Feedback) error {
+// feedbackOf is what one feedback message of thing m.From records.
+func (n *Node) feedbackOf(m *wire.Message, f *thing.Feedback) (localdb.ThingFeedback, error) {
 	from := m.From
+	var s localdb.ThingFeedback
 	ours := f.Trace != nil && f.Trace.Origin == n.cfg.User
 	link := localdb.ChainLink{MsgId: m.MsgId, Thing: from, Kind: f.Kind, Cmd: f.Cmd, Status: f.Status,
 		Event: f.Event, Error: f.Error, At: m.TimeCreate}
@@ -123,83 +140,83 @@ func (n *Node) trackFeedback(ctx context.Context, m *wire.Message, f *thing.Feed
 		if f.Trace != nil && f.Trace.OriginMsg != f.Cmd {
 			// The answer to a command some thing sent down a chain.
 			if !ours {
-				return nil
+				return s, nil
 			}
 			link.Body = f.Output
-			return n.addChainLink(ctx, f.Trace.OriginMsg, link)
+			s.Link = &localdb.ChainFeedback{Origin: f.Trace.OriginMsg, ChainLink: link}
+			return s, nil
 		}
 		u := localdb.CommandUpdate{State: f.Status, Output: f.Output, Error: f.Error,
 			Result: f.Kind == thing.KindResult}
 		u.Final = u.Result || f.Status == thing.AckRejected
-		c, changed, err := n.db.UpdateCommand(ctx, f.Cmd, from, u)
-		if err != nil {
-			return err
-		}
-		if changed {
-			n.commandChanged(c)
-		}
+		s.Update = &localdb.CommandFeedback{MsgId: f.Cmd, Thing: from, CommandUpdate: u}
 	case thing.KindState:
-		changed, err := n.db.SetThingProps(ctx, from, f.Props, f.Rev, m.TimeCreate, f.Cause)
-		if err != nil {
-			return err
-		}
-		if len(changed) > 0 {
-			st := ThingState{Thing: from, Props: make([]PropState, 0, len(changed))}
-			for _, name := range changed {
-				p := localdb.ThingProp{Name: name, Value: f.Props[name], Rev: f.Rev, At: m.TimeCreate, Cause: f.Cause}
-				st.Props = append(st.Props, PropState{ThingProp: p, AgeMS: ageMS(m.TimeCreate)})
-			}
-			n.events.publish(EventThingState, st)
-		}
+		s.State = &localdb.StateReport{Thing: from, Props: f.Props, Rev: f.Rev, At: m.TimeCreate, Cause: f.Cause}
 		if ours {
 			link.Body, _ = json.Marshal(f.Props)
-			return n.addChainLink(ctx, f.Trace.OriginMsg, link)
+			s.Link = &localdb.ChainFeedback{Origin: f.Trace.OriginMsg, ChainLink: link}
 		}
 	case thing.KindEvent:
-		ev := localdb.ThingEvent{MsgId: m.MsgId, Thing: from, Event: f.Event, Data: f.Data, Cause: f.Cause, At: m.TimeCreate}
-		if err := n.db.AddThingEvent(ctx, ev); err != nil {
-			return err
-		}
-		n.events.publish(EventThingEvent, ev)
+		s.Event = &localdb.ThingEvent{MsgId: m.MsgId, Thing: from, Event: f.Event, Data: f.Data, Cause: f.Cause, At: m.TimeCreate}
 		if ours {
 			link.Body = f.Data
-			return n.addChainLink(ctx, f.Trace.OriginMsg, link)
+			s.Link = &localdb.ChainFeedback{Origin: f.Trace.OriginMsg, ChainLink: link}
 		}
 	case thing.KindDescription:
 		if f.Description.Thing != from {
-			return fmt.Errorf("a description of %s sent by %s", f.Description.Thing, from)
+			return s, fmt.Errorf("a description of %s sent by %s", f.Description.Thing, from)
 		}
-		_, err := n.cacheDescription(ctx, f.Description)
-		return err
+		d, err := descriptionReport(f.Description)
+		if err != nil {
+			return s, err
+		}
+		s.Description = &d
 	}
-	return nil
+	return s, nil
 }
 
-// addChainLink records feedback of a chain that one of our commands
-// started, and tells of the command's change.
-func (n *Node) addChainLink(ctx context.Context, originMsg string, l localdb.ChainLink) error {
-	added, err := n.db.AddChainLink(ctx, originMsg, l)
-	if err != nil || !added {
-		return err
+// feedbackTracked tells waiters and the event stream what the feedback of
+// m changed, once it is committed.
+func (n *Node) feedbackTracked(m *wire.Message, s *localdb.ThingFeedback, o localdb.FeedbackOutcome) {
+	if o.Err != nil {
+		n.log.Error("track feedback", "from", m.From, "msg_id", m.MsgId, "err", o.Err)
+		return
 	}
-	c, err := n.db.Command(ctx, originMsg)
+	if st := s.State; st != nil && len(o.Props) > 0 {
+		ts := ThingState{Thing: st.Thing, Props: make([]PropState, 0, len(o.Props))}
+		for _, name := range o.Props {
+			p := localdb.ThingProp{Name: name, Value: st.Props[name], Rev: st.Rev, At: st.At, Cause: st.Cause}
+			ts.Props = append(ts.Props, PropState{ThingProp: p, AgeMS: ageMS(st.At)})
+		}
+		n.events.publish(EventThingState, ts)
+	}
+	if s.Event != nil && o.Kept {
+		n.events.publish(EventThingEvent, *s.Event)
+	}
+	if o.Command != nil {
+		n.commandChanged(*o.Command)
+	}
+}
+
+// descriptionReport is d checked and made ready to cache.
+func descriptionReport(d *thing.Description) (localdb.DescriptionReport, error) {
+	if err := d.Validate(); err != nil {
+		return localdb.DescriptionReport{}, err
+	}
+	b, err := json.Marshal(d)
 	if err != nil {
-		return err
+		return localdb.DescriptionReport{}, err
 	}
-	n.commandChanged(c)
-	return nil
+	return localdb.DescriptionReport{Thing: d.Thing, Version: d.Version, Body: b}, nil
 }
 
 // cacheDescription keeps d if it is newer than the cached description.
 func (n *Node) cacheDescription(ctx context.Context, d *thing.Description) (bool, error) {
-	if err := d.Validate(); err != nil {
-		return false, err
-	}
-	b, err := json.Marshal(d)
+	r, err := descriptionReport(d)
 	if err != nil {
 		return false, err
 	}
-	return n.db.SetDescription(ctx, d.Thing, d.Version, b)
+	return n.db.SetDescription(ctx, r.Thing, r.Version, r.Body)
 }
 
 // commandChanged tells waiters and the event stream of a command's new

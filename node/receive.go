@@ -296,11 +296,16 @@ func (g *ingester) store(batch []ingestItem) {
 		for _, it := range items {
 			it.done(err)
 		}
-		for i := range items {
-			if err == nil && added[i] {
-				g.n.received(msgs[i], via)
+		if err != nil {
+			continue
+		}
+		fresh := msgs[:0]
+		for i := range msgs {
+			if added[i] {
+				fresh = append(fresh, msgs[i])
 			}
 		}
+		g.n.receivedBatch(fresh, via)
 	}
 }
 
@@ -308,18 +313,31 @@ func (g *ingester) close() { <-g.done }
 
 // received counts and announces a message new to this device.
 func (n *Node) received(m wire.Message, via string) {
+	n.receivedBatch([]wire.Message{m}, via)
+}
+
+// receivedBatch counts and announces messages new to this device, stored
+// together: the thing model records them in one transaction.
+func (n *Node) receivedBatch(msgs []wire.Message, via string) {
+	if len(msgs) == 0 {
+		return
+	}
 	switch via {
 	case localdb.ViaP2P:
-		n.counts.recvP2P.Add(1)
+		n.counts.recvP2P.Add(int64(len(msgs)))
 	case localdb.ViaServer:
-		n.counts.recvServer.Add(1)
+		n.counts.recvServer.Add(int64(len(msgs)))
 	case localdb.ViaSync:
-		n.counts.recvSync.Add(1)
+		n.counts.recvSync.Add(int64(len(msgs)))
 	}
-	n.events.publish(EventMessage, HistoryEntry{Message: m, Via: via})
-	n.trackThingMessage(m)
+	for _, m := range msgs {
+		n.events.publish(EventMessage, HistoryEntry{Message: m, Via: via})
+	}
+	n.trackThingMessages(msgs)
 	if n.thing != nil {
-		n.thing.intake(m, via)
+		for _, m := range msgs {
+			n.thing.intake(m, via)
+		}
 	}
 }
 
