@@ -324,9 +324,17 @@ const heldBehind = `EXISTS (SELECT 1 FROM messages o
 		AND o.local_order > ? AND o.local_order < messages.local_order
 		AND NOT EXISTS (SELECT 1 FROM conflicted c WHERE c.msg_id = o.msg_id AND c.sender = o.sender))`
 
-// inFeeds is the condition that a message is in the conversation given as
-// its two arguments, or in any when they are "".
-const inFeeds = `(? = '' OR feeds = ?)`
+// inFeeds returns the condition (with its arguments) that a message is in
+// the conversation feeds, or in any when feeds is "". It is a plain
+// "feeds = ?" when set, so that the (feeds, seq) index narrows the query to
+// the one conversation: an "OR" would make every push before a server
+// send scan the device's whole unsequenced backlog.
+func inFeeds(feeds string) (string, []any) {
+	if feeds == "" {
+		return `1`, nil
+	}
+	return `feeds = ?`, []any{feeds}
+}
 
 // UnsequencedOfFree is UnsequencedOf without the messages held back: those
 // that, in their conversation, come after a message another device signed
@@ -335,16 +343,18 @@ const inFeeds = `(? = '' OR feeds = ?)`
 // reply ahead of what it answers. With feeds set, only that
 // conversation's.
 func (db *DB) UnsequencedOfFree(ctx context.Context, device string, through int64, feeds string, limit int) ([]wire.Message, error) {
-	return db.unsequenced(ctx, inFeeds+` AND device = ? AND NOT `+heldBehind, limit, feeds, feeds, device, device, through)
+	cond, args := inFeeds(feeds)
+	return db.unsequenced(ctx, cond+` AND device = ? AND NOT `+heldBehind, limit, append(args, device, device, through)...)
 }
 
 // HeldBack returns the conversations (feeds only, when set) in which some
 // unsequenced message of device is held back, as UnsequencedOfFree leaves
 // it out.
 func (db *DB) HeldBack(ctx context.Context, device string, through int64, feeds string) (map[string]bool, error) {
+	cond, args := inFeeds(feeds)
 	rows, err := db.read.QueryContext(ctx, `SELECT DISTINCT feeds FROM messages
-		WHERE seq = 0 AND `+inFeeds+` AND device = ? AND `+heldBehind+` AND NOT EXISTS (SELECT 1 FROM conflicted c
-			WHERE c.msg_id = messages.msg_id AND c.sender = messages.sender)`, feeds, feeds, device, device, through)
+		WHERE seq = 0 AND `+cond+` AND device = ? AND `+heldBehind+` AND NOT EXISTS (SELECT 1 FROM conflicted c
+			WHERE c.msg_id = messages.msg_id AND c.sender = messages.sender)`, append(args, device, device, through)...)
 	if err != nil {
 		return nil, fmt.Errorf("localdb: held back: %w", err)
 	}
@@ -369,7 +379,8 @@ func (db *DB) HeldBack(ctx context.Context, device string, through int64, feeds 
 // device relays for others once they had time to push their own. A
 // conflicted message is not among them. limit <= 0 means all of them.
 func (db *DB) UnsequencedNotOf(ctx context.Context, device string, through int64, feeds string, limit int) ([]wire.Message, error) {
-	return db.unsequenced(ctx, inFeeds+` AND device != ? AND local_order <= ?`, limit, feeds, feeds, device, through)
+	cond, args := inFeeds(feeds)
+	return db.unsequenced(ctx, cond+` AND device != ? AND local_order <= ?`, limit, append(args, device, through)...)
 }
 
 // unsequenced returns up to limit unsequenced, unconflicted messages that
