@@ -208,13 +208,7 @@ func TestRelayClockRestartsAtReconnect(t *testing.T) {
 func TestOwnMessagesGoFirst(t *testing.T) {
 	srv, dm := friends(t)
 	srv.AddUser(t, "carol", "carol-pw", false)
-	a := servertest.Dial(t, srv, "alice", "alice-pw", "alice-setup-2")
-	c := servertest.Dial(t, srv, "carol", "carol-pw", "carol-setup")
-	a.OK(wire.MethodAddFriend, wire.UserReq{User: "carol"}, nil)
-	c.OK(wire.MethodAcceptFriend, wire.UserReq{User: "alice"}, nil)
-	a.Close()
-	c.Close()
-	dm2 := wire.DM("alice", "carol")
+	dm2 := befriend(t, srv, "alice", "carol")
 
 	bob := newDevice(t, srv, "bob")
 	laptop := newDevice(t, srv, "alice")
@@ -292,13 +286,7 @@ func TestReplyWaitsForWhatItAnswers(t *testing.T) {
 func TestPushConvOneConversation(t *testing.T) {
 	srv, dm := friends(t)
 	srv.AddUser(t, "carol", "carol-pw", false)
-	a := servertest.Dial(t, srv, "alice", "alice-pw", "alice-setup-2")
-	c := servertest.Dial(t, srv, "carol", "carol-pw", "carol-setup")
-	a.OK(wire.MethodAddFriend, wire.UserReq{User: "carol"}, nil)
-	c.OK(wire.MethodAcceptFriend, wire.UserReq{User: "alice"}, nil)
-	a.Close()
-	c.Close()
-	dm2 := wire.DM("alice", "carol")
+	dm2 := befriend(t, srv, "alice", "carol")
 
 	bob := newDevice(t, srv, "bob")
 	laptop := newDevice(t, srv, "alice")

@@ -105,13 +105,20 @@ func friends(t *testing.T) (*servertest.Instance, string) {
 	srv := servertest.Start(t)
 	srv.AddUser(t, "alice", "alice-pw", false)
 	srv.AddUser(t, "bob", "bob-pw", false)
-	a := servertest.Dial(t, srv, "alice", "alice-pw", "alice-setup")
-	b := servertest.Dial(t, srv, "bob", "bob-pw", "bob-setup")
-	a.OK(wire.MethodAddFriend, wire.UserReq{User: "bob"}, nil)
-	b.OK(wire.MethodAcceptFriend, wire.UserReq{User: "alice"}, nil)
-	a.Close()
-	b.Close()
-	return srv, wire.DM("alice", "bob")
+	return srv, befriend(t, srv, "alice", "bob")
+}
+
+// befriend makes accounts a and b (passwords "<name>-pw") friends through
+// setup clients of their own, and returns their dm.
+func befriend(t *testing.T, srv *servertest.Instance, a, b string) string {
+	t.Helper()
+	ca := servertest.Dial(t, srv, a, a+"-pw", a+"-setup-"+b)
+	cb := servertest.Dial(t, srv, b, b+"-pw", b+"-setup-"+a)
+	ca.OK(wire.MethodAddFriend, wire.UserReq{User: b}, nil)
+	cb.OK(wire.MethodAcceptFriend, wire.UserReq{User: a}, nil)
+	ca.Close()
+	cb.Close()
+	return wire.DM(a, b)
 }
 
 func ids(h []localdb.Stored) []string {
