@@ -239,13 +239,11 @@ func (w *thingWorld) close() []string {
 type carolClient struct {
 	*imClient
 
-	mu      sync.Mutex
-	results map[string]time.Time // by command MsgId: when its result arrived
-	notify  chan struct{}
+	results *firstSeen // by command MsgId: when its result arrived
 }
 
 func dialCarol(ctx context.Context, url string) (*carolClient, error) {
-	c := &carolClient{results: map[string]time.Time{}, notify: make(chan struct{}, 1)}
+	c := &carolClient{results: newFirstSeen()}
 	ic, err := dialIMRaw(ctx, url, "carol", carolDevice, c.onNews)
 	if err != nil {
 		return nil, err
@@ -266,15 +264,7 @@ func (c *carolClient) onNews(body []byte, at time.Time) {
 	if err != nil || fb.Kind != thing.KindResult {
 		return
 	}
-	c.mu.Lock()
-	if _, seen := c.results[fb.Cmd]; !seen {
-		c.results[fb.Cmd] = at
-	}
-	c.mu.Unlock()
-	select {
-	case c.notify <- struct{}{}:
-	default:
-	}
+	c.results.note(fb.Cmd, at)
 }
 
 // command sends an unsigned command to the lamp and returns its MsgId
@@ -310,24 +300,11 @@ func (c *carolClient) command(ctx context.Context, action string) (string, error
 // waitResult waits until the result of command id has arrived, and
 // returns when it did.
 func (c *carolClient) waitResult(ctx context.Context, id string, timeout time.Duration) (time.Time, error) {
-	timer := time.NewTimer(timeout)
-	defer timer.Stop()
-	for {
-		c.mu.Lock()
-		at, ok := c.results[id]
-		delete(c.results, id)
-		c.mu.Unlock()
-		if ok {
-			return at, nil
-		}
-		select {
-		case <-c.notify:
-		case <-timer.C:
-			return time.Time{}, fmt.Errorf("command %s: no result pushed to carol within %v", id, timeout)
-		case <-ctx.Done():
-			return time.Time{}, ctx.Err()
-		}
+	at, err := c.results.wait(ctx, id, timeout)
+	if errors.Is(err, errNotSeen) {
+		return at, fmt.Errorf("command %s: no result pushed to carol within %v", id, timeout)
 	}
+	return at, err
 }
 
 // chainWatch follows alice's event stream: the receipts of her messages
@@ -335,13 +312,12 @@ func (c *carolClient) waitResult(ctx context.Context, id string, timeout time.Du
 // lamp's result.
 type chainWatch struct {
 	mu       sync.Mutex
-	receipts map[string]string    // MsgId → path
-	lampDone map[string]time.Time // door command MsgId → when the lamp's result showed in its chain
-	notify   chan struct{}
+	receipts map[string]string // MsgId → path
+	lampDone *firstSeen        // door command MsgId → when the lamp's result showed in its chain
 }
 
 func newChainWatch() *chainWatch {
-	return &chainWatch{receipts: map[string]string{}, lampDone: map[string]time.Time{}, notify: make(chan struct{}, 1)}
+	return &chainWatch{receipts: map[string]string{}, lampDone: newFirstSeen()}
 }
 
 // follow reads alice's events until ctx ends; the returned function waits
@@ -370,20 +346,10 @@ func (cw *chainWatch) follow(ctx context.Context, api *node.Client) func() error
 				}
 				for _, l := range row.Chain {
 					if l.Thing == thingLamp && l.Kind == thing.KindResult {
-						cw.mu.Lock()
-						if _, seen := cw.lampDone[row.MsgId]; !seen {
-							cw.lampDone[row.MsgId] = now
-						}
-						cw.mu.Unlock()
+						cw.lampDone.note(row.MsgId, now)
 						break
 					}
 				}
-			default:
-				return nil
-			}
-			select {
-			case cw.notify <- struct{}{}:
-			default:
 			}
 			return nil
 		})
@@ -400,20 +366,56 @@ func (cw *chainWatch) follow(ctx context.Context, api *node.Client) func() error
 // waitLamp waits until the chain of door command id shows the lamp's
 // result, and returns when it did.
 func (cw *chainWatch) waitLamp(ctx context.Context, id string, timeout time.Duration) (time.Time, error) {
+	at, err := cw.lampDone.wait(ctx, id, timeout)
+	if errors.Is(err, errNotSeen) {
+		return at, fmt.Errorf("door command %s: the lamp's result did not show in its chain within %v", id, timeout)
+	}
+	return at, err
+}
+
+// firstSeen keeps when each id was first seen, for one waiter to take.
+type firstSeen struct {
+	mu     sync.Mutex
+	at     map[string]time.Time
+	notify chan struct{} // a token after every change
+}
+
+// errNotSeen is firstSeen.wait's timeout.
+var errNotSeen = errors.New("not seen in time")
+
+func newFirstSeen() *firstSeen {
+	return &firstSeen{at: make(map[string]time.Time), notify: make(chan struct{}, 1)}
+}
+
+// note records at for id unless id was seen already.
+func (f *firstSeen) note(id string, at time.Time) {
+	f.mu.Lock()
+	if _, seen := f.at[id]; !seen {
+		f.at[id] = at
+	}
+	f.mu.Unlock()
+	select {
+	case f.notify <- struct{}{}:
+	default:
+	}
+}
+
+// wait waits until id has been seen, returns when, and forgets it.
+func (f *firstSeen) wait(ctx context.Context, id string, timeout time.Duration) (time.Time, error) {
 	timer := time.NewTimer(timeout)
 	defer timer.Stop()
 	for {
-		cw.mu.Lock()
-		at, ok := cw.lampDone[id]
-		delete(cw.lampDone, id)
-		cw.mu.Unlock()
+		f.mu.Lock()
+		at, ok := f.at[id]
+		delete(f.at, id)
+		f.mu.Unlock()
 		if ok {
 			return at, nil
 		}
 		select {
-		case <-cw.notify:
+		case <-f.notify:
 		case <-timer.C:
-			return time.Time{}, fmt.Errorf("door command %s: the lamp's result did not show in its chain within %v", id, timeout)
+			return time.Time{}, errNotSeen
 		case <-ctx.Done():
 			return time.Time{}, ctx.Err()
 		}
