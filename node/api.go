@@ -92,8 +92,8 @@ func (a *apiServer) close() {
 	os.Remove(filepath.Join(a.n.cfg.Home, APITokenFile))
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	a.n.events.closeAll() // lets event streams end so Shutdown need not wait
-	a.n.thing.closeListeners()
+	a.n.events.closeAll()          // lets event streams end so Shutdown need not wait
+	a.n.thing.listeners.closeAll() // and the invocation streams
 	if err := a.srv.Shutdown(ctx); err != nil {
 		a.srv.Close()
 	}

@@ -67,8 +67,8 @@ func (rt *thingRuntime) status() *ThingStatus {
 			st.Program = ProgramRunning
 		}
 	}
+	st.Listeners = rt.listeners.count()
 	rt.mu.Lock()
-	st.Listeners = len(rt.listeners)
 	if rt.desc != nil {
 		st.Description = rt.desc.Version
 	}
@@ -78,19 +78,9 @@ func (rt *thingRuntime) status() *ThingStatus {
 
 // listen adds a listener of invocations; the queued commands run now.
 func (rt *thingRuntime) listen() (<-chan thing.Invocation, func()) {
-	ch := make(chan thing.Invocation, programStdinQueue)
-	rt.mu.Lock()
-	rt.listeners[ch] = struct{}{}
-	rt.mu.Unlock()
+	ch, cancel := rt.listeners.subscribe()
 	rt.post(rt.dispatchQueued)
-	return ch, func() {
-		rt.mu.Lock()
-		defer rt.mu.Unlock()
-		if _, ok := rt.listeners[ch]; ok {
-			delete(rt.listeners, ch)
-			close(ch)
-		}
-	}
+	return ch, cancel
 }
 
 // thingInvocations serves GET /v1/thing/invocations.

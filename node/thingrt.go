@@ -86,7 +86,7 @@ type thingRuntime struct {
 	hold        map[string]bool  // MsgIds of pending that may wait for company
 
 	mu        sync.Mutex
-	listeners map[chan thing.Invocation]struct{}
+	listeners *fanout[thing.Invocation] // GET /v1/thing/invocations
 	desc      *thing.Description
 }
 
@@ -106,7 +106,7 @@ func newThingRuntime(n *Node) *thingRuntime {
 		ctx:        ctx, cancel: cancel,
 		running:   make(map[string]*openCommand),
 		recent:    make(map[string]thing.Trace),
-		listeners: make(map[chan thing.Invocation]struct{}),
+		listeners: newFanout[thing.Invocation](programStdinQueue, nil), // a listener that does not keep up is dropped
 	}
 	rt.rules = newRuleEngine(n.cfg.User, func(d DroppedFiring) {
 		n.counts.rulesDropped.Add(1)
@@ -151,18 +151,8 @@ func (rt *thingRuntime) close() {
 	rt.closeOnce.Do(func() {
 		rt.cancel()
 		rt.wg.Wait()
-		rt.closeListeners()
+		rt.listeners.closeAll() // ends the invocation streams of the local API
 	})
-}
-
-// closeListeners ends the invocation streams of the local API.
-func (rt *thingRuntime) closeListeners() {
-	rt.mu.Lock()
-	defer rt.mu.Unlock()
-	for ch := range rt.listeners {
-		delete(rt.listeners, ch)
-		close(ch)
-	}
 }
 
 // post hands fn to the loop, waiting while the queue is full.
@@ -325,9 +315,7 @@ func (rt *thingRuntime) available() bool {
 	if rt.stdin != nil {
 		return true
 	}
-	rt.mu.Lock()
-	defer rt.mu.Unlock()
-	return len(rt.listeners) > 0
+	return rt.listeners.count() > 0
 }
 
 // run marks the command running and acks it, durably and in one
@@ -358,16 +346,7 @@ func (rt *thingRuntime) run(oc *openCommand) {
 			rt.log.Warn("device program's stdin is full; the command waits for its expiry", "msg_id", oc.msgID)
 		}
 	}
-	rt.mu.Lock()
-	for ch := range rt.listeners {
-		select {
-		case ch <- inv:
-		default: // a listener that does not keep up is dropped
-			delete(rt.listeners, ch)
-			close(ch)
-		}
-	}
-	rt.mu.Unlock()
+	rt.listeners.send(inv)
 }
 
 // dispatchQueued runs the queued commands still valid, in order, while
