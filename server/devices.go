@@ -28,9 +28,7 @@ func (s *Server) deviceLimit() store.DeviceLimit {
 // deviceRetired forgets a retired device: its id may be bound again, to
 // any account, so the owner cache must not answer for it.
 func (s *Server) deviceRetired(device string) {
-	s.owners.mu.Lock()
-	delete(s.owners.m, device)
-	s.owners.mu.Unlock()
+	s.owners.forget(device)
 	s.metrics.devicesRetired.Inc()
 	s.log.Info("stale device retired", "device", device)
 }

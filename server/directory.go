@@ -38,6 +38,42 @@ func newDirectory(db relationStore) *directory {
 	return &directory{db: db, rels: make(map[[2]string]cachedRelation), groups: make(map[string]cachedGroup)}
 }
 
+// lasting caches values that never change once stored (the kind of an
+// account, the account of a bound device): read through on a miss, and
+// started over when full, so it stays bounded. Errors are not cached.
+type lasting[V any] struct {
+	mu sync.RWMutex
+	m  map[string]V
+}
+
+// get returns the value of key, from load on a miss.
+func (c *lasting[V]) get(key string, load func() (V, error)) (V, error) {
+	c.mu.RLock()
+	v, ok := c.m[key]
+	c.mu.RUnlock()
+	if ok {
+		return v, nil
+	}
+	v, err := load()
+	if err != nil {
+		return v, err
+	}
+	c.mu.Lock()
+	if c.m == nil || len(c.m) >= maxCached {
+		c.m = make(map[string]V)
+	}
+	c.m[key] = v
+	c.mu.Unlock()
+	return v, nil
+}
+
+// forget drops key, whose value changed after all (a retired device id).
+func (c *lasting[V]) forget(key string) {
+	c.mu.Lock()
+	delete(c.m, key)
+	c.mu.Unlock()
+}
+
 func pairKey(x, y string) [2]string {
 	if x < y {
 		return [2]string{x, y}

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"sync"
 
 	"github.com/mqtter/mqtter/server/store"
 	"github.com/mqtter/mqtter/wire"
@@ -16,14 +15,7 @@ const (
 	defaultHistory  = 100
 	maxHistoryLimit = 1000
 	replayPage      = 500
-	maxDeviceOwners = 100_000
 )
-
-// deviceOwners caches device → account, which never changes once bound.
-type deviceOwners struct {
-	mu sync.RWMutex
-	m  map[string]string
-}
 
 func (s *Server) deviceOwner(ctx context.Context, device string) (string, error) {
 	a, err := s.lookupDeviceOwner(ctx, device)
@@ -36,23 +28,7 @@ func (s *Server) deviceOwner(ctx context.Context, device string) (string, error)
 // lookupDeviceOwner returns the account device is bound to, or
 // store.ErrNotFound.
 func (s *Server) lookupDeviceOwner(ctx context.Context, device string) (string, error) {
-	s.owners.mu.RLock()
-	a, ok := s.owners.m[device]
-	s.owners.mu.RUnlock()
-	if ok {
-		return a, nil
-	}
-	a, err := s.db.DeviceAccount(ctx, device)
-	if err != nil {
-		return "", err
-	}
-	s.owners.mu.Lock()
-	if s.owners.m == nil || len(s.owners.m) >= maxDeviceOwners {
-		s.owners.m = make(map[string]string)
-	}
-	s.owners.m[device] = a
-	s.owners.mu.Unlock()
-	return a, nil
+	return s.owners.get(device, func() (string, error) { return s.db.DeviceAccount(ctx, device) })
 }
 
 // admit checks a message handed over and fills what the server attests.

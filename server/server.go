@@ -40,10 +40,10 @@ type Server struct {
 	gate     *gate       // caps and deadlines for connections not yet authenticated
 	stopping atomic.Bool // set when shutdown starts: no CONNECT is accepted after
 
-	byClient sync.Map // *mqtt.Client → *session
-	owners   deviceOwners
-	kinds    accountKinds
-	proofKey proofKey // signs device challenges
+	byClient sync.Map        // *mqtt.Client → *session
+	owners   lasting[string] // device → account, which never changes once bound
+	kinds    lasting[string] // account → kind, which never changes
+	proofKey proofKey        // signs device challenges
 
 	mu      sync.Mutex
 	addrs   map[string]string // listener name → bound address

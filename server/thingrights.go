@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 
 	"github.com/mqtter/mqtter/server/store"
 	"github.com/mqtter/mqtter/thing"
@@ -113,32 +112,15 @@ func (r rights) mayRelayThing(m *wire.Message) error {
 	return nil
 }
 
-// accountKinds caches account → kind, which never changes.
-type accountKinds struct {
-	mu sync.RWMutex
-	m  map[string]string
-}
-
-// accountKind returns the kind of account name, "" when there is none.
+// accountKind returns the kind of account name, "" when there is none
+// (not cached: the account may be added later).
 func (s *Server) accountKind(ctx context.Context, name string) (string, error) {
-	s.kinds.mu.RLock()
-	k, ok := s.kinds.m[name]
-	s.kinds.mu.RUnlock()
-	if ok {
-		return k, nil
-	}
-	a, err := s.db.Account(ctx, name)
+	kind, err := s.kinds.get(name, func() (string, error) {
+		a, err := s.db.Account(ctx, name)
+		return a.Kind, err
+	})
 	if errors.Is(err, store.ErrNotFound) {
-		return "", nil // not cached: the account may be added later
+		return "", nil
 	}
-	if err != nil {
-		return "", err
-	}
-	s.kinds.mu.Lock()
-	if s.kinds.m == nil || len(s.kinds.m) >= maxCached {
-		s.kinds.m = make(map[string]string)
-	}
-	s.kinds.m[name] = a.Kind
-	s.kinds.mu.Unlock()
-	return a.Kind, nil
+	return kind, err
 }
