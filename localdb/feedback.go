@@ -81,21 +81,11 @@ func (db *DB) RecordFeedback(ctx context.Context, steps []ThingFeedback) ([]Feed
 	err := db.inTx(ctx, "record feedback", func(tx *sql.Tx) error {
 		now := time.Now().UnixMilli()
 		for i := range steps {
-			if _, err := tx.ExecContext(ctx, `SAVEPOINT feedback`); err != nil {
-				return err
-			}
-			o, err := recordStep(ctx, tx, &steps[i], now)
+			o, err := recordInSavepoint(ctx, tx, &steps[i], now)
 			if err != nil {
-				out[i] = FeedbackOutcome{Err: err}
-				if _, err := tx.ExecContext(ctx, `ROLLBACK TO feedback`); err != nil {
-					return err
-				}
-			} else {
-				out[i] = o
-			}
-			if _, err := tx.ExecContext(ctx, `RELEASE feedback`); err != nil {
 				return err
 			}
+			out[i] = o
 		}
 		return nil
 	})
@@ -103,6 +93,26 @@ func (db *DB) RecordFeedback(ctx context.Context, steps []ThingFeedback) ([]Feed
 		return nil, err
 	}
 	return out, nil
+}
+
+// recordInSavepoint applies one message's feedback inside tx, in a
+// savepoint: a step that fails leaves no trace and its outcome says why.
+// The error is the transaction's own.
+func recordInSavepoint(ctx context.Context, tx *sql.Tx, s *ThingFeedback, now int64) (FeedbackOutcome, error) {
+	if _, err := tx.ExecContext(ctx, `SAVEPOINT feedback`); err != nil {
+		return FeedbackOutcome{}, err
+	}
+	o, err := recordStep(ctx, tx, s, now)
+	if err != nil {
+		o = FeedbackOutcome{Err: err}
+		if _, err := tx.ExecContext(ctx, `ROLLBACK TO feedback`); err != nil {
+			return o, err
+		}
+	}
+	if _, err := tx.ExecContext(ctx, `RELEASE feedback`); err != nil {
+		return o, err
+	}
+	return o, nil
 }
 
 // recordStep applies one message's feedback inside tx.

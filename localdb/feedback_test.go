@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/mqtter/mqtter/localdb"
+	"github.com/mqtter/mqtter/wire"
 )
 
 // One batch of feedback, recorded in one transaction, ends as the same
@@ -123,4 +124,56 @@ func BenchmarkFeedbackBurst(b *testing.B) {
 			}
 		}
 	})
+}
+
+// Ingest stores a batch and records the feedback of the messages new to
+// it in the same commit: a message seen before records nothing again, a
+// step that fails leaves its message stored, and steps must match msgs.
+func TestIngestRecordsFeedbackOfNewMessages(t *testing.T) {
+	db := openAt(t, filepath.Join(t.TempDir(), "node.db"))
+	ctx := t.Context()
+	expires := time.Now().Add(time.Minute).UnixMilli()
+	if _, err := db.RecordFeedback(ctx, []localdb.ThingFeedback{{Record: &localdb.Command{MsgId: "c1", Thing: "lamp", Action: "toggle", Expires: expires}}}); err != nil {
+		t.Fatal(err)
+	}
+	msg := func(id string) wire.Message {
+		return wire.Message{MsgId: id, Feeds: "dm:alice:lamp", MsgType: wire.MsgTypeFeedback, From: "lamp", Payload: []byte(`{}`), TimeCreate: 1}
+	}
+	upd := func(state string, result bool) *localdb.ThingFeedback {
+		return &localdb.ThingFeedback{Update: &localdb.CommandFeedback{MsgId: "c1", Thing: "lamp",
+			CommandUpdate: localdb.CommandUpdate{State: state, Result: result, Final: result}}}
+	}
+	msgs := []wire.Message{msg("f1"), msg("f2"), msg("f3"), msg("f4")}
+	steps := []*localdb.ThingFeedback{upd("accepted", false), nil, {}, upd("done", true)}
+	added, outs, err := db.Ingest(ctx, msgs, localdb.ViaP2P, steps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range msgs {
+		if !added[i] {
+			t.Errorf("message %d not added", i)
+		}
+	}
+	if outs[0].Command == nil || outs[0].Command.State != "accepted" || outs[3].Command == nil || outs[3].Command.State != "done" {
+		t.Errorf("outcomes %+v, want the command accepted then done", outs)
+	}
+	if outs[2].Err == nil || outs[1].Err != nil {
+		t.Errorf("outcome errors %v, %v; want only the empty step's", outs[1].Err, outs[2].Err)
+	}
+	// The same batch again (another path): nothing new, nothing recorded.
+	added, outs, err = db.Ingest(ctx, msgs, localdb.ViaServer, []*localdb.ThingFeedback{upd("queued", false), nil, nil, upd("failed", true)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range msgs {
+		if added[i] || outs[i].Command != nil {
+			t.Errorf("again: message %d added %v, outcome %+v", i, added[i], outs[i])
+		}
+	}
+	if c, err := db.Command(ctx, "c1"); err != nil || c.State != "done" {
+		t.Errorf("Command = %+v, %v, want done", c, err)
+	}
+	if _, _, err := db.Ingest(ctx, msgs, localdb.ViaP2P, steps[:1]); err == nil {
+		t.Error("Ingest took fewer steps than messages")
+	}
 }

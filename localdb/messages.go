@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/mqtter/mqtter/wire"
 )
@@ -93,95 +94,136 @@ func appendMessageArgs(args []any, m *wire.Message, via string) []any {
 // learned later (the stored message has none, the incoming one has) is
 // recorded. via is one of the Via constants.
 func (db *DB) AddMessages(ctx context.Context, msgs []wire.Message, via string) ([]bool, error) {
+	added, _, err := db.Ingest(ctx, msgs, via, nil)
+	return added, err
+}
+
+// Ingest stores msgs as AddMessages does and, in the same transaction,
+// records the thing feedback of those that are new, as RecordFeedback
+// does: steps[i] (nil for none) is what msgs[i] says, and outs[i] what
+// recording it did (zero for a message with no step or not new). A
+// person's node that receives a thing's ack, state and result so pays one
+// commit, not two, before the command's waiter wakes. steps is nil or as
+// long as msgs.
+func (db *DB) Ingest(ctx context.Context, msgs []wire.Message, via string, steps []*ThingFeedback) (added []bool, outs []FeedbackOutcome, err error) {
 	if !ValidVia(via) {
-		return nil, fmt.Errorf("localdb: add messages: unknown via %q", via)
+		return nil, nil, fmt.Errorf("localdb: add messages: unknown via %q", via)
 	}
-	added := make([]bool, len(msgs))
+	if steps != nil && len(steps) != len(msgs) {
+		return nil, nil, fmt.Errorf("localdb: add messages: %d feedback steps for %d messages", len(steps), len(msgs))
+	}
+	added = make([]bool, len(msgs))
 	if len(msgs) == 0 {
-		return added, nil
+		return added, nil, nil
 	}
-	err := db.inTx(ctx, "add messages", func(tx *sql.Tx) error {
-		// Rows get local_order max+1, so those a statement inserted are the
-		// ones past the largest local_order before it.
-		var watermark int64
-		if err := tx.QueryRowContext(ctx, `SELECT coalesce(max(local_order), 0) FROM messages`).Scan(&watermark); err != nil {
+	if steps != nil {
+		outs = make([]FeedbackOutcome, len(msgs))
+	}
+	err = db.inTx(ctx, "add messages", func(tx *sql.Tx) error {
+		if err := addMessages(ctx, tx, db.insertStmts, msgs, via, added); err != nil {
 			return err
 		}
-		stmts := make(map[int]*sql.Stmt, 2) // by rows: a full chunk and the rest
-		defer func() {
-			for _, st := range stmts {
-				st.Close()
-			}
-		}()
-		args := make([]any, 0, 10*min(insertRows, len(msgs)))
-		for lo := 0; lo < len(msgs); lo += insertRows {
-			chunk := msgs[lo:min(lo+insertRows, len(msgs))]
-			st := stmts[len(chunk)]
-			if st == nil {
-				if ready := db.insertStmts[len(chunk)]; ready != nil {
-					st = tx.StmtContext(ctx, ready)
-				} else {
-					var err error
-					if st, err = tx.PrepareContext(ctx, insertMessages(len(chunk))); err != nil {
-						return err
-					}
-				}
-				stmts[len(chunk)] = st
-			}
-			args = args[:0]
-			for i := range chunk {
-				args = appendMessageArgs(args, &chunk[i], via)
-			}
-			r, err := st.ExecContext(ctx, args...)
-			if err != nil {
-				return fmt.Errorf("insert %s…: %w", chunk[0].MsgId, err)
-			}
-			n, err := r.RowsAffected()
-			if err != nil {
-				return fmt.Errorf("insert %s…: %w", chunk[0].MsgId, err)
-			}
-			if n == int64(len(chunk)) {
-				for i := range chunk {
-					added[lo+i] = true
-				}
-			} else if n > 0 {
-				if err := markInserted(ctx, tx, chunk, watermark, added[lo:lo+len(chunk)]); err != nil {
-					return err
-				}
-			}
-			if n > 0 {
-				if watermark, err = r.LastInsertId(); err != nil {
-					return err
-				}
-			}
+		if steps == nil {
+			return nil
 		}
-		var update *sql.Stmt
-		for i := range msgs {
-			m := &msgs[i]
-			if added[i] || m.SeqId == 0 {
+		now := time.Now().UnixMilli()
+		for i, s := range steps {
+			if s == nil || !added[i] {
 				continue
 			}
-			if update == nil {
-				var err error
-				if update, err = tx.PrepareContext(ctx, learnSeq); err != nil {
-					return err
-				}
-				defer update.Close()
+			o, err := recordInSavepoint(ctx, tx, s, now)
+			if err != nil {
+				return err
 			}
-			payload := []byte(m.Payload)
-			if payload == nil {
-				payload = []byte{}
-			}
-			if _, err := update.ExecContext(ctx, m.SeqId, m.MsgId, m.From, m.Feeds, m.MsgType, payload, m.TimeCreate, m.Device, m.Sig); err != nil {
-				return fmt.Errorf("set seq of %s: %w", m.MsgId, err)
-			}
+			outs[i] = o
 		}
 		return nil
 	})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return added, nil
+	return added, outs, nil
+}
+
+// addMessages is AddMessages inside tx; added[i] is set for each message
+// new to the table.
+func addMessages(ctx context.Context, tx *sql.Tx, ready map[int]*sql.Stmt, msgs []wire.Message, via string, added []bool) error {
+	// Rows get local_order max+1, so those a statement inserted are the
+	// ones past the largest local_order before it.
+	var watermark int64
+	if err := tx.QueryRowContext(ctx, `SELECT coalesce(max(local_order), 0) FROM messages`).Scan(&watermark); err != nil {
+		return err
+	}
+	stmts := make(map[int]*sql.Stmt, 2) // by rows: a full chunk and the rest
+	defer func() {
+		for _, st := range stmts {
+			st.Close()
+		}
+	}()
+	args := make([]any, 0, 10*min(insertRows, len(msgs)))
+	for lo := 0; lo < len(msgs); lo += insertRows {
+		chunk := msgs[lo:min(lo+insertRows, len(msgs))]
+		st := stmts[len(chunk)]
+		if st == nil {
+			if pre := ready[len(chunk)]; pre != nil {
+				st = tx.StmtContext(ctx, pre)
+			} else {
+				var err error
+				if st, err = tx.PrepareContext(ctx, insertMessages(len(chunk))); err != nil {
+					return err
+				}
+			}
+			stmts[len(chunk)] = st
+		}
+		args = args[:0]
+		for i := range chunk {
+			args = appendMessageArgs(args, &chunk[i], via)
+		}
+		r, err := st.ExecContext(ctx, args...)
+		if err != nil {
+			return fmt.Errorf("insert %s…: %w", chunk[0].MsgId, err)
+		}
+		n, err := r.RowsAffected()
+		if err != nil {
+			return fmt.Errorf("insert %s…: %w", chunk[0].MsgId, err)
+		}
+		if n == int64(len(chunk)) {
+			for i := range chunk {
+				added[lo+i] = true
+			}
+		} else if n > 0 {
+			if err := markInserted(ctx, tx, chunk, watermark, added[lo:lo+len(chunk)]); err != nil {
+				return err
+			}
+		}
+		if n > 0 {
+			if watermark, err = r.LastInsertId(); err != nil {
+				return err
+			}
+		}
+	}
+	var update *sql.Stmt
+	for i := range msgs {
+		m := &msgs[i]
+		if added[i] || m.SeqId == 0 {
+			continue
+		}
+		if update == nil {
+			var err error
+			if update, err = tx.PrepareContext(ctx, learnSeq); err != nil {
+				return err
+			}
+			defer update.Close()
+		}
+		payload := []byte(m.Payload)
+		if payload == nil {
+			payload = []byte{}
+		}
+		if _, err := update.ExecContext(ctx, m.SeqId, m.MsgId, m.From, m.Feeds, m.MsgType, payload, m.TimeCreate, m.Device, m.Sig); err != nil {
+			return fmt.Errorf("set seq of %s: %w", m.MsgId, err)
+		}
+	}
+	return nil
 }
 
 // markInserted sets added[i] for the messages of chunk that its INSERT

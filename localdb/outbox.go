@@ -28,10 +28,25 @@ type Outgoing struct {
 	// Commands are commands among Messages, recorded as RecordCommand
 	// does, so that their feedback finds them however soon it comes.
 	Commands []Command
+	// Seen records commands this account received (as a thing) the first
+	// time they are seen, as CommandSeen does (ignored when already
+	// recorded): the caller decided with CommandKnown that they are new,
+	// and the record commits with the ack and the mark that they run.
+	Seen []SeenCommand
 	// Marks move commands this account received (as a thing) on, as
 	// SetCommandState does, once the messages above are stored: a result
 	// and the mark that its command was answered commit together.
 	Marks []CommandMark
+	// StateRev, when above zero, is the last state revision given out
+	// (NextStateRev's counter), kept with the state messages that carry
+	// it; a lower value than the one kept changes nothing.
+	StateRev int64
+}
+
+// SeenCommand is a received command's first sighting (CommandSeen).
+type SeenCommand struct {
+	MsgId, From string
+	Payload     []byte
 }
 
 // CommandMark is a state change of a received command (SetCommandState).
@@ -73,8 +88,18 @@ func (db *DB) EnqueueAll(ctx context.Context, out Outgoing) error {
 				return err
 			}
 		}
+		for _, c := range out.Seen {
+			if _, err := tx.ExecContext(ctx, insertSeenCommand, c.MsgId, c.From, c.Payload, CommandReceived, now, now); err != nil {
+				return fmt.Errorf("record command %s: %w", c.MsgId, err)
+			}
+		}
 		for _, mk := range out.Marks {
 			if _, err := setCommandState(ctx, tx, mk, now); err != nil {
+				return err
+			}
+		}
+		if out.StateRev > 0 {
+			if err := keepStateRev(ctx, tx, out.StateRev); err != nil {
 				return err
 			}
 		}

@@ -37,9 +37,7 @@ func (db *DB) CommandSeen(ctx context.Context, msgID, from string, payload []byt
 	now := time.Now().UnixMilli()
 	var added bool
 	err := db.inTx(ctx, "command seen "+msgID, func(tx *sql.Tx) error {
-		r, err := tx.ExecContext(ctx, `INSERT INTO thing_commands
-			(msg_id, sender, payload, state, received, updated) VALUES (?, ?, ?, ?, ?, ?)
-			ON CONFLICT (msg_id, sender) DO NOTHING`, msgID, from, payload, CommandReceived, now, now)
+		r, err := tx.ExecContext(ctx, insertSeenCommand, msgID, from, payload, CommandReceived, now, now)
 		if err != nil {
 			return err
 		}
@@ -48,6 +46,26 @@ func (db *DB) CommandSeen(ctx context.Context, msgID, from string, payload []byt
 		return err
 	})
 	return added, err
+}
+
+// insertSeenCommand records a received command's first sighting.
+const insertSeenCommand = `INSERT INTO thing_commands
+	(msg_id, sender, payload, state, received, updated) VALUES (?, ?, ?, ?, ?, ?)
+	ON CONFLICT (msg_id, sender) DO NOTHING`
+
+// CommandKnown reports whether a command (From, MsgId) was recorded by
+// CommandSeen or an Outgoing's Seen: a read, for a caller that is the
+// only one to record commands and records a new one with its ack.
+func (db *DB) CommandKnown(ctx context.Context, msgID, from string) (bool, error) {
+	var one int
+	err := db.read.QueryRowContext(ctx, `SELECT 1 FROM thing_commands WHERE msg_id = ? AND sender = ?`, msgID, from).Scan(&one)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("localdb: command %s: %w", msgID, err)
+	}
+	return true, nil
 }
 
 // SetCommandState moves a received command to state, with the status it
@@ -130,22 +148,47 @@ const metaStateRev = "thing.state_rev"
 
 // NextStateRev returns a state revision higher than any given out or seen
 // before (at least atLeast), and keeps it durably: revisions increase
-// across restarts.
+// across restarts. A caller that gives out many keeps the counter itself
+// (LastStateRev once, then Outgoing.StateRev with each commit).
 func (db *DB) NextStateRev(ctx context.Context, atLeast int64) (int64, error) {
 	var rev int64
 	err := db.inTx(ctx, "next state rev", func(tx *sql.Tx) error {
-		var cur string
-		err := tx.QueryRowContext(ctx, `SELECT value FROM meta WHERE key = ?`, metaStateRev).Scan(&cur)
-		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		last, err := lastStateRev(ctx, tx)
+		if err != nil {
 			return err
 		}
-		last, _ := strconv.ParseInt(cur, 10, 64)
 		rev = max(last+1, atLeast)
-		_, err = tx.ExecContext(ctx, `INSERT INTO meta (key, value) VALUES (?, ?)
-			ON CONFLICT (key) DO UPDATE SET value = excluded.value`, metaStateRev, strconv.FormatInt(rev, 10))
-		return err
+		return keepStateRev(ctx, tx, rev)
 	})
 	return rev, err
+}
+
+// LastStateRev returns the last state revision given out.
+func (db *DB) LastStateRev(ctx context.Context) (int64, error) {
+	rev, err := lastStateRev(ctx, db.read)
+	if err != nil {
+		return 0, fmt.Errorf("localdb: state revision: %w", err)
+	}
+	return rev, nil
+}
+
+func lastStateRev(ctx context.Context, q queryer) (int64, error) {
+	var cur string
+	err := q.QueryRowContext(ctx, `SELECT value FROM meta WHERE key = ?`, metaStateRev).Scan(&cur)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return 0, err
+	}
+	last, _ := strconv.ParseInt(cur, 10, 64)
+	return last, nil
+}
+
+// keepStateRev keeps rev as the last revision given out, unless a higher
+// one is kept.
+func keepStateRev(ctx context.Context, tx *sql.Tx, rev int64) error {
+	_, err := tx.ExecContext(ctx, `INSERT INTO meta (key, value) VALUES (?, ?)
+		ON CONFLICT (key) DO UPDATE SET value = excluded.value
+		WHERE CAST(meta.value AS INTEGER) < CAST(excluded.value AS INTEGER)`, metaStateRev, strconv.FormatInt(rev, 10))
+	return err
 }
 
 // UnrecordedCommands returns the commands to others than self (by

@@ -101,3 +101,50 @@ func TestUnrecordedCommands(t *testing.T) {
 		t.Errorf("UnrecordedCommands after one was recorded = %v, want %s", ids, pushed.MsgId)
 	}
 }
+
+// A thing's node records a new command with its ack: Outgoing.Seen makes
+// it known (CommandKnown, and CommandSeen calls it old) in the same commit
+// as the mark that it runs, and Outgoing.StateRev keeps the revision
+// counter with the state that carries it, never lowering it.
+func TestOutgoingRecordsSeenCommandsAndStateRev(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "node.db")
+	db := openAt(t, path)
+	ctx := t.Context()
+	if known, err := db.CommandKnown(ctx, "c1", "alice"); known || err != nil {
+		t.Fatalf("CommandKnown before = %v, %v", known, err)
+	}
+	ack := wire.Message{MsgId: "a1", Feeds: "dm:alice:lamp", MsgType: wire.MsgTypeFeedback, From: "lamp", Payload: []byte(`{}`), TimeCreate: 1}
+	err := db.EnqueueAll(ctx, localdb.Outgoing{
+		Messages: []wire.Message{ack},
+		Seen:     []localdb.SeenCommand{{MsgId: "c1", From: "alice", Payload: []byte(`{"action":"toggle"}`)}},
+		Marks:    []localdb.CommandMark{{MsgId: "c1", From: "alice", State: localdb.CommandRunning}},
+		StateRev: 7,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.EnqueueAll(ctx, localdb.Outgoing{StateRev: 3}); err != nil { // lower: kept 7
+		t.Fatal(err)
+	}
+	db.Close()
+	db = openAt(t, path)
+	defer db.Close()
+	if known, err := db.CommandKnown(ctx, "c1", "alice"); !known || err != nil {
+		t.Errorf("CommandKnown after = %v, %v, want true", known, err)
+	}
+	if known, _ := db.CommandKnown(ctx, "c1", "bob"); known {
+		t.Error("CommandKnown: another sender's c1 is known")
+	}
+	if isNew, err := db.CommandSeen(ctx, "c1", "alice", []byte(`{}`)); isNew || err != nil {
+		t.Errorf("CommandSeen after Seen = %v, %v, want false", isNew, err)
+	}
+	if c, err := db.ThingCommand(ctx, "c1", "alice"); err != nil || c.State != localdb.CommandRunning {
+		t.Errorf("ThingCommand = %+v, %v, want running (the mark after the record)", c, err)
+	}
+	if rev, err := db.LastStateRev(ctx); rev != 7 || err != nil {
+		t.Errorf("LastStateRev = %d, %v, want 7", rev, err)
+	}
+	if rev, err := db.NextStateRev(ctx, 0); rev != 8 || err != nil {
+		t.Errorf("NextStateRev = %d, %v, want 8", rev, err)
+	}
+}
