@@ -24,11 +24,13 @@ const sweepAtMost = time.Minute
 // timeoutReason is the error of a command timed out here.
 const timeoutReason = "no result from the thing by the command's expiry"
 
-// commandNotifier wakes whoever waits for a tracked command to change.
-// Its zero value is ready to use.
+// commandNotifier wakes whoever waits for a tracked command to change:
+// the sweeper, at any change, and a command's waiters with the row as it
+// now stands. Its zero value is ready to use.
 type commandNotifier struct {
-	mu sync.Mutex
-	ch chan struct{}
+	mu      sync.Mutex
+	ch      chan struct{}
+	waiters map[string][]chan localdb.Command // by MsgId
 }
 
 // watch returns a channel closed at the next change.
@@ -41,12 +43,47 @@ func (c *commandNotifier) watch() <-chan struct{} {
 	return c.ch
 }
 
-func (c *commandNotifier) notify() {
+// follow returns a channel that gets command id's row at each change
+// (the latest only, when the reader is behind), and a func to stop.
+func (c *commandNotifier) follow(id string) (<-chan localdb.Command, func()) {
+	ch := make(chan localdb.Command, 1)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.waiters == nil {
+		c.waiters = make(map[string][]chan localdb.Command)
+	}
+	c.waiters[id] = append(c.waiters[id], ch)
+	return ch, func() {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		list := c.waiters[id]
+		for i, w := range list {
+			if w == ch {
+				list = append(list[:i], list[i+1:]...)
+				break
+			}
+		}
+		if len(list) == 0 {
+			delete(c.waiters, id)
+		} else {
+			c.waiters[id] = list
+		}
+	}
+}
+
+func (c *commandNotifier) notify(row localdb.Command) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.ch != nil {
 		close(c.ch)
 		c.ch = nil
+	}
+	for _, w := range c.waiters[row.MsgId] {
+		select { // keep only the latest
+		case <-w:
+		default:
+		}
+		w <- row
 	}
 }
 
@@ -80,26 +117,43 @@ func (n *Node) ownCommandRow(m *wire.Message) (localdb.Command, bool) {
 // recorded in one transaction, in message order, and only then are the
 // waiters woken and the events published.
 func (n *Node) trackThingMessages(msgs []wire.Message) {
-	var steps []localdb.ThingFeedback
-	var from []*wire.Message // the message of each step
-	for i := range msgs {
-		m := &msgs[i]
-		if s, ok := n.feedbackStep(m); ok {
-			steps = append(steps, s)
-			from = append(from, m)
+	steps := n.feedbackSteps(msgs)
+	if steps == nil {
+		return
+	}
+	var list []localdb.ThingFeedback
+	var from []int // the message of each step
+	for i, s := range steps {
+		if s != nil {
+			list = append(list, *s)
+			from = append(from, i)
 		}
 	}
-	if len(steps) == 0 {
-		return
-	}
-	outs, err := n.db.RecordFeedback(context.WithoutCancel(n.ctx), steps)
+	outs, err := n.db.RecordFeedback(context.WithoutCancel(n.ctx), list)
 	if err != nil {
-		n.log.Error("track feedback", "messages", len(steps), "err", err)
+		n.log.Error("track feedback", "messages", len(list), "err", err)
 		return
 	}
-	for i, o := range outs {
-		n.feedbackTracked(from[i], &steps[i], o)
+	for k, o := range outs {
+		n.feedbackTracked(&msgs[from[k]], &list[k], o)
 	}
+}
+
+// feedbackSteps is what each of msgs asks the person's side to record
+// (nil for nothing), or nil when none does.
+func (n *Node) feedbackSteps(msgs []wire.Message) []*localdb.ThingFeedback {
+	var steps []*localdb.ThingFeedback
+	for i := range msgs {
+		s, ok := n.feedbackStep(&msgs[i])
+		if !ok {
+			continue
+		}
+		if steps == nil {
+			steps = make([]*localdb.ThingFeedback, len(msgs))
+		}
+		steps[i] = &s
+	}
+	return steps
 }
 
 // feedbackStep is what m, a message new to this device, asks the person's
@@ -222,7 +276,7 @@ func (n *Node) cacheDescription(ctx context.Context, d *thing.Description) (bool
 // commandChanged tells waiters and the event stream of a command's new
 // state.
 func (n *Node) commandChanged(c localdb.Command) {
-	n.cmds.notify()
+	n.cmds.notify(c)
 	n.events.publish(EventCommand, c)
 }
 
@@ -310,30 +364,25 @@ func (n *Node) doCommand(ctx context.Context, to string, req DoRequest) (localdb
 // waitCommand returns command id once it is closed, or at deadline, when
 // it is timed out if still open.
 func (n *Node) waitCommand(ctx context.Context, id string, deadline time.Time) (localdb.Command, error) {
-	for {
-		changed := n.cmds.watch()
-		c, err := n.db.Command(ctx, id)
-		if err != nil {
-			return localdb.Command{}, err
-		}
-		if c.Final() {
-			return c, nil
-		}
-		if !time.Now().Before(deadline) {
+	changed, stop := n.cmds.follow(id)
+	defer stop()
+	c, err := n.db.Command(ctx, id)
+	if err != nil {
+		return localdb.Command{}, err
+	}
+	t := time.NewTimer(time.Until(deadline))
+	defer t.Stop()
+	for !c.Final() {
+		select {
+		case <-ctx.Done():
+			return c, nil // the caller went away; the row says where it stands
+		case <-n.ctx.Done():
+			return c, errors.New("node stopping")
+		case c = <-changed:
+		case <-t.C:
 			n.sweepOnce()
 			return n.db.Command(ctx, id)
 		}
-		t := time.NewTimer(time.Until(deadline))
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return c, nil // the caller went away; the row says where it stands
-		case <-n.ctx.Done():
-			t.Stop()
-			return c, errors.New("node stopping")
-		case <-changed:
-		case <-t.C:
-		}
-		t.Stop()
 	}
+	return c, nil
 }

@@ -95,7 +95,7 @@ func (n *Node) sendWithID(ctx context.Context, req SendRequest, msgID string) (S
 	if err != nil {
 		return SendResult{}, err
 	}
-	if err := n.enqueue(ctx, []wire.Message{m}, nil, nil); err != nil {
+	if err := n.enqueue(ctx, localdb.Outgoing{Messages: []wire.Message{m}}, nil); err != nil {
 		return SendResult{}, err
 	}
 	return SendResult{MsgId: m.MsgId, Feeds: m.Feeds}, nil
@@ -164,8 +164,8 @@ func (n *Node) prepare(req SendRequest, msgID string) (wire.Message, error) {
 // wait a moment for company) and announces them. A burst of messages
 // costs one commit, and a command's row exists before the command leaves,
 // so its feedback always finds it.
-func (n *Node) enqueue(ctx context.Context, msgs []wire.Message, marks []localdb.CommandMark, hold map[string]bool) error {
-	out := localdb.Outgoing{Messages: msgs, Marks: marks}
+func (n *Node) enqueue(ctx context.Context, out localdb.Outgoing, hold map[string]bool) error {
+	msgs := out.Messages
 	for i := range msgs {
 		if row, ok := n.ownCommandRow(&msgs[i]); ok {
 			out.Commands = append(out.Commands, row)

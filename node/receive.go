@@ -286,9 +286,11 @@ func (g *ingester) store(batch []ingestItem) {
 		for i, it := range items {
 			msgs[i] = it.m
 		}
-		// The store must finish even while the node stops: a peer waits
-		// for the answer that says the message is durable.
-		added, err := g.n.db.AddMessages(context.WithoutCancel(g.n.ctx), msgs, via)
+		// What the messages tell a thing's person is recorded in the same
+		// commit. The store must finish even while the node stops: a peer
+		// waits for the answer that says the message is durable.
+		steps := g.n.feedbackSteps(msgs)
+		added, outs, err := g.n.db.Ingest(context.WithoutCancel(g.n.ctx), msgs, via, steps)
 		// Answer first: a peer waits for the word that its message is
 		// durable, which it is now; what this device makes of the
 		// message (events, a thing's feedback tracked, a command taken)
@@ -299,13 +301,18 @@ func (g *ingester) store(batch []ingestItem) {
 		if err != nil {
 			continue
 		}
-		fresh := msgs[:0]
+		var fresh []wire.Message
 		for i := range msgs {
 			if added[i] {
 				fresh = append(fresh, msgs[i])
 			}
 		}
-		g.n.receivedBatch(fresh, via)
+		g.n.announce(fresh, via)
+		for i, s := range steps {
+			if s != nil && added[i] {
+				g.n.feedbackTracked(&msgs[i], s, outs[i])
+			}
+		}
 	}
 }
 
@@ -319,6 +326,13 @@ func (n *Node) received(m wire.Message, via string) {
 // receivedBatch counts and announces messages new to this device, stored
 // together: the thing model records them in one transaction.
 func (n *Node) receivedBatch(msgs []wire.Message, via string) {
+	n.announce(msgs, via)
+	n.trackThingMessages(msgs)
+}
+
+// announce counts and publishes messages new to this device, and hands a
+// thing's commands to its runtime.
+func (n *Node) announce(msgs []wire.Message, via string) {
 	if len(msgs) == 0 {
 		return
 	}
@@ -333,7 +347,6 @@ func (n *Node) receivedBatch(msgs []wire.Message, via string) {
 	for _, m := range msgs {
 		n.events.publish(EventMessage, HistoryEntry{Message: m, Via: via})
 	}
-	n.trackThingMessages(msgs)
 	if n.thing != nil {
 		for _, m := range msgs {
 			n.thing.intake(m, via)

@@ -65,6 +65,9 @@ func (rt *thingRuntime) loadKept(ctx context.Context) error {
 		return fmt.Errorf("node: thing rules: %w", err)
 	}
 	rt.needRules.Store(true)
+	if rt.stateRev, err = rt.n.db.LastStateRev(ctx); err != nil {
+		return fmt.Errorf("node: %w", err)
+	}
 	return nil
 }
 
@@ -169,11 +172,11 @@ func (rt *thingRuntime) fromProgram(fb *thing.Feedback) error {
 			fb.Cause = thing.CauseLocal
 		}
 		if fb.Kind == thing.KindState {
-			rev, err := rt.n.db.NextStateRev(rt.ctx, fb.Rev)
-			if err != nil {
-				return fmt.Errorf("state revision: %w", err)
-			}
-			fb.Rev = rev
+			// Kept with the message in flush's commit: revisions increase
+			// across restarts without a commit of their own.
+			rt.stateRev = max(rt.stateRev+1, fb.Rev)
+			fb.Rev = rt.stateRev
+			rt.pending.StateRev = rt.stateRev
 		}
 		fb.Trace = nil
 		if fb.Cause != thing.CauseLocal {
@@ -182,7 +185,16 @@ func (rt *thingRuntime) fromProgram(fb *thing.Feedback) error {
 		if err := fb.Validate(); err != nil {
 			return err
 		}
+		from := len(rt.pending.Messages)
 		first := rt.sendFeedback(fb, rt.audience())
+		if _, ok := rt.running[fb.Cause]; ok {
+			// A running command's result mostly follows at once: its state
+			// and events keep the ack company (ackHold) so that all go in
+			// one batch rather than the result behind their round trip.
+			for _, m := range rt.pending.Messages[from:] {
+				rt.holdBack(m.MsgId)
+			}
+		}
 		rt.fireRules(fb, first)
 		return nil
 	case thing.KindDescription:
@@ -328,14 +340,14 @@ func (rt *thingRuntime) holdBack(msgID string) {
 // the outbox. It commits even while the node stops: what the program
 // reported is the device's own word and goes out after a restart.
 func (rt *thingRuntime) flush() error {
-	if len(rt.pending.Messages) == 0 && len(rt.pending.Marks) == 0 {
+	if len(rt.pending.Messages) == 0 && len(rt.pending.Marks) == 0 && len(rt.pending.Seen) == 0 && rt.pending.StateRev == 0 {
 		return nil
 	}
-	msgs, marks, hold := rt.pending.Messages, rt.pending.Marks, rt.hold
-	rt.pending, rt.hold = localdb.Outgoing{}, nil
-	err := rt.n.enqueue(context.WithoutCancel(rt.ctx), msgs, marks, hold)
+	out, hold := rt.pending, rt.hold
+	rt.pending, rt.hold, rt.seen = localdb.Outgoing{}, nil, nil
+	err := rt.n.enqueue(context.WithoutCancel(rt.ctx), out, hold)
 	if err != nil {
-		rt.log.Error("commit feedback", "messages", len(msgs), "marks", len(marks), "err", err)
+		rt.log.Error("commit feedback", "messages", len(out.Messages), "marks", len(out.Marks), "err", err)
 	}
 	return err
 }

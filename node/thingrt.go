@@ -84,6 +84,8 @@ type thingRuntime struct {
 	told        map[string]int64 // person → description version sent
 	pending     localdb.Outgoing // queued by the work, committed by flush
 	hold        map[string]bool  // MsgIds of pending that may wait for company
+	seen        map[string]bool  // "From MsgId" of pending.Seen
+	stateRev    int64            // the last state revision given out
 
 	mu        sync.Mutex
 	listeners *fanout[thing.Invocation] // GET /v1/thing/invocations
@@ -245,15 +247,24 @@ func (rt *thingRuntime) addressedHere(m *wire.Message) bool {
 // its fate; a later one (another path, a retry) changes nothing.
 func (rt *thingRuntime) takeCommand(m wire.Message) {
 	ctx := rt.ctx
-	isNew, err := rt.n.db.CommandSeen(ctx, m.MsgId, m.From, m.Payload)
+	// The loop is the only one to record commands, and records a new one
+	// with its ack (flush): a read tells whether it was seen before,
+	// committed or still pending.
+	key := m.From + " " + m.MsgId
+	known, err := rt.n.db.CommandKnown(ctx, m.MsgId, m.From)
 	if err != nil {
-		rt.log.Error("record a command", "msg_id", m.MsgId, "err", err)
+		rt.log.Error("look up a command", "msg_id", m.MsgId, "err", err)
 		return
 	}
-	if !isNew {
+	if known || rt.seen[key] {
 		rt.log.Debug("command seen before; not run again", "msg_id", m.MsgId, "from", m.From)
 		return
 	}
+	if rt.seen == nil {
+		rt.seen = make(map[string]bool)
+	}
+	rt.seen[key] = true
+	rt.pending.Seen = append(rt.pending.Seen, localdb.SeenCommand{MsgId: m.MsgId, From: m.From, Payload: m.Payload})
 	// The direct path checked this already and the server checks what it
 	// relays; the book is asked again whatever the path.
 	err = thing.MayWrite(bookRights{rt.n.book}, &m)
