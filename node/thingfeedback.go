@@ -362,7 +362,7 @@ func (rt *thingRuntime) senders(oc *openCommand) []string {
 	return out
 }
 
-// audience are who hear of a result, state and events: the persons
+// audience are who hear of state and events: the persons
 // bound to this thing and the things associated with it.
 func (rt *thingRuntime) audience() []string {
 	b := rt.n.book
