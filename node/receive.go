@@ -10,6 +10,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/mqtter/mqtter/localdb"
+	"github.com/mqtter/mqtter/p2p"
 	"github.com/mqtter/mqtter/thing"
 	"github.com/mqtter/mqtter/wire"
 )
@@ -33,6 +34,10 @@ func (h packetHandler) HandlePacket(ctx context.Context, from peer.ID, topic str
 
 func (h packetHandler) HandlePacketAsync(ctx context.Context, from peer.ID, topic string, body []byte, answer func([]byte)) {
 	h.n.handlePacketAsync(from, topic, body, answer)
+}
+
+func (h packetHandler) HandleBurst(ctx context.Context, from peer.ID, reqs []p2p.Request) {
+	h.n.handleBurst(from, reqs)
 }
 
 // handlePacket answers one request frame from a direct stream: a message
@@ -74,38 +79,113 @@ func (n *Node) directSend(from peer.ID, body []byte, answer func([]byte)) {
 		answer(wire.Fail("", errBadRequest+": "+err.Error()))
 		return
 	}
-	if err := n.checkDirect(&m, from); err != nil {
-		n.counts.refused.Add(1)
-		n.log.Warn("refused a direct message", "from", from.String(), "msg_id", m.MsgId, "err", err)
-		answer(wire.Fail("", err.Error()))
-		if errors.Is(err, wire.ErrNotRelated) && n.link != nil && n.link.Connected() {
-			// The book may lag the server (a relation accepted a moment
-			// ago): ask again, so a new friend is not refused for long. The
-			// refresh loop coalesces these, so a stranger's dms cannot
-			// make it call the server more than a few times a second.
-			n.kickRefresh()
+	n.directSends(from, []directMsg{{m: m, answer: answer}})
+}
+
+// directMsg is a message of a direct stream and the answer it waits for.
+type directMsg struct {
+	m      wire.Message
+	answer func([]byte)
+}
+
+// handleBurst takes the requests a peer wrote back to back: its messages
+// are checked together (their signatures in one batch) and stored in one
+// commit; any other request is handled as if alone, in its place.
+func (n *Node) handleBurst(from peer.ID, reqs []p2p.Request) {
+	var sends []directMsg
+	for _, r := range reqs {
+		t, err := wire.ParseTopic(r.Topic)
+		if err != nil || t.Scheme != wire.SchemeIM || t.Host != n.self.String() || t.Method() != wire.MethodSend {
+			n.directSends(from, sends)
+			sends = nil
+			n.handlePacketAsync(from, r.Topic, r.Body, r.Answer)
+			continue
 		}
+		var m wire.Message
+		if err := json.Unmarshal(r.Body, &m); err != nil {
+			r.Answer(wire.Fail("", errBadRequest+": "+err.Error()))
+			continue
+		}
+		sends = append(sends, directMsg{m: m, answer: r.Answer})
+	}
+	n.directSends(from, sends)
+}
+
+// directSends checks messages from a direct stream (checkDirect, the
+// signatures in one batch) and hands those that pass to the ingester
+// together; each is answered once durable, a refused one at once.
+func (n *Node) directSends(from peer.ID, in []directMsg) {
+	if len(in) == 0 {
 		return
 	}
-	n.ingest.addAsync(m, localdb.ViaP2P, func(err error) {
+	shaped := make([]directMsg, 0, len(in))
+	for _, d := range in {
+		if err := n.checkDirectShape(&d.m, from); err != nil {
+			n.refuseDirect(from, &d, err)
+			continue
+		}
+		shaped = append(shaped, d)
+	}
+	ptrs := make([]*wire.Message, len(shaped))
+	for i := range shaped {
+		ptrs[i] = &shaped[i].m
+	}
+	sigErrs := wire.VerifyBatch(ptrs)
+	items := make([]ingestItem, 0, len(shaped))
+	for i := range shaped {
+		d := &shaped[i]
+		err := sigErrs[i]
 		if err != nil {
-			n.log.Error("store a direct message", "msg_id", m.MsgId, "err", err)
+			err = fmt.Errorf("%s: %w", errForbidden, err)
+		} else {
+			err = n.checkMember(&d.m)
+		}
+		if err != nil {
+			n.refuseDirect(from, d, err)
+			continue
+		}
+		items = append(items, ingestItem{m: d.m, via: localdb.ViaP2P, done: d.stored(n)})
+	}
+	n.ingest.addAll(items)
+}
+
+// stored is the ingester's word on d: its answer once durable.
+func (d *directMsg) stored(n *Node) func(error) {
+	id, answer := d.m.MsgId, d.answer
+	return func(err error) {
+		if err != nil {
+			n.log.Error("store a direct message", "msg_id", id, "err", err)
 			answer(wire.Fail("", errInternal+": not stored"))
 			return
 		}
-		a, err := wire.OK("", map[string]string{"MsgId": m.MsgId})
+		a, err := wire.OK("", map[string]string{"MsgId": id})
 		if err != nil {
 			a = wire.Fail("", errInternal)
 		}
 		answer(a)
-	})
+	}
 }
 
-// checkDirect decides whether a message from a direct stream may be
-// stored: it must be well formed, unsequenced, signed by the very device
-// that sent it, that device must belong to From, and From must be allowed
-// to write into the conversation (checkMember).
-func (n *Node) checkDirect(m *wire.Message, from peer.ID) error {
+// refuseDirect answers a direct message that may not be stored.
+func (n *Node) refuseDirect(from peer.ID, d *directMsg, err error) {
+	n.counts.refused.Add(1)
+	n.log.Warn("refused a direct message", "from", from.String(), "msg_id", d.m.MsgId, "err", err)
+	d.answer(wire.Fail("", err.Error()))
+	if errors.Is(err, wire.ErrNotRelated) && n.link != nil && n.link.Connected() {
+		// The book may lag the server (a relation accepted a moment
+		// ago): ask again, so a new friend is not refused for long. The
+		// refresh loop coalesces these, so a stranger's dms cannot
+		// make it call the server more than a few times a second.
+		n.kickRefresh()
+	}
+}
+
+// checkDirectShape is what decides whether a message from a direct stream
+// may be stored, but its signature and the write rule: it must be well
+// formed, unsequenced and signed by the very device that sent it, and that
+// device must belong to From. The signature must then verify and From be
+// allowed to write into the conversation (checkMember).
+func (n *Node) checkDirectShape(m *wire.Message, from peer.ID) error {
 	if err := m.Validate(); err != nil {
 		return fmt.Errorf("%s: %w", errBadRequest, err)
 	}
@@ -121,10 +201,7 @@ func (n *Node) checkDirect(m *wire.Message, from peer.ID) error {
 	if owner, ok := n.book.account(m.Device); !ok || owner != m.From {
 		return fmt.Errorf("%s: device %s does not belong to %s", errForbidden, m.Device, m.From)
 	}
-	if err := m.Verify(); err != nil {
-		return fmt.Errorf("%s: %w", errForbidden, err)
-	}
-	return n.checkMember(m)
+	return nil
 }
 
 // checkMember applies the write rule (wire.MayWrite, and thing.MayWrite
@@ -202,14 +279,15 @@ func (n *Node) receiveFromServer(m wire.Message, lastSeq int64) {
 	})
 }
 
-// ingestBatch is the most messages stored in one transaction.
+// ingestBatch is about the most messages stored in one transaction (a
+// group handed over together is not split: at most p2p's burst more).
 const ingestBatch = 512
 
 // ingester stores incoming messages in batches from one goroutine, so
 // concurrent streams and pushes share commits.
 type ingester struct {
 	n    *Node
-	in   chan ingestItem
+	in   chan []ingestItem // groups, each stored in one commit
 	done chan struct{}
 }
 
@@ -220,7 +298,7 @@ type ingestItem struct {
 }
 
 func newIngester(n *Node) *ingester {
-	g := &ingester{n: n, in: make(chan ingestItem, ingestBatch), done: make(chan struct{})}
+	g := &ingester{n: n, in: make(chan []ingestItem, ingestBatch), done: make(chan struct{})}
 	go g.run()
 	return g
 }
@@ -229,10 +307,21 @@ var errIngestClosed = errors.New("node stopping")
 
 // addAsync stores m and calls done once it is durable (or failed).
 func (g *ingester) addAsync(m wire.Message, via string, done func(error)) {
+	g.addAll([]ingestItem{{m: m, via: via, done: done}})
+}
+
+// addAll stores items in one commit (with others queued at the time) and
+// calls each one's done once it is durable (or failed).
+func (g *ingester) addAll(items []ingestItem) {
+	if len(items) == 0 {
+		return
+	}
 	select {
-	case g.in <- ingestItem{m: m, via: via, done: done}:
+	case g.in <- items:
 	case <-g.n.ctx.Done():
-		done(errIngestClosed)
+		for _, it := range items {
+			it.done(errIngestClosed)
+		}
 	}
 }
 
@@ -241,11 +330,11 @@ func (g *ingester) run() {
 	for {
 		var batch []ingestItem
 		select {
-		case it, ok := <-g.in:
+		case group, ok := <-g.in:
 			if !ok {
 				return
 			}
-			batch = append(batch, it)
+			batch = append(batch, group...)
 		case <-g.n.ctx.Done():
 			g.drain()
 			return
@@ -253,8 +342,8 @@ func (g *ingester) run() {
 	fill:
 		for len(batch) < ingestBatch {
 			select {
-			case it := <-g.in:
-				batch = append(batch, it)
+			case group := <-g.in:
+				batch = append(batch, group...)
 			default:
 				break fill
 			}
@@ -267,8 +356,10 @@ func (g *ingester) run() {
 func (g *ingester) drain() {
 	for {
 		select {
-		case it := <-g.in:
-			it.done(errIngestClosed)
+		case group := <-g.in:
+			for _, it := range group {
+				it.done(errIngestClosed)
+			}
 		default:
 			return
 		}

@@ -187,12 +187,16 @@ func (rt *thingRuntime) fromProgram(fb *thing.Feedback) error {
 		}
 		from := len(rt.pending.Messages)
 		first := rt.sendFeedback(fb, rt.audience())
-		if _, ok := rt.running[fb.Cause]; ok {
+		if oc, ok := rt.running[fb.Cause]; ok {
 			// A running command's result mostly follows at once: its state
-			// and events keep the ack company (ackHold) so that all go in
-			// one batch rather than the result behind their round trip.
+			// and events keep the ack company (ackHold) where the result
+			// goes, so that all go in one batch rather than the result
+			// behind their round trip.
+			to := rt.resultTo(oc)
 			for _, m := range rt.pending.Messages[from:] {
-				rt.holdBack(m.MsgId)
+				if f, err := wire.ParseFeeds(m.Feeds); err == nil && slices.Contains(to, f.Peer(rt.self)) {
+					rt.holdBack(m.MsgId)
+				}
 			}
 		}
 		rt.fireRules(fb, first)
@@ -360,6 +364,13 @@ func (rt *thingRuntime) senders(oc *openCommand) []string {
 		out = append(out, o)
 	}
 	return out
+}
+
+// resultTo are who hear of a command's result: its sender, the chain's
+// origin, and every person bound; an associated thing only when it sent
+// the command (rules fire on state and events, never results).
+func (rt *thingRuntime) resultTo(oc *openCommand) []string {
+	return dedupe(append(rt.senders(oc), rt.boundPersons()...))
 }
 
 // audience are who hear of state and events: the persons

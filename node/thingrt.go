@@ -484,9 +484,7 @@ func (rt *thingRuntime) answer(oc *openCommand, status string, output json.RawMe
 		fb.Trace = &tr
 		rt.remember(oc.msgID, tr)
 	}
-	// Every person bound hears of it; an associated thing only when it
-	// sent the command (rules fire on state and events, never results).
-	rt.sendFeedback(&fb, dedupe(append(rt.senders(oc), rt.boundPersons()...)))
+	rt.sendFeedback(&fb, rt.resultTo(oc))
 	rt.mark(oc.msgID, oc.from, localdb.CommandAnswered, status)
 }
 

@@ -110,8 +110,28 @@ type AsyncHandler interface {
 	HandlePacketAsync(ctx context.Context, from peer.ID, topic string, body []byte, answer func([]byte))
 }
 
+// BurstHandler is an AsyncHandler that takes the requests a peer wrote
+// back to back, already read whole, together: a burst of messages can then
+// have its signatures checked in one batch and be stored in one commit.
+// Each Request's Answer must be called exactly once, as for
+// HandlePacketAsync; answers are written in request order.
+type BurstHandler interface {
+	AsyncHandler
+	HandleBurst(ctx context.Context, from peer.ID, reqs []Request)
+}
+
+// Request is one request of a burst.
+type Request struct {
+	Topic  string
+	Body   []byte
+	Answer func([]byte)
+}
+
 // maxPending bounds the requests of one stream read but not yet answered.
 const maxPending = 1024
+
+// maxBurst bounds the requests handed to a BurstHandler at once.
+const maxBurst = 64
 
 type pendingAnswer struct {
 	topic  string
@@ -134,8 +154,10 @@ func servePipelined(ctx context.Context, rw io.ReadWriter, from peer.ID, hd Asyn
 			_ = dl.SetReadDeadline(time.Now()) // the reader stops too
 		}
 	}()
+	bh, bursts := hd.(BurstHandler)
 	rerr := func() error {
 		fr := wire.NewFrameReader(rw, wire.DefaultMaxBody)
+		var burst []Request
 		for {
 			if dl != nil {
 				_ = dl.SetReadDeadline(time.Now().Add(idle))
@@ -151,9 +173,28 @@ func servePipelined(ctx context.Context, rw io.ReadWriter, from peer.ID, hd Asyn
 			select {
 			case pending <- p:
 			case <-writerDone:
+				if len(burst) > 0 {
+					bh.HandleBurst(ctx, from, burst) // their answers go nowhere, but they are had
+				}
 				return nil // werr says why
 			}
-			hd.HandlePacketAsync(ctx, from, topic, body, func(b []byte) { p.answer <- b })
+			answer := func(b []byte) { p.answer <- b }
+			if !bursts {
+				hd.HandlePacketAsync(ctx, from, topic, body, answer)
+				continue
+			}
+			// Frames already here whole join the burst; the first one that
+			// is not (or the burst's bound) ends it.
+			burst = append(burst, Request{Topic: topic, Body: body, Answer: answer})
+			if len(burst) < maxBurst && fr.Ready() {
+				continue
+			}
+			if len(burst) == 1 {
+				hd.HandlePacketAsync(ctx, from, topic, body, answer)
+			} else {
+				bh.HandleBurst(ctx, from, burst)
+			}
+			burst = nil
 		}
 	}()
 	close(pending)

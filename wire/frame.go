@@ -67,7 +67,26 @@ func NewFrameReader(r io.Reader, maxBody int) *FrameReader {
 	if maxBody <= 0 {
 		maxBody = DefaultMaxBody
 	}
-	return &FrameReader{r: bufio.NewReader(r), maxBody: maxBody}
+	return &FrameReader{r: bufio.NewReaderSize(r, frameBuffer), maxBody: maxBody}
+}
+
+// frameBuffer is a FrameReader's read buffer: a burst of small frames
+// written back to back fits, so Ready can tell it is all there.
+const frameBuffer = 8 << 10
+
+// Ready reports whether a whole frame is already buffered, so that Next
+// returns it without waiting for the stream: a reader can take the frames
+// a peer wrote back to back as one burst.
+func (r *FrameReader) Ready() bool {
+	if r.err != nil || r.r.Buffered() == 0 {
+		return false
+	}
+	b, err := r.r.Peek(r.r.Buffered())
+	if err != nil {
+		return false
+	}
+	_, _, _, err = DecodeFrame(b, r.maxBody)
+	return err == nil
 }
 
 // Next reads the next frame. It returns io.EOF when the stream ends cleanly

@@ -259,3 +259,44 @@ func TestFrameStalledBodyAllocation(t *testing.T) {
 		t.Errorf("a stalled %d-byte body allocated %d bytes, want about %d", DefaultMaxBody, grew, bodyChunk)
 	}
 }
+
+// Ready says a frame is buffered whole only when Next can return it
+// without reading: frames written back to back are ready one after
+// another, a frame cut short is not, nor is anything after an error.
+func TestFrameReaderReady(t *testing.T) {
+	var stream []byte
+	for _, tt := range frameCases[:3] {
+		stream = AppendFrame(stream, tt.topic, tt.body)
+	}
+	first := FrameLen(frameCases[0].topic, frameCases[0].body)
+	r, w := io.Pipe()
+	go func() {
+		w.Write(stream)                                    // three frames at once
+		w.Write(stream[:first+5])                          // the first, and part of the second
+		w.CloseWithError(errors.New("the peer went away")) // and no more
+	}()
+	fr := NewFrameReader(r, 0)
+	if fr.Ready() {
+		t.Fatal("Ready before anything was read")
+	}
+	for i := range 3 {
+		if _, _, err := fr.Next(); err != nil {
+			t.Fatalf("frame %d: %v", i, err)
+		}
+		if want := i < 2; fr.Ready() != want {
+			t.Errorf("Ready after frame %d = %v, want %v", i, !want, want)
+		}
+	}
+	if _, _, err := fr.Next(); err != nil {
+		t.Fatalf("frame 4: %v", err)
+	}
+	if fr.Ready() {
+		t.Error("Ready with only part of a frame buffered")
+	}
+	if _, _, err := fr.Next(); err == nil {
+		t.Fatal("Next read a frame cut short")
+	}
+	if fr.Ready() {
+		t.Error("Ready after an error")
+	}
+}

@@ -514,6 +514,60 @@ func TestNodeRefusesStrangersAndForgeries(t *testing.T) {
 	if st := alice.status(); st.Counters["refused"] < 3 {
 		t.Errorf("alice counts %d refused messages, want at least the 3 that did not check out", st.Counters["refused"])
 	}
+
+	// The same written back to back, among good ones: the burst's
+	// signatures are checked together, and still each bad one alone is
+	// refused while the good ones are stored, in order.
+	var topics []string
+	var bodies [][]byte
+	var want []string // the good ones, in order
+	add := func(id string, body []byte, ok bool) {
+		topics, bodies = append(topics, sendTopic(aliceID, id)), append(bodies, body)
+		if ok {
+			want = append(want, id)
+		}
+	}
+	for i := range 6 {
+		g := signed(t, bob.key, dm, "bob", fmt.Sprintf("burst %d", i))
+		add(g.MsgId, mustJSON(t, g), true)
+		switch i {
+		case 1:
+			f := signed(t, bob.key, dm, "bob", "signed, then changed")
+			f.Payload = json.RawMessage(`{"text":"changed in a burst"}`)
+			add(f.MsgId, mustJSON(t, f), false)
+		case 3:
+			o := signed(t, bob.key, dm, "alice", "speaking for alice in a burst")
+			add(o.MsgId, mustJSON(t, o), false)
+		case 4:
+			add(wire.NewMsgID(), garbage, false)
+		}
+	}
+	answers, errs := bob.host.RequestAll(t.Context(), aliceID, aliceAddrs, topics, bodies)
+	good2 := map[string]bool{}
+	for _, id := range want {
+		good2[id] = true
+	}
+	for i := range topics {
+		if errs[i] != nil {
+			t.Fatalf("burst request %d: %v", i, errs[i])
+		}
+		ans, err := wire.ParseAnswer(answers[i])
+		if err != nil {
+			t.Fatalf("burst request %d: answer %s: %v", i, answers[i], err)
+		}
+		id := strings.TrimPrefix(topics[i][strings.LastIndex(topics[i], "msg_id="):], "msg_id=")
+		if ok := ans.Err() == nil; ok != good2[id] {
+			t.Errorf("burst request %d: answered %s, want ok=%v", i, answers[i], good2[id])
+		}
+	}
+	h = alice.history("bob")
+	var got []string
+	for _, e := range h[1:] {
+		got = append(got, e.MsgId)
+	}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("alice's history after the burst = %v, want the good ones in order %v", got, want)
+	}
 }
 
 // device is a bare libp2p device made in the test, with its own key.
