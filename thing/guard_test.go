@@ -130,3 +130,38 @@ func TestGuardBounded(t *testing.T) {
 		t.Errorf("%d rate limits kept, want at most %d", len(g.buckets), maxBuckets)
 	}
 }
+
+// FuzzGuardPlan runs the rules on any feedback a device may report, with
+// any trace: no panic, and a firing never goes past MaxHops, never fires
+// a rule on its own command's outcome, and carries its rule as grant.
+func FuzzGuardPlan(f *testing.F) {
+	f.Add([]byte(`{"kind":"event","event":"opened","data":{"lux":12,"want":40},"cause":"local"}`), "", 0)
+	f.Add([]byte(`{"kind":"event","event":"opened","data":{"lux":70},"cause":"c1"}`), "r1", 2)
+	f.Add([]byte(`{"kind":"state","props":{"lux":3},"rev":1,"cause":"local"}`), "other", 4)
+	f.Add([]byte(`{"kind":"event","event":"opened","data":[1,{"want":"x"}],"cause":"local"}`), "", 9)
+	rules := []Rule{*doorRule()}
+	p := doorRule()
+	p.ID, p.When = "r2", When{Property: "lux", If: []Cond{{Op: "ge", Value: json.RawMessage(`1`)}}}
+	p.Then = Then{Action: "fade", InputFrom: ""}
+	rules = append(rules, *p)
+	g := NewGuard()
+	all := func(string) bool { return true }
+	f.Fuzz(func(t *testing.T, payload []byte, causeRule string, hops int) {
+		fb, err := ParseFeedback(payload)
+		if err != nil {
+			return
+		}
+		var cause *Trace
+		if hops > 0 {
+			cause = &Trace{Origin: "alice", OriginMsg: "o", Rule: causeRule, Hops: hops}
+		}
+		fired, _ := g.Plan(rules, &fb, cause, "m", all, time.Now())
+		for _, x := range fired {
+			c := x.Command
+			if c.Trace.Hops > MaxHops || c.Trace.Hops < 1 || (cause != nil && cause.Rule == x.Rule.ID) ||
+				c.Grant == nil || c.Grant.ID != x.Rule.ID || c.Trace.Rule != x.Rule.ID {
+				t.Fatalf("firing %+v (trace %+v) on cause %+v", x.Rule.ID, c.Trace, cause)
+			}
+		}
+	})
+}
