@@ -9,45 +9,40 @@ import (
 	"github.com/mqtter/mqtter/wire"
 )
 
-// Loop guards of the rules a thing runs.
+// Guards of the rules a thing runs; the loop guards themselves are
+// package thing's (thing.Guard), shared with the server, which runs the
+// rules of things without a node.
 const (
-	// ruleBurst and ruleRefill: a rule fires at most ruleBurst times at
-	// once and ruleBurst times a minute over time (a token bucket).
-	ruleBurst  = 10
-	ruleRefill = time.Minute / ruleBurst
-	// maxFiredPairs bounds the memory of (origin message, rule) pairs
-	// already fired; the oldest are forgotten first.
-	maxFiredPairs = 4096
+	ruleBurst  = thing.RuleBurst
+	ruleRefill = thing.RuleRefill
 	// maxRecentDrops is how many dropped firings status lists.
 	maxRecentDrops = 16
 )
 
-// Reasons a firing is dropped (RulesStatus.Dropped's keys).
+// Reasons a firing is dropped (RulesStatus.Dropped's keys): the guards'
+// (thing.Drop*), and a send that failed.
 const (
-	dropHops      = "hops"      // the chain is at thing.MaxHops
-	dropSelfCause = "self"      // the rule would fire on its own command's outcome
-	dropDuplicate = "duplicate" // the rule fired for this origin message already
-	dropRate      = "rate"      // the rule fires too often
-	dropUnbound   = "unbound"   // the rule's maker is no longer bound to this thing
+	dropHops      = thing.DropHops
+	dropSelfCause = thing.DropSelfCause
+	dropDuplicate = thing.DropDuplicate
+	dropRate      = thing.DropRate
+	dropUnbound   = thing.DropUnbound
 )
 
 // ruleEngine holds the rules this thing runs (as thing A) and decides,
-// with the loop guards, which fire on the state and events it emits.
+// with the loop guards (thing.Guard), which fire on the state and events
+// it emits; it counts and reports what the guards drop.
 type ruleEngine struct {
 	self   string
 	onDrop func(DroppedFiring)
+	guard  *thing.Guard
 
-	mu         sync.Mutex
-	rules      []thing.Rule
-	fired      map[firedPair]struct{}
-	firedOrder []firedPair
-	buckets    map[string]*tokenBucket
-	nFired     int64
-	nDropped   map[string]int64
-	recent     []DroppedFiring
+	mu       sync.Mutex
+	rules    []thing.Rule
+	nFired   int64
+	nDropped map[string]int64
+	recent   []DroppedFiring
 }
-
-type firedPair struct{ originMsg, rule string }
 
 // firing is a command a rule makes.
 type firing struct {
@@ -56,8 +51,7 @@ type firing struct {
 }
 
 func newRuleEngine(self string, onDrop func(DroppedFiring)) *ruleEngine {
-	return &ruleEngine{self: self, onDrop: onDrop, fired: make(map[firedPair]struct{}),
-		buckets: make(map[string]*tokenBucket), nDropped: make(map[string]int64)}
+	return &ruleEngine{self: self, onDrop: onDrop, guard: thing.NewGuard(), nDropped: make(map[string]int64)}
 }
 
 // set replaces the rules with those of rules that this thing runs: A is
@@ -75,13 +69,11 @@ func (e *ruleEngine) set(rules []thing.Rule) {
 		keep = append(keep, r)
 	}
 	e.mu.Lock()
-	defer e.mu.Unlock()
 	e.rules = keep
-	for id := range e.buckets {
-		if !slices.ContainsFunc(keep, func(r thing.Rule) bool { return r.ID == id }) {
-			delete(e.buckets, id)
-		}
-	}
+	e.mu.Unlock()
+	e.guard.Prune(func(id string) bool {
+		return slices.ContainsFunc(keep, func(r thing.Rule) bool { return r.ID == id })
+	})
 }
 
 // plan returns the commands the rules make on fb, state or an event this
@@ -91,41 +83,15 @@ func (e *ruleEngine) set(rules []thing.Rule) {
 func (e *ruleEngine) plan(fb *thing.Feedback, cause *thing.Trace, msgID string, boundPerson func(string) bool, now time.Time) []firing {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	var out []firing
-	for _, r := range e.rules {
-		ok, input := r.Fires(fb)
-		if !ok {
-			continue
-		}
-		tr := thing.Trace{Origin: e.self, OriginMsg: msgID, Rule: r.ID, Hops: 1}
-		if cause != nil {
-			tr.Origin, tr.OriginMsg, tr.Hops = cause.Origin, cause.OriginMsg, cause.Hops+1
-		}
-		reason := ""
-		switch {
-		case cause != nil && cause.Rule == r.ID:
-			reason = dropSelfCause
-		case tr.Hops > thing.MaxHops:
-			reason = dropHops
-		case !boundPerson(r.By):
-			reason = dropUnbound
-		default:
-			if _, seen := e.fired[firedPair{tr.OriginMsg, r.ID}]; seen {
-				reason = dropDuplicate
-			} else if !e.bucket(r.ID, now).take(now) {
-				reason = dropRate
-			}
-		}
-		if reason != "" {
-			e.droppedLocked(r.ID, tr.OriginMsg, reason, now)
-			continue
-		}
-		e.remember(firedPair{tr.OriginMsg, r.ID})
-		e.nFired++
-		g := r
-		out = append(out, firing{rule: r, cmd: thing.Command{Action: r.Then.Action, Input: input,
-			Expires: now.Add(thing.DefaultExpiry).UnixMilli(), Trace: tr, Grant: &g}})
+	fired, drops := e.guard.Plan(e.rules, fb, cause, msgID, boundPerson, now)
+	for _, d := range drops {
+		e.droppedLocked(d.Rule, d.OriginMsg, d.Reason, now)
 	}
+	out := make([]firing, 0, len(fired))
+	for _, f := range fired {
+		out = append(out, firing{rule: f.Rule, cmd: f.Command})
+	}
+	e.nFired += int64(len(out))
 	return out
 }
 
@@ -153,25 +119,6 @@ func (e *ruleEngine) droppedLocked(rule, originMsg, reason string, now time.Time
 	}
 }
 
-func (e *ruleEngine) remember(p firedPair) {
-	e.fired[p] = struct{}{}
-	e.firedOrder = append(e.firedOrder, p)
-	if len(e.firedOrder) > maxFiredPairs {
-		old := e.firedOrder[0]
-		delete(e.fired, old)
-		e.firedOrder = slices.Delete(e.firedOrder, 0, 1)
-	}
-}
-
-func (e *ruleEngine) bucket(rule string, now time.Time) *tokenBucket {
-	b, ok := e.buckets[rule]
-	if !ok {
-		b = &tokenBucket{tokens: ruleBurst, last: now}
-		e.buckets[rule] = b
-	}
-	return b
-}
-
 // status reports the rules and what the guards dropped.
 func (e *ruleEngine) status() RulesStatus {
 	e.mu.Lock()
@@ -182,24 +129,6 @@ func (e *ruleEngine) status() RulesStatus {
 		st.Dropped[k] = v
 	}
 	return st
-}
-
-// tokenBucket allows ruleBurst takes at once, refilled one per ruleRefill.
-type tokenBucket struct {
-	tokens float64
-	last   time.Time
-}
-
-func (b *tokenBucket) take(now time.Time) bool {
-	if d := now.Sub(b.last); d > 0 {
-		b.tokens = min(ruleBurst, b.tokens+float64(d)/float64(ruleRefill))
-		b.last = now
-	}
-	if b.tokens < 1 {
-		return false
-	}
-	b.tokens--
-	return true
 }
 
 // ownSendRights is the command rule's view of the book for this node's

@@ -78,7 +78,7 @@ func (h *hook) authenticate(cl *mqtt.Client, pk packets.Packet) bool {
 	if !wire.ValidAccount(account) {
 		return refuse("bad account name")
 	}
-	if cl.ID == "" || len(cl.ID) > 128 {
+	if cl.ID == "" || len(cl.ID) > 128 || cl.ID == wire.ServerDevice {
 		return refuse("bad client id")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

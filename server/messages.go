@@ -43,6 +43,9 @@ func (s *Server) admit(ctx context.Context, sess *session, m *wire.Message, rela
 	}
 	m.SeqId = 0
 	if sess != nil && !m.Signed() {
+		if sess.device == wire.ServerDevice {
+			return forbidden("client id %s is the server's own", sess.device)
+		}
 		if m.From != "" && m.From != sess.account {
 			return forbidden("unsigned message from %s: only its own messages may be unsigned", m.From)
 		}
@@ -74,8 +77,10 @@ func (s *Server) admit(ctx context.Context, sess *session, m *wire.Message, rela
 		if err := m.Verify(); err != nil {
 			return forbidden("message %s: %v", m.MsgId, err)
 		}
-	} else if m.Device == "" {
-		return nil // a backend's unsigned message names no device
+	} else if m.Device == "" || m.Device == wire.ServerDevice {
+		// A backend's unsigned message names no device; one the server
+		// writes itself names the server's (Deliver refuses it).
+		return nil
 	}
 	owner, err := s.deviceOwner(ctx, m.Device)
 	if err != nil {
@@ -227,6 +232,7 @@ func (s *Server) accept(ctx context.Context, sess *session, relay bool, msgs []w
 				m := msgs[i]
 				m.SeqId = r.SeqId
 				s.fanout(members[m.Feeds], m, sess)
+				s.afterStored(sess, m)
 			}
 		}
 	})
@@ -260,6 +266,9 @@ func (s *Server) Deliver(ctx context.Context, m wire.Message) (wire.SendResult, 
 	type outcome struct {
 		res []store.Appended
 		err error
+	}
+	if m.Device == wire.ServerDevice {
+		return wire.SendResult{}, forbidden("device %s is the server's own", m.Device)
 	}
 	ch := make(chan outcome, 1)
 	err := s.accept(ctx, nil, false, []wire.Message{m}, func(res []store.Appended, err error) {

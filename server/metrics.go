@@ -31,6 +31,8 @@ type metrics struct {
 	unauthed        prometheus.Gauge
 	unauthedRefused *prometheus.CounterVec // by cap: per_ip, total
 	connectTimeouts prometheus.Counter
+
+	things thingMetrics // for things without a node (plainthings.go)
 }
 
 func newMetrics(s *Server) *metrics {
@@ -95,6 +97,7 @@ func newMetrics(s *Server) *metrics {
 		Name: "mqtter_connect_timeouts_total", Help: "Connections closed for not delivering their CONNECT within the connect timeout.",
 	})
 	m.reg.MustRegister(m.acceptErrors, m.unauthed, m.unauthedRefused, m.connectTimeouts)
+	m.addThingMetrics()
 	m.reg.MustRegister(m.connections, m.connectsRefused, m.requests, m.latency, m.stored, m.pushes, m.slowClients,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m

@@ -44,6 +44,7 @@ type Server struct {
 	owners   lasting[string] // device → account, which never changes once bound
 	kinds    lasting[string] // account → kind, which never changes
 	proofKey proofKey        // signs device challenges
+	plain    plainThings     // rules and expiries of things without a node
 
 	mu      sync.Mutex
 	addrs   map[string]string // listener name → bound address

@@ -592,6 +592,8 @@ func (s *session) encode(buf *bytes.Buffer, p outPacket, mode deliveryMode, subs
 	case p.raw != nil:
 		buf.Write(p.raw)
 		return 1
+	case s.withholds(p, mode, subs):
+		return 0
 	case mode == modeSubscribed:
 		return s.subscriberEncode(buf, p, subs, written)
 	}

@@ -53,6 +53,7 @@ type messageStore interface {
 	Conversations(ctx context.Context, account string, groups []string) ([]wire.Conversation, error)
 	Cursors(ctx context.Context, device string) (map[string]int64, error)
 	SetCursor(ctx context.Context, device, feeds string, seq int64) error
+	MessagesByID(ctx context.Context, msgID string, limit int) ([]wire.Message, error)
 }
 
 // thingStore keeps the thing model: the latest description of each thing

@@ -23,8 +23,9 @@ const ruleDomain = "mqtter/rule/v1\x00"
 // Rule says: when thing A reports an event (or a property change) whose
 // data meets every condition, thing B runs an action, with an input that
 // is fixed or taken from the data. A person bound to both things makes it
-// and signs it with a device key; A's node runs it, and B's node checks it
-// (as the command's Grant) on every command A sends under it.
+// and signs it with a device key; A's node runs it (the server, for an A
+// without a node), and B's node checks it (as the command's Grant) on
+// every command A sends under it.
 type Rule struct {
 	ID      string `json:"id"`
 	A       string `json:"a"`

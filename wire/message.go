@@ -47,6 +47,11 @@ const (
 	MaxDeviceLen  = 256
 )
 
+// ServerDevice is the Device of an unsigned message the server wrote on an
+// account's behalf (a command a rule run on the server made, a result it
+// recorded for a thing): no client may connect with it as its client id.
+const ServerDevice = "mqtter:server"
+
 // ErrBadMessage is wrapped by Validate's errors and by SigningBytes when the
 // payload cannot be canonicalized.
 var ErrBadMessage = errors.New("bad message")

@@ -134,3 +134,28 @@ func (db *DB) SetCursor(ctx context.Context, device, feeds string, seq int64) er
 		return nil
 	})
 }
+
+// MessagesByID returns up to limit stored messages with MsgId msgID, of
+// any author (a MsgId is unique per author only).
+func (db *DB) MessagesByID(ctx context.Context, msgID string, limit int) ([]wire.Message, error) {
+	rows, err := db.read.QueryContext(ctx, `SELECT feeds, seq, msg_type, sender, payload, time_create, device, sig
+		FROM messages WHERE msg_id = ? LIMIT ?`, msgID, limit)
+	if err != nil {
+		return nil, fmt.Errorf("store: message %.80s: %w", msgID, err)
+	}
+	defer rows.Close()
+	var out []wire.Message
+	for rows.Next() {
+		m := wire.Message{MsgId: msgID}
+		var payload []byte
+		if err := rows.Scan(&m.Feeds, &m.SeqId, &m.MsgType, &m.From, &payload, &m.TimeCreate, &m.Device, &m.Sig); err != nil {
+			return nil, fmt.Errorf("store: message %.80s: %w", msgID, err)
+		}
+		m.Payload = payload
+		out = append(out, m)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: message %.80s: %w", msgID, err)
+	}
+	return out, nil
+}
