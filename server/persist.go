@@ -203,6 +203,12 @@ func (s *Server) resumed(sess *session) {
 // subscriptionExpiry parses the expires_seconds of a SUBSCRIBE into when
 // its subscriptions end (unix ms; 0 when absent), cut to SessionMax.
 func (s *Server) subscriptionExpiry(v string, now time.Time) (int64, error) {
+	return expiresAt(v, now, s.cfg.SessionMax)
+}
+
+// expiresAt is now plus v seconds, at most longest, in unix ms; 0 for "".
+// v must be a whole number over 0.
+func expiresAt(v string, now time.Time, longest time.Duration) (int64, error) {
 	if v == "" {
 		return 0, nil
 	}
@@ -213,8 +219,8 @@ func (s *Server) subscriptionExpiry(v string, now time.Time) (int64, error) {
 	case n <= 0:
 		return 0, badRequest("%s must be over 0", expiresProperty)
 	}
-	d := s.cfg.SessionMax
-	if n < int64(d/time.Second) {
+	d := longest
+	if n < int64(longest/time.Second) {
 		d = time.Duration(n) * time.Second
 	}
 	return now.Add(d).UnixMilli(), nil

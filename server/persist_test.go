@@ -383,3 +383,92 @@ func TestTemporarySubscription(t *testing.T) {
 		t.Errorf("after the expiry got a packet (first byte %#x), want nothing on feeds/dm/bob", b)
 	}
 }
+
+// A temporary subscription of a persistent session whose time comes while
+// its client is away ends at the next CONNECT (or the server's sweep):
+// it is not restored, the permanent ones are, and the friendship its request led to (accepted
+// meanwhile) goes to the recycle bin, as an UNSUBSCRIBE puts it.
+func TestTemporarySubscriptionEndsWhileAway(t *testing.T) {
+	t.Parallel()
+	inst, c := start(t, "alice", "carol")
+	alice, carol := c[0], c[1]
+	raw, _ := dialSession(t, inst, 5, "alice", "alice-away", false, 60)
+	if sa := raw.subscribe(1, "feeds/dm/carol", "1"); !slices.Equal(sa.ReasonCodes, []byte{1}) {
+		t.Fatalf("SUBACK = %v", sa.ReasonCodes)
+	}
+	raw.subscribe(2, "presence/alice", "")
+	raw.conn.Close()
+	start := time.Now()
+	relationEvent(t, carol, "request")
+	carol.OK("accept_friend", map[string]string{"user": "alice"}, nil)
+	time.Sleep(time.Until(start.Add(1100 * time.Millisecond)))
+	raw, ack := dialSession(t, inst, 5, "alice", "alice-away", false, 60)
+	if !ack.SessionPresent {
+		t.Fatal("session not present")
+	}
+	if ev := relationEvent(t, carol, "removed"); ev.User != "alice" {
+		t.Errorf("carol's event = %+v, want alice's removal", ev)
+	}
+	wantRelation(t, alice, "carol", "person", "recycled")
+	// The permanent subscription was restored: alice's presence arrives.
+	if pk := raw.nextOf(packets.Publish); pk.TopicName != "presence/alice" {
+		t.Errorf("PUBLISH on %q, want presence/alice", pk.TopicName)
+	}
+}
+
+// mosquitto_sub -c keeps its session: what bob sends while it is away
+// arrives at its next run on feeds/dm/bob, which that run does not even
+// subscribe to, in order; likewise over MQTT 5 with -x (session expiry).
+func TestMosquittoPersistentSession(t *testing.T) {
+	t.Parallel()
+	mosquittoTool(t, "mosquitto_sub")
+	inst, c := start(t, "alice", "bob")
+	alice, bob := c[0], c[1]
+	befriend(t, alice, bob)
+	dm := wire.DM("alice", "bob")
+	for _, tc := range []struct {
+		device string
+		args   []string
+	}{
+		{"alice-mqc", []string{"-c"}},
+		{"alice-mqc5", []string{"-c", "-V", "5", "-x", "600"}},
+	} {
+		type result struct {
+			out string
+			err error
+		}
+		first := make(chan result, 1)
+		go func() {
+			out, err := runMosquitto(t, inst, "mosquitto_sub", "alice", tc.device, append(tc.args, "-t", "feeds/dm/bob", "-q", "1", "-v", "-C", "1", "-W", "15")...)
+			first <- result{out, err}
+		}()
+		// Once the device is known its cursors are set (a conversation
+		// that starts later starts at 0), and what comes after them
+		// reaches the subscription, made before or after.
+		last, _ := inst.Store().LastSeq(t.Context(), dm)
+		for deadline := time.Now().Add(servertest.Timeout); ; time.Sleep(20 * time.Millisecond) {
+			if owner, err := inst.Store().DeviceAccount(t.Context(), tc.device); err == nil && owner == "alice" {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s never connected", tc.device)
+			}
+		}
+		send(t, bob, text(dm, "first"))
+		res := <-first
+		if res.err != nil {
+			t.Fatal(res.err)
+		}
+		if _, msgs := subLines(t, res.out); len(msgs) != 1 || msgs[0].SeqId != last+1 {
+			t.Fatalf("%s: first run got %v, want SeqId %d", tc.device, seqIDs(msgs), last+1)
+		}
+		waitCursor(t, inst, tc.device, dm, last+1)
+		send(t, bob, text(dm, "away 1"))
+		send(t, bob, text(dm, "away 2"))
+		out := mosquitto(t, inst, "mosquitto_sub", "alice", tc.device, append(tc.args, "-t", "feeds/g/+", "-q", "1", "-v", "-C", "2", "-W", "15")...)
+		topics, msgs := subLines(t, out)
+		if !slices.Equal(topics, []string{"feeds/dm/bob", "feeds/dm/bob"}) || !slices.Equal(seqIDs(msgs), []int64{last + 2, last + 3}) {
+			t.Errorf("%s: second run got %v %v, want SeqIds %d %d on feeds/dm/bob", tc.device, topics, seqIDs(msgs), last+2, last+3)
+		}
+	}
+}

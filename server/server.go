@@ -321,6 +321,7 @@ func (s *Server) sweepSessions() {
 	for _, sess := range dead {
 		if s.sessions.remove(sess) {
 			s.byClient.Delete(sess.cl)
+			s.closePersistent(sess)
 			s.metrics.connections.Dec()
 			s.log.Info("swept a dead session", "account", sess.account, "device", sess.device)
 		}
