@@ -263,6 +263,9 @@ func (h *hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet,
 	case packets.Disconnect:
 		if sess := h.srv.session(cl); sess != nil && pk.Properties.SessionExpiryIntervalFlag {
 			h.srv.disconnectExpiry(sess, pk.Properties.SessionExpiryInterval)
+			// Taken: the broker, which keeps no session, would call a new
+			// interval a protocol error.
+			pk.Properties.SessionExpiryIntervalFlag, pk.Properties.SessionExpiryInterval = false, 0
 		}
 	case packets.Connect:
 		// The server itself tells a device's contacts when it drops off

@@ -472,3 +472,28 @@ func TestMosquittoPersistentSession(t *testing.T) {
 		}
 	}
 }
+
+// An UNSUBSCRIBE ends the filter in the stored session too: at the next
+// CONNECT only the filters left are in force.
+func TestPersistentSessionUnsubscribe(t *testing.T) {
+	t.Parallel()
+	inst, c := start(t, "alice", "bob")
+	alice, bob := c[0], c[1]
+	befriend(t, alice, bob)
+	dm := wire.DM("alice", "bob")
+	sub, _ := servertest.DialSession(t, inst, "alice", password("alice"), "alice-unsub", false)
+	subscribeQoS(t, sub, "feeds/dm/bob", 1)
+	subscribeQoS(t, sub, "presence/bob", 0)
+	unsubscribe(t, sub, "presence/bob")
+	sub.Close()
+	sub, present := servertest.DialSession(t, inst, "alice", password("alice"), "alice-unsub", false)
+	if !present {
+		t.Fatal("session not present")
+	}
+	dial(t, inst, "bob", "bob-2") // presence news of bob, which no filter takes now
+	send(t, bob, text(dm, "1"))
+	if got := texts(messagesOn(t, sub, "feeds/dm/bob", 1)); !slices.Equal(got, []string{"1:1"}) {
+		t.Errorf("got %v, want 1:1 and no presence", got)
+	}
+	nothingMore(t, sub)
+}

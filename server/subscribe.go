@@ -250,6 +250,12 @@ func (s *Server) presenceSnapshot(ctx context.Context, sess *session, filters []
 // order, and the UNSUBACK follows.
 func (s *Server) takeUnsubscribe(sess *session, id uint16, filters []string, keepSeconds string) {
 	had := sess.unsubscribe(filters...)
+	// Out of a stored session now, since a client that disconnects right
+	// after its UNSUBSCRIBE loses the queued task; and again in order,
+	// after any SUBSCRIBE of the same filter still queued.
+	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
+	s.unsubscribed(ctx, sess, filters)
+	cancel()
 	sess.enqueue(request{task: func() {
 		ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
 		defer cancel()
