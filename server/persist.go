@@ -23,8 +23,10 @@ import (
 // every device, so a resumed session replays in SeqId order and a QoS 1
 // message not acknowledged before the drop, which held its cursor back,
 // is sent again. mochi keeps no session of its own (its maximum session
-// expiry is 0): the CONNACK's session present flag and expiry interval are
-// set here (connack).
+// expiry is 0, so it forgets a client within a second of its disconnect,
+// and the server never uses its inflight store, so it resends nothing):
+// the CONNACK's session present flag and expiry interval are set here
+// (connack), since mochi's would say what it kept.
 
 const (
 	// expiresProperty is the MQTT 5 user property of a SUBSCRIBE that makes
