@@ -46,6 +46,12 @@ type Config struct {
 	ProxyPerUser  int           // proxy requests of one account in flight; default 2
 	ProxyTimeout  time.Duration // one proxy request, waiting included; default 10 s
 	MaxDevices    int           // devices bound to one account; default 32
+	// SessionMax is the longest an MQTT session outlives its connection:
+	// a clean session false (MQTT 3.1.1) gets it, an MQTT 5 Session Expiry
+	// Interval is cut to it; default RecycleMax. MaxSessions bounds the
+	// persistent sessions of one account; default 32.
+	SessionMax  time.Duration
+	MaxSessions int
 	// SubscribeWait is how long the answers and pushes of a new connection
 	// wait for its first packet, which tells a subscriber (a SUBSCRIBE
 	// first: it gets only what matches its subscriptions) from a client
@@ -118,6 +124,12 @@ func (c *Config) fillDefaults() error {
 	}
 	if c.MaxDevices <= 0 {
 		c.MaxDevices = 32
+	}
+	if c.SessionMax <= 0 {
+		c.SessionMax = c.RecycleMax
+	}
+	if c.MaxSessions <= 0 {
+		c.MaxSessions = 32
 	}
 	if c.SubscribeWait <= 0 {
 		c.SubscribeWait = 500 * time.Millisecond

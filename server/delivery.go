@@ -37,10 +37,13 @@ const (
 	maxUnacked = 4096
 )
 
-// subscription is one filter a client subscribed to, with the QoS granted.
+// subscription is one filter a client subscribed to, with the QoS granted
+// and, for a temporary one, when it ends (persist.go).
 type subscription struct {
-	filter string
-	qos    byte
+	filter  string
+	qos     byte
+	expires int64 // unix ms; 0 permanent
+	made    bool  // the SUBSCRIBE asked for its relation, which its expiry undoes
 }
 
 // matchQoS returns the highest QoS among the filters of subs that match
@@ -89,6 +92,7 @@ func (s *session) subscribe(add []subscription) []bool {
 		j := slices.IndexFunc(subs, func(x subscription) bool { return x.filter == a.filter })
 		switch {
 		case j >= 0:
+			a.made = a.made || subs[j].made
 			subs[j] = a
 		case len(subs) < maxSubscriptions:
 			subs = append(subs, a)

@@ -30,7 +30,7 @@ func (h *hook) ID() string { return "mqtter" }
 func (h *hook) Provides(b byte) bool {
 	return bytes.Contains([]byte{
 		mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnSessionEstablish, mqtt.OnSessionEstablished,
-		mqtt.OnDisconnect, mqtt.OnPacketRead, mqtt.OnPublish,
+		mqtt.OnDisconnect, mqtt.OnPacketRead, mqtt.OnPublish, mqtt.OnPacketEncode,
 	}, []byte{b})
 }
 
@@ -122,7 +122,16 @@ func (h *hook) authenticate(cl *mqtt.Client, pk packets.Packet) bool {
 	case err != nil:
 		return unavailable("store", err)
 	}
-	s.byClient.Store(cl, newSession(s, cl, account, acct.Kind))
+	sess := newSession(s, cl, account, acct.Kind)
+	if err := s.openPersistent(ctx, sess, pk); errors.Is(err, store.ErrTooManySessions) {
+		log.Info("connect refused", "reason", err)
+		s.metrics.connectsRefused.Inc()
+		s.refuseSession(cl, err)
+		return false
+	} else if err != nil {
+		return unavailable("session", err)
+	}
+	s.byClient.Store(cl, sess)
 	return true
 }
 
@@ -167,6 +176,7 @@ func (h *hook) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
 	sess.opened()
 	sess.enqueue(request{task: func() {
 		h.srv.presenceChanged(sess, statusOnline)
+		h.srv.resumed(sess)
 		h.srv.replay(sess)
 	}})
 }
@@ -181,6 +191,7 @@ func (h *hook) OnDisconnect(cl *mqtt.Client, err error, _ bool) {
 	}
 	sess := v.(*session)
 	sess.close()
+	s.closePersistent(sess)
 	if !s.sessions.remove(sess) {
 		return
 	}
@@ -235,7 +246,7 @@ func (h *hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet,
 		for i, f := range pk.Filters {
 			reqs[i] = subRequest{filter: f.Filter, qos: f.Qos}
 		}
-		h.srv.takeSubscribe(sess, pk.PacketID, reqs)
+		h.srv.takeSubscribe(sess, pk.PacketID, reqs, userProperty(pk, expiresProperty))
 		return ignored(pk), nil
 	case packets.Unsubscribe:
 		sess := h.srv.session(cl)
@@ -249,6 +260,13 @@ func (h *hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet,
 		}
 		h.srv.takeUnsubscribe(sess, pk.PacketID, filters, userProperty(pk, "keep_seconds"))
 		return ignored(pk), nil
+	case packets.Disconnect:
+		if sess := h.srv.session(cl); sess != nil && pk.Properties.SessionExpiryIntervalFlag {
+			h.srv.disconnectExpiry(sess, pk.Properties.SessionExpiryInterval)
+			// Taken: the broker, which keeps no session, would call a new
+			// interval a protocol error.
+			pk.Properties.SessionExpiryIntervalFlag, pk.Properties.SessionExpiryInterval = false, 0
+		}
 	case packets.Connect:
 		// The server itself tells a device's contacts when it drops off
 		// (presence, at once): a will goes nowhere, and a retained one,
@@ -311,6 +329,15 @@ func encodeSubAck(typ, version byte, id uint16, codes []byte, reason string) []b
 		pk.UnsubackEncode(&buf)
 	}
 	return buf.Bytes()
+}
+
+// OnPacketEncode sets the session present flag and the granted session
+// expiry of a CONNACK (persist.go).
+func (h *hook) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) packets.Packet {
+	if pk.FixedHeader.Type == packets.Connack {
+		return h.srv.connack(cl, pk)
+	}
+	return pk
 }
 
 // OnPublish acknowledges requests without routing them to subscribers.

@@ -134,6 +134,11 @@ func (s *Server) Serve(ctx context.Context, ls Listeners) error {
 		tlsConf = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
 
+	// Sessions marked connected were left so by a server that stopped:
+	// their time away starts now.
+	if err := s.db.DisconnectSessions(ctx, time.Now()); err != nil {
+		return fmt.Errorf("server: persistent sessions: %w", err)
+	}
 	s.mqtt = mqtt.New(&mqtt.Options{
 		Logger:                   s.log.With("component", "broker"),
 		Capabilities:             s.capabilities(),
@@ -217,6 +222,8 @@ func (s *Server) capabilities() *mqtt.Capabilities {
 	c.MaximumClientWritesPending = 64
 	c.MaximumQos = 1
 	c.RetainAvailable = 0
+	// The broker keeps no session: persistent sessions live in the store
+	// (persist.go).
 	c.MaximumSessionExpiryInterval = 0
 	return c
 }
@@ -286,6 +293,7 @@ func (s *Server) purgeLoop(ctx context.Context) {
 		case <-t.C:
 		}
 		s.sweepSessions()
+		s.sweepPersistent(ctx)
 		gone, err := s.db.PurgeExpired(ctx, time.Now())
 		if err != nil {
 			s.log.Warn("purge recycled relations", "err", err)
@@ -314,6 +322,7 @@ func (s *Server) sweepSessions() {
 	for _, sess := range dead {
 		if s.sessions.remove(sess) {
 			s.byClient.Delete(sess.cl)
+			s.closePersistent(sess)
 			s.metrics.connections.Dec()
 			s.log.Info("swept a dead session", "account", sess.account, "device", sess.device)
 		}

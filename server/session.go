@@ -98,7 +98,8 @@ type session struct {
 	mode        deliveryMode
 	subs        []subscription // the subscriber's filters; replaced, never changed in place
 	decideTimer *time.Timer
-	dl          delivery // a subscriber's messages written on feeds topics, and their acks
+	dl          delivery    // a subscriber's messages written on feeds topics, and their acks
+	ps          persistence // what the MQTT session keeps beyond the connection (persist.go)
 	closed      bool
 	gone        chan struct{} // closed with closed
 	drained     chan struct{} // signalled after each written batch

@@ -19,6 +19,7 @@ type Store interface {
 	relationStore
 	messageStore
 	thingStore
+	sessionStore
 	// Write runs fn as one all-or-nothing change, in order with the others.
 	Write(ctx context.Context, fn func(ctx context.Context, tx store.Tx) error) error
 	Close() error
@@ -68,6 +69,18 @@ type thingStore interface {
 	Rule(ctx context.Context, id string) (thing.Rule, error)
 	RemoveRule(ctx context.Context, id string) (thing.Rule, error)
 	RulesOf(ctx context.Context, name string) ([]thing.Rule, error)
+}
+
+// sessionStore keeps persistent MQTT sessions and their subscriptions
+// (persist.go).
+type sessionStore interface {
+	OpenSession(ctx context.Context, o store.SessionOpen, now time.Time) (present bool, subs []store.SessionSub, opened int64, err error)
+	CloseSession(ctx context.Context, clientID string, opened int64, keep time.Duration, now time.Time) error
+	PutSessionSubs(ctx context.Context, clientID string, subs []store.SessionSub) error
+	DeleteSessionSubs(ctx context.Context, clientID string, filters []string) error
+	TakeExpiredSubs(ctx context.Context, now time.Time, limit int) ([]store.ExpiredSub, error)
+	PurgeSessions(ctx context.Context, now time.Time) (int, error)
+	DisconnectSessions(ctx context.Context, now time.Time) error
 }
 
 var _ Store = (*store.DB)(nil)

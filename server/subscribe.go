@@ -34,8 +34,23 @@ type subRequest struct {
 // that parse are in force at once (so nothing matching is missed), and the
 // rest (the relation each stands for, the SUBACK, what the client missed)
 // is queued behind the client's earlier requests.
-func (s *Server) takeSubscribe(sess *session, id uint16, reqs []subRequest) {
+//
+// expiresSeconds (the MQTT 5 user property expires_seconds, "" when
+// absent) makes the subscriptions temporary (persist.go); a bad one
+// refuses them all.
+func (s *Server) takeSubscribe(sess *session, id uint16, reqs []subRequest, expiresSeconds string) {
 	codes := make([]byte, len(reqs))
+	expires, err := s.subscriptionExpiry(expiresSeconds, time.Now())
+	if err != nil {
+		for i := range codes {
+			codes[i] = codeRefused
+		}
+		text, _ := errorText(err)
+		sess.enqueue(request{task: func() {
+			sess.push(outPacket{raw: encodeSuback(sess.cl.Properties.ProtocolVersion, id, codes, text)})
+		}})
+		return
+	}
 	filters := make([]wire.Filter, len(reqs))
 	var add []subscription
 	var addAt []int
@@ -47,7 +62,7 @@ func (s *Server) takeSubscribe(sess *session, id uint16, reqs []subRequest) {
 			continue
 		}
 		filters[i], codes[i] = f, min(r.qos, 1)
-		add = append(add, subscription{filter: r.filter, qos: codes[i]})
+		add = append(add, subscription{filter: r.filter, qos: codes[i], expires: expires})
 		addAt = append(addAt, i)
 	}
 	for j, ok := range sess.subscribe(add) {
@@ -68,11 +83,13 @@ func (s *Server) recordSubscriptions(sess *session, id uint16, reqs []subRequest
 	defer cancel()
 	var reason string
 	var granted []string
+	var made []bool
 	for i, r := range reqs {
 		if codes[i] == codeRefused {
 			continue
 		}
-		if err := s.standing(ctx, sess, filters[i]); err != nil {
+		asked, err := s.standing(ctx, sess, filters[i])
+		if err != nil {
 			codes[i] = codeRefused
 			sess.unsubscribe(r.filter)
 			text, _ := errorText(err)
@@ -83,6 +100,19 @@ func (s *Server) recordSubscriptions(sess *session, id uint16, reqs []subRequest
 			continue
 		}
 		granted = append(granted, r.filter)
+		made = append(made, asked)
+	}
+	if err := s.subscribed(ctx, sess, granted, made); err != nil {
+		// The subscriptions hold for this connection only; the SUBACK must
+		// not say they were recorded for the next.
+		s.log.Warn("subscribe: stored session", "device", sess.device, "err", err)
+		for i := range codes {
+			if codes[i] != codeRefused {
+				codes[i], reason = codeRefused, "the session could not be stored"
+			}
+		}
+		sess.unsubscribe(granted...)
+		granted = nil
 	}
 	sess.push(outPacket{raw: encodeSuback(sess.cl.Properties.ProtocolVersion, id, codes, reason)})
 	if len(granted) == 0 {
@@ -104,48 +134,49 @@ func (s *Server) recordSubscriptions(sess *session, id uint16, reqs []subRequest
 // the subscriber is not in, an application to join. A subscription to a
 // relation or group that exists already, to a presence the subscriber
 // sees, or under a wildcard or the protocol's schemes is just a
-// subscription. An error refuses the subscription.
-func (s *Server) standing(ctx context.Context, sess *session, f wire.Filter) error {
+// subscription. An error refuses the subscription; made reports that it
+// asked for a friendship (a request, an acceptance or a restore).
+func (s *Server) standing(ctx context.Context, sess *session, f wire.Filter) (made bool, err error) {
 	me := sess.account
 	switch f.Kind {
 	case wire.FilterDM:
 		if f.Name == me {
-			return badRequest("that is you")
+			return false, badRequest("that is you")
 		}
 		r, found, err := s.dir.relation(ctx, me, f.Name)
 		if err != nil {
-			return err
+			return false, err
 		}
 		live := found && !(r.State == store.StateRecycled && r.Expires < time.Now().UnixMilli())
 		switch {
 		case live && r.State == store.StateActive, live && r.State == store.StatePending && r.Actor == me:
-			return nil
+			return false, nil
 		case live && r.State == store.StateRecycled && r.Actor == me:
-			return s.invoke(ctx, sess, "restore_friend", wire.UserReq{User: f.Name})
+			return true, s.invoke(ctx, sess, "restore_friend", wire.UserReq{User: f.Name})
 		}
-		return s.invoke(ctx, sess, "add_friend", wire.UserReq{User: f.Name})
+		return true, s.invoke(ctx, sess, "add_friend", wire.UserReq{User: f.Name})
 	case wire.FilterGroup:
 		g, err := s.groupArg(ctx, f.Name)
 		if err != nil {
-			return err
+			return false, err
 		}
 		if g.IsMember(me) || slices.Contains(g.Applicants, me) {
-			return nil
+			return false, nil
 		}
-		return s.invoke(ctx, sess, "apply_join_feeds", wire.FeedsReq{Feeds: f.Name})
+		return false, s.invoke(ctx, sess, "apply_join_feeds", wire.FeedsReq{Feeds: f.Name})
 	case wire.FilterPresence:
 		if f.Name == me {
-			return nil
+			return false, nil
 		}
 		contacts, err := s.contacts(ctx, me)
 		if err != nil {
-			return err
+			return false, err
 		}
 		if !slices.Contains(contacts, f.Name) {
-			return forbidden("%s is not related to you", f.Name)
+			return false, forbidden("%s is not related to you", f.Name)
 		}
 	}
-	return nil
+	return false, nil
 }
 
 // invoke runs an im:// method for sess, as a request with body req would.
@@ -219,9 +250,16 @@ func (s *Server) presenceSnapshot(ctx context.Context, sess *session, filters []
 // order, and the UNSUBACK follows.
 func (s *Server) takeUnsubscribe(sess *session, id uint16, filters []string, keepSeconds string) {
 	had := sess.unsubscribe(filters...)
+	// Out of a stored session now, since a client that disconnects right
+	// after its UNSUBSCRIBE loses the queued task; and again in order,
+	// after any SUBSCRIBE of the same filter still queued.
+	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
+	s.unsubscribed(ctx, sess, filters)
+	cancel()
 	sess.enqueue(request{task: func() {
 		ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
 		defer cancel()
+		s.unsubscribed(ctx, sess, filters)
 		codes := make([]byte, len(filters))
 		reason := ""
 		for i, filter := range filters {

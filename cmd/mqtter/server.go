@@ -44,6 +44,8 @@ func runServer(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.DurationVar(&cfg.LoginBackoffMax, "login-backoff-max", 5*time.Minute, "longest back-off after failed logins (it starts at 1s and doubles)")
 	fs.IntVar(&cfg.PairingGuesses, "pairing-guesses", 5, "wrong pairing codes after which a thing's code is invalidated")
 	fs.IntVar(&cfg.MaxDevices, "max-devices", 32, "devices one account may have; a new one retires the stalest that is not connected")
+	fs.DurationVar(&cfg.SessionMax, "session-max", 0, "longest an MQTT session (clean session false, or an MQTT 5 session expiry) outlives its connection (default: the recycle bin's maximum, 720h)")
+	fs.IntVar(&cfg.MaxSessions, "max-sessions", 32, "persistent MQTT sessions one account may hold")
 	fs.IntVar(&cfg.SessionBudget, "session-budget", 8<<20, "bytes of answers and pushes queued to one client before its requests wait")
 	fs.IntVar(&cfg.HistoryBytes, "history-bytes", 1<<20, "message bytes in one history page, beside its count limit")
 	fs.IntVar(&cfg.ProxyWorkers, "proxy-workers", 8, "http(s) proxy requests running at once")

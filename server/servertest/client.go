@@ -58,11 +58,35 @@ func TryDial(t testing.TB, broker, user, password, device string) (*Client, erro
 // TryDialTLS is TryDial with a TLS config for ssl:// and wss:// brokers.
 func TryDialTLS(t testing.TB, broker, user, password, device string, tlsConf *tls.Config) (*Client, error) {
 	t.Helper()
+	cl, _, err := dial(t, broker, user, password, device, tlsConf, true)
+	return cl, err
+}
+
+// DialSession connects like Dial, with a persistent session when clean is
+// false (MQTT 3.1.1 clean session false), and returns whether the CONNACK
+// said a stored session was resumed.
+func DialSession(t testing.TB, inst *Instance, user, password, device string, clean bool) (*Client, bool) {
+	t.Helper()
+	cl, present, err := dial(t, inst.MQTT, user, password, device, nil, clean)
+	if err != nil {
+		t.Fatalf("connect %s/%s: %v", user, device, err)
+	}
+	return cl, present
+}
+
+// TryDialSession is DialSession returning the CONNECT error instead.
+func TryDialSession(t testing.TB, inst *Instance, user, password, device string, clean bool) (*Client, error) {
+	t.Helper()
+	cl, _, err := dial(t, inst.MQTT, user, password, device, nil, clean)
+	return cl, err
+}
+
+func dial(t testing.TB, broker, user, password, device string, tlsConf *tls.Config, clean bool) (*Client, bool, error) {
 	cl := &Client{t: t, User: user, Device: device, waiters: make(map[string]chan []byte), pushes: make(chan Push, 10000)}
 	// OrderMatters keeps pushes in the order the server wrote them (tests
 	// check replay order); receive never blocks, so this cannot deadlock.
 	opts := paho.NewClientOptions().AddBroker(broker).SetClientID(device).
-		SetUsername(user).SetPassword(password).SetCleanSession(true).
+		SetUsername(user).SetPassword(password).SetCleanSession(clean).
 		SetAutoReconnect(false).SetConnectRetry(false).SetKeepAlive(30 * time.Second).
 		SetOrderMatters(true).SetDefaultPublishHandler(cl.receive)
 	if tlsConf != nil {
@@ -71,13 +95,13 @@ func TryDialTLS(t testing.TB, broker, user, password, device string, tlsConf *tl
 	cl.c = paho.NewClient(opts)
 	tok := cl.c.Connect()
 	if !tok.WaitTimeout(Timeout) {
-		return nil, fmt.Errorf("connect: timeout")
+		return nil, false, fmt.Errorf("connect: timeout")
 	}
 	if err := tok.Error(); err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	t.Cleanup(cl.Close)
-	return cl, nil
+	return cl, tok.(*paho.ConnectToken).SessionPresent(), nil
 }
 
 func (cl *Client) receive(_ paho.Client, m paho.Message) {

@@ -123,6 +123,9 @@ func (db *DB) TouchDevice(ctx context.Context, device, account string, now time.
 			if _, err := tx.ExecContext(ctx, `DELETE FROM cursors WHERE device = ?`, device); err != nil {
 				return fmt.Errorf("store: take over device %s: %w", device, err)
 			}
+			if err := deleteSession(ctx, tx, device); err != nil {
+				return err
+			}
 		case !errors.Is(err, sql.ErrNoRows):
 			return fmt.Errorf("store: device %s: %w", device, err)
 		default:
@@ -150,7 +153,8 @@ func (db *DB) TouchDevice(ctx context.Context, device, account string, now time.
 
 // retireDevices makes room for one more device of account under the
 // device limit: it deletes the least recently seen devices that are not
-// connected, and their cursors, or returns ErrTooManyDevices.
+// connected, and their cursors and persistent sessions, or returns
+// ErrTooManyDevices.
 func (db *DB) retireDevices(ctx context.Context, tx Tx, account string) error {
 	l := db.devices
 	if l.Max <= 0 {
@@ -189,6 +193,9 @@ func (db *DB) retireDevices(ctx context.Context, tx Tx, account string) error {
 		}
 		if _, err := tx.ExecContext(ctx, `DELETE FROM devices WHERE device = ?`, d); err != nil {
 			return fmt.Errorf("store: retire device %s: %w", d, err)
+		}
+		if err := deleteSession(ctx, tx, d); err != nil {
+			return err
 		}
 		if l.Retired != nil {
 			l.Retired(d)
