@@ -122,7 +122,11 @@ func (h *hook) authenticate(cl *mqtt.Client, pk packets.Packet) bool {
 	case err != nil:
 		return unavailable("store", err)
 	}
-	s.byClient.Store(cl, newSession(s, cl, account, acct.Kind))
+	sess := newSession(s, cl, account, acct.Kind)
+	if err := s.adoptSession(ctx, sess); err != nil {
+		return unavailable("adoption", err)
+	}
+	s.byClient.Store(cl, sess)
 	return true
 }
 
@@ -167,7 +171,9 @@ func (h *hook) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
 	sess.opened()
 	sess.enqueue(request{task: func() {
 		h.srv.presenceChanged(sess, statusOnline)
-		h.srv.replay(sess)
+		if sess.adopted == nil {
+			h.srv.replay(sess)
+		}
 	}})
 }
 
@@ -211,6 +217,12 @@ func (h *hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet,
 			pk.FixedHeader.Qos, pk.PacketID = 0, 0
 		}
 		sess.decide(modeUnasked)
+		if sess.adopted != nil {
+			// Its firmware's dialect, never a request; never retained.
+			h.srv.fromAdopted(sess, pk.TopicName, pk.Payload)
+			pk.TopicName, pk.FixedHeader.Retain = requestTopic, false
+			return pk, nil
+		}
 		r := request{topic: pk.TopicName, body: pk.Payload, received: time.Now()}
 		if !inlineTopic(r.topic) || !sess.tryInline(r) {
 			sess.enqueue(r)
@@ -235,6 +247,10 @@ func (h *hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet,
 		for i, f := range pk.Filters {
 			reqs[i] = subRequest{filter: f.Filter, qos: f.Qos}
 		}
+		if sess.adopted != nil {
+			h.srv.adoptedSubscribe(sess, pk.PacketID, reqs)
+			return ignored(pk), nil
+		}
 		h.srv.takeSubscribe(sess, pk.PacketID, reqs)
 		return ignored(pk), nil
 	case packets.Unsubscribe:
@@ -243,6 +259,10 @@ func (h *hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet,
 			return pk, nil
 		}
 		sess.touch()
+		if sess.adopted != nil {
+			h.srv.adoptedUnsubscribe(sess, pk.PacketID, len(pk.Filters))
+			return ignored(pk), nil
+		}
 		filters := make([]string, len(pk.Filters))
 		for i, f := range pk.Filters {
 			filters[i] = f.Filter

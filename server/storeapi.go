@@ -19,6 +19,7 @@ type Store interface {
 	relationStore
 	messageStore
 	thingStore
+	adapterStore
 	// Write runs fn as one all-or-nothing change, in order with the others.
 	Write(ctx context.Context, fn func(ctx context.Context, tx store.Tx) error) error
 	Close() error
@@ -68,6 +69,13 @@ type thingStore interface {
 	Rule(ctx context.Context, id string) (thing.Rule, error)
 	RemoveRule(ctx context.Context, id string) (thing.Rule, error)
 	RulesOf(ctx context.Context, name string) ([]thing.Rule, error)
+}
+
+// adapterStore keeps which things are adopted through a firmware adapter
+// profile (adapter.go).
+type adapterStore interface {
+	PutAdoption(ctx context.Context, a store.Adoption, now time.Time) error
+	Adoption(ctx context.Context, thing string) (store.Adoption, error)
 }
 
 var _ Store = (*store.DB)(nil)

@@ -1,0 +1,292 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"slices"
+	"sync/atomic"
+	"time"
+
+	"github.com/mqtter/mqtter/adapter"
+	"github.com/mqtter/mqtter/thing"
+	"github.com/mqtter/mqtter/wire"
+)
+
+// maxAdapterReports bounds the PUBLISHes of one adopted device waiting to
+// be read; past it the device's PUBLISHes are dropped with a log.
+const maxAdapterReports = 256
+
+// adoptedConn is what an adopted device's session holds: the thing's
+// adapter state and the count of its PUBLISHes waiting to be read.
+type adoptedConn struct {
+	*adoptee
+	queued atomic.Int32
+}
+
+// adoptSession marks sess as the connection of an adopted device when its
+// account, a thing, is adopted: from then on its PUBLISHes and SUBSCRIBEs
+// are the firmware's dialect, and nothing of the IM protocol is written
+// to it (no answers, no pushes), only the adapter's commands.
+func (s *Server) adoptSession(ctx context.Context, sess *session) error {
+	if sess.kind != KindThing {
+		return nil
+	}
+	t, err := s.adapters.lookup(ctx, sess.account)
+	if err != nil || t == nil {
+		return err
+	}
+	t.mu.Lock()
+	t.offline, t.qos = false, 0
+	t.mu.Unlock()
+	sess.adopted = &adoptedConn{adoptee: t}
+	return nil
+}
+
+// fromAdopted takes a PUBLISH of an adopted device on its read loop and
+// reads it in the device's request order.
+func (s *Server) fromAdopted(sess *session, topic string, payload []byte) {
+	c := sess.adopted
+	if c.queued.Add(1) > maxAdapterReports {
+		c.queued.Add(-1)
+		s.log.Warn("adapter: device publishes faster than read, dropped", "thing", sess.account, "device", sess.device, "topic", topic)
+		return
+	}
+	payload = bytes.Clone(payload)
+	sess.enqueue(request{task: func() {
+		defer c.queued.Add(-1)
+		s.adapters.report(sess, topic, payload)
+	}})
+}
+
+// adoptedSubscribe grants an adopted device the subscriptions its profile
+// allows (its own command topics) and refuses the rest; nothing is written
+// on them but the adapter's commands.
+func (s *Server) adoptedSubscribe(sess *session, id uint16, reqs []subRequest) {
+	t := sess.adopted
+	codes := make([]byte, len(reqs))
+	reason := ""
+	t.mu.Lock()
+	for i, r := range reqs {
+		if !t.profile.MaySubscribe(r.filter, sess.device) {
+			codes[i] = codeRefused
+			reason = "not the device's own command topic: " + r.filter
+			s.log.Info("subscribe refused", "account", sess.account, "device", sess.device, "filter", r.filter,
+				"reason", "an adopted device subscribes to its own command topics only")
+			continue
+		}
+		codes[i] = min(r.qos, 1)
+		t.qos = max(t.qos, codes[i])
+	}
+	t.mu.Unlock()
+	sess.decide(modeUnasked)
+	sess.push(outPacket{raw: encodeSuback(sess.cl.Properties.ProtocolVersion, id, codes, reason)})
+}
+
+// adoptedUnsubscribe answers an adopted device's UNSUBSCRIBE: there is
+// nothing to end.
+func (s *Server) adoptedUnsubscribe(sess *session, id uint16, n int) {
+	sess.decide(modeUnasked)
+	sess.push(outPacket{raw: encodeUnsuback(sess.cl.Properties.ProtocolVersion, id, make([]byte, n), "")})
+}
+
+// thingWrite is one feedback to write as the thing.
+type thingWrite struct {
+	feeds string
+	fb    thing.Feedback
+}
+
+// report reads one PUBLISH of an adopted device: presence, a description
+// grown by what it announced, the answers of commands in flight, and the
+// state it changed by itself.
+func (a *adapters) report(sess *session, topic string, payload []byte) {
+	s := a.srv
+	t := sess.adopted.adoptee
+	t.mu.Lock()
+	prof := t.profile
+	t.mu.Unlock()
+	r, err := prof.Parse(topic, payload)
+	switch {
+	case errors.Is(err, adapter.ErrNotOwn):
+		s.log.Warn("adapter: publish outside the device's own topics ignored", "thing", sess.account, "device", sess.device, "topic", topic)
+		return
+	case err != nil:
+		s.log.Info("adapter: unreadable publish ignored", "thing", sess.account, "device", sess.device, "topic", topic, "err", err)
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	switch r.Presence {
+	case adapter.Offline:
+		t.mu.Lock()
+		t.offline = true
+		t.mu.Unlock()
+		sess.status.Store(statusOffline)
+		s.presenceChanged(sess, statusOffline)
+	case adapter.Online:
+		t.mu.Lock()
+		was := t.offline
+		t.offline = false
+		t.mu.Unlock()
+		if was {
+			s.presenceChanged(sess, statusOnline)
+		}
+	}
+	a.describe(ctx, t, r.Schemas)
+	writes := t.take(r)
+	for _, w := range writes {
+		s.writeAsThing(ctx, t.name, sess.device, w.feeds, w.fb)
+	}
+	if local := t.localState(); local != nil {
+		persons, err := s.bound(ctx, t.name)
+		if err != nil {
+			s.log.Warn("adapter: bound persons", "thing", t.name, "err", err)
+		}
+		for _, p := range persons {
+			s.writeAsThing(ctx, t.name, sess.device, wire.DM(p, t.name), *local)
+		}
+	}
+}
+
+// describe stores a new description when the device announced properties
+// the stored one lacks (or none is stored), and tells who may see it.
+func (a *adapters) describe(ctx context.Context, t *adoptee, schemas map[string]*thing.Property) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if !t.wroteProps {
+		// First report since the server started: start from the stored
+		// description, so a restart does not shrink it.
+		if d, err := a.srv.db.Description(ctx, t.name); err == nil {
+			for name, p := range d.Properties {
+				if _, ok := t.schemas[name]; !ok && len(t.schemas) < thing.MaxAffordances {
+					t.schemas[name] = p
+				}
+			}
+		}
+	}
+	grew := false
+	for _, name := range sortedKeys(schemas) {
+		if _, ok := t.schemas[name]; !ok && len(t.schemas) < thing.MaxAffordances {
+			t.schemas[name] = schemas[name]
+			grew = true
+		}
+	}
+	if len(t.schemas) == 0 || (t.wroteProps && !grew) {
+		return
+	}
+	version := int64(1)
+	d := adapter.Describe(t.profile, t.name, 0, t.schemas)
+	if old, err := a.srv.db.Description(ctx, t.name); err == nil {
+		d.Version = old.Version
+		if sameDescription(old, d) {
+			t.wroteProps = true
+			return
+		}
+		version = old.Version + 1
+	}
+	d.Version = version
+	if err := d.Validate(); err != nil {
+		a.srv.log.Warn("adapter: description", "thing", t.name, "err", err)
+		return
+	}
+	changed, err := a.srv.db.PutDescription(ctx, d, time.Now())
+	if err != nil {
+		a.srv.log.Warn("adapter: description", "thing", t.name, "err", err)
+		return
+	}
+	t.wroteProps = true
+	if changed {
+		a.srv.log.Debug("adapter: described", "thing", t.name, "version", d.Version)
+		a.srv.announceThing(ctx, t.name, nil)
+	}
+}
+
+func sameDescription(a, b thing.Description) bool {
+	x, err1 := json.Marshal(&a)
+	y, err2 := json.Marshal(&b)
+	return err1 == nil && err2 == nil && bytes.Equal(x, y)
+}
+
+// take matches a report against the commands in flight: a failure answers
+// the oldest; values a command wanted are its result once all came (with
+// the state they changed, caused by it). It records the values and
+// returns the feedback to write, in order; values no command wanted are
+// left in t.local for localState.
+func (t *adoptee) take(r adapter.Report) []thingWrite {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var out []thingWrite
+	if r.Answer && r.Failure != "" && len(t.pending) > 0 {
+		p := t.pending[0]
+		t.pending = t.pending[1:]
+		p.timer.Stop()
+		out = append(out, thingWrite{p.msg.Feeds, thing.Feedback{Kind: thing.KindResult, Cmd: p.msg.MsgId,
+			Action: p.cmd.Action, Status: thing.ResultFailed, Error: r.Failure, Trace: &p.cmd.Trace}})
+	}
+	caused := make(map[*adapterCmd]map[string]json.RawMessage)
+	t.local = nil
+	for _, name := range sortedKeys(r.Props) {
+		if _, known := t.schemas[name]; !known {
+			continue
+		}
+		v := r.Props[name]
+		var owner *adapterCmd
+		for _, p := range t.pending {
+			if _, got := p.got[name]; !got && slices.Contains(p.want, name) {
+				owner = p
+				break
+			}
+		}
+		changed := !bytes.Equal(t.props[name], v)
+		t.props[name] = v
+		switch {
+		case owner != nil:
+			owner.got[name] = v
+			if changed {
+				if caused[owner] == nil {
+					caused[owner] = make(map[string]json.RawMessage)
+				}
+				caused[owner][name] = v
+			}
+		case changed:
+			if t.local == nil {
+				t.local = make(map[string]json.RawMessage)
+			}
+			t.local[name] = v
+		}
+	}
+	keep := t.pending[:0]
+	for _, p := range t.pending {
+		if len(p.got) < len(p.want) {
+			keep = append(keep, p)
+			continue
+		}
+		p.timer.Stop()
+		if props := caused[p]; len(props) > 0 {
+			t.rev++
+			out = append(out, thingWrite{p.msg.Feeds, thing.Feedback{Kind: thing.KindState, Props: props, Rev: t.rev,
+				Cause: p.msg.MsgId, Trace: &p.cmd.Trace}})
+		}
+		output, _ := json.Marshal(p.got)
+		out = append(out, thingWrite{p.msg.Feeds, thing.Feedback{Kind: thing.KindResult, Cmd: p.msg.MsgId,
+			Action: p.cmd.Action, Status: thing.ResultDone, Output: output, Trace: &p.cmd.Trace}})
+	}
+	clear(t.pending[len(keep):])
+	t.pending = keep
+	return out
+}
+
+// localState returns the state the device changed by itself in the last
+// report (cause local), or nil.
+func (t *adoptee) localState() *thing.Feedback {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if len(t.local) == 0 {
+		return nil
+	}
+	t.rev++
+	fb := &thing.Feedback{Kind: thing.KindState, Props: t.local, Rev: t.rev, Cause: thing.CauseLocal}
+	t.local = nil
+	return fb
+}
