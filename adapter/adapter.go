@@ -3,9 +3,10 @@
 // without changing its firmware. A Profile knows one dialect: which topics
 // are the device's own, which subscriptions it may hold, how a command
 // becomes the dialect's PUBLISH, and what the device's own PUBLISHes say
-// (presence, property values, answers). It holds no connection and no
-// state: the server keeps both, and writes what a profile reads as
-// feedback of the thing.
+// (presence, property values, answers). It holds no connection: the
+// server keeps the connections and the things' state, and writes what a
+// profile reads as feedback of the thing. A profile remembers only what
+// it needs to map values (a bridge's device list).
 //
 //	person ──command{write:{power:true}}──▶ server ──cmnd/plug/POWER ON──▶ device
 //	person ◀──feedback ack/result/state── server ◀──stat/plug/RESULT {"POWER":"ON"}── device
@@ -55,8 +56,12 @@ type Publish struct {
 	Payload []byte
 }
 
-// Report is what one PUBLISH of the device says.
+// Report is what one PUBLISH of the device says, about the device itself
+// or (a bridge's) one of the devices behind it.
 type Report struct {
+	// Device is "" for the device itself, else the name of a device
+	// behind the bridge the report is about (a Zigbee2MQTT friendly name).
+	Device string
 	// Presence is Online or Offline when the PUBLISH announces the
 	// device's availability (its last will, or the will's opposite).
 	Presence string
@@ -65,6 +70,8 @@ type Report struct {
 	// Schemas describe the properties of Props the device announced, so
 	// that the thing's description grows with what it reports.
 	Schemas map[string]*thing.Property
+	// Actions are actions the device announced it can run.
+	Actions map[string]*thing.Action
 	// Answer marks the device's answer to a command (Tasmota's RESULT).
 	Answer bool
 	// Failure is set on an answer that says the command failed.
@@ -88,35 +95,37 @@ type Profile interface {
 	// MaySubscribe reports whether the device (with MQTT client id
 	// clientID) may subscribe to filter.
 	MaySubscribe(filter, clientID string) bool
-	// Parse reads one PUBLISH of the device. Errors wrap ErrNotOwn or
+	// Parse reads one PUBLISH of the device: none, one or (a bridge's
+	// list of devices) several reports. Errors wrap ErrNotOwn or
 	// ErrBadPayload.
-	Parse(topic string, payload []byte) (Report, error)
-	// Map turns a command into the dialect's PUBLISHes. Errors wrap
+	Parse(topic string, payload []byte) ([]Report, error)
+	// Map turns a command to device ("" the device itself, else one
+	// behind the bridge) into the dialect's PUBLISHes. Errors wrap
 	// ErrUnmapped.
-	Map(c *thing.Command) (Command, error)
-	// Actions are the actions the description offers for the given
-	// properties.
-	Actions(props map[string]*thing.Property) map[string]*thing.Action
-	// Title is the description's title.
-	Title() string
+	Map(device string, c *thing.Command) (Command, error)
+	// Title is the description's title of device.
+	Title(device string) string
 }
 
-// New returns the profile name for a device under topic.
+// New returns the profile name for a device under topic (Tasmota: its
+// topic; Zigbee2MQTT: the bridge's base topic).
 func New(name, topic string) (Profile, error) {
 	switch name {
 	case ProfileTasmota:
 		return NewTasmota(topic)
+	case ProfileZigbee2MQTT:
+		return NewZigbee2MQTT(topic)
 	}
-	return nil, fmt.Errorf("%w: %q (known: %s)", ErrUnknownProfile, name, ProfileTasmota)
+	return nil, fmt.Errorf("%w: %q (known: %s, %s)", ErrUnknownProfile, name, ProfileTasmota, ProfileZigbee2MQTT)
 }
 
-// Describe builds the thing's description from the properties its device
-// announced so far.
-func Describe(p Profile, account string, version int64, props map[string]*thing.Property) thing.Description {
-	return thing.Description{
-		Thing: account, Version: version, Title: p.Title(),
-		Properties: props, Actions: p.Actions(props),
+// Describe builds a thing's description from the properties and actions
+// its device announced so far.
+func Describe(title, account string, version int64, props map[string]*thing.Property, actions map[string]*thing.Action) thing.Description {
+	if len(actions) == 0 {
+		actions = nil
 	}
+	return thing.Description{Thing: account, Version: version, Title: title, Properties: props, Actions: actions}
 }
 
 // validTopicLevel reports whether s may be one level of a topic a profile

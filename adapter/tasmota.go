@@ -50,7 +50,7 @@ func NewTasmota(topic string) (*Tasmota, error) {
 func (*Tasmota) Name() string { return ProfileTasmota }
 
 // Title implements Profile.
-func (t *Tasmota) Title() string { return "Tasmota " + t.topic }
+func (t *Tasmota) Title(string) string { return "Tasmota " + t.topic }
 
 // Owns implements Profile: cmnd/, stat/ and tele/ under the device's topic.
 func (t *Tasmota) Owns(topic string) bool {
@@ -83,8 +83,19 @@ func (t *Tasmota) MaySubscribe(filter, clientID string) bool {
 	return false
 }
 
-// Parse implements Profile.
-func (t *Tasmota) Parse(topic string, payload []byte) (Report, error) {
+// Parse implements Profile: at most one report, about the device itself.
+func (t *Tasmota) Parse(topic string, payload []byte) ([]Report, error) {
+	r, err := t.parse(topic, payload)
+	if err != nil || (r.Presence == "" && len(r.Props) == 0 && r.Failure == "") {
+		return nil, err
+	}
+	if _, ok := r.Schemas["power"]; ok {
+		r.Actions = map[string]*thing.Action{"toggle": {Title: "Switch power over"}}
+	}
+	return []Report{r}, nil
+}
+
+func (t *Tasmota) parse(topic string, payload []byte) (Report, error) {
 	prefix, rest, ok := t.split(topic)
 	if !ok {
 		return Report{}, fmt.Errorf("%w: %.120q", ErrNotOwn, topic)
@@ -250,7 +261,10 @@ func powerProperty() *thing.Property {
 
 // Map implements Profile. One setting is one cmnd/<topic>/<Command>; an
 // action with writes, or several writes, go in one Backlog, in name order.
-func (t *Tasmota) Map(c *thing.Command) (Command, error) {
+func (t *Tasmota) Map(device string, c *thing.Command) (Command, error) {
+	if device != "" {
+		return Command{}, fmt.Errorf("%w: tasmota has no devices behind it", ErrUnmapped)
+	}
 	type step struct{ cmd, arg, want string }
 	var steps []step
 	switch c.Action {
@@ -304,12 +318,4 @@ func (t *Tasmota) Map(c *thing.Command) (Command, error) {
 	}
 	out.Publishes = []Publish{{Topic: "cmnd/" + t.topic + "/Backlog", Payload: []byte(strings.Join(parts, "; "))}}
 	return out, nil
-}
-
-// Actions implements Profile: toggle, once the device reported POWER.
-func (t *Tasmota) Actions(props map[string]*thing.Property) map[string]*thing.Action {
-	if _, ok := props["power"]; !ok {
-		return nil
-	}
-	return map[string]*thing.Action{"toggle": {Title: "Switch power over", Idempotent: false}}
 }

@@ -51,12 +51,18 @@ func TestTasmotaParse(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.topic+" "+tt.payload, func(t *testing.T) {
-			r, err := p.Parse(tt.topic, []byte(tt.payload))
+			rs, err := p.Parse(tt.topic, []byte(tt.payload))
 			if !errors.Is(err, tt.err) {
 				t.Fatalf("Parse = %v, want %v", err, tt.err)
 			}
 			if err != nil {
 				return
+			}
+			var r Report
+			if len(rs) > 1 {
+				t.Fatalf("Parse = %d reports, want at most one", len(rs))
+			} else if len(rs) == 1 {
+				r = rs[0]
 			}
 			got := map[string]string{}
 			for k, v := range r.Props {
@@ -104,7 +110,7 @@ func TestTasmotaMap(t *testing.T) {
 			if err := json.Unmarshal([]byte(tt.cmd), &c); err != nil {
 				t.Fatal(err)
 			}
-			got, err := p.Map(&c)
+			got, err := p.Map("", &c)
 			if !errors.Is(err, tt.err) {
 				t.Fatalf("Map(%s) = %v, want %v", tt.cmd, err, tt.err)
 			}
@@ -157,11 +163,11 @@ func TestTasmotaTopics(t *testing.T) {
 // toggle and accepts the commands the profile maps.
 func TestTasmotaDescribe(t *testing.T) {
 	p := plug(t)
-	r, err := p.Parse("tele/plug/STATE", []byte(`{"POWER":"ON","Dimmer":10}`))
-	if err != nil {
-		t.Fatal(err)
+	rs, err := p.Parse("tele/plug/STATE", []byte(`{"POWER":"ON","Dimmer":10}`))
+	if err != nil || len(rs) != 1 {
+		t.Fatal(rs, err)
 	}
-	d := Describe(p, "plug", 1, r.Schemas)
+	d := Describe(p.Title(""), "plug", 1, rs[0].Schemas, rs[0].Actions)
 	if err := d.Validate(); err != nil {
 		t.Fatalf("description %+v: %v", d, err)
 	}
@@ -185,14 +191,23 @@ func FuzzTasmotaParse(f *testing.F) {
 	}
 	p := plug(f)
 	f.Fuzz(func(t *testing.T, topic string, payload []byte) {
-		r, err := p.Parse(topic, payload)
+		rs, err := p.Parse(topic, payload)
 		if err != nil {
 			if !errors.Is(err, ErrBadPayload) && !errors.Is(err, ErrNotOwn) {
 				t.Fatalf("Parse(%q, %q) = %v, want ErrBadPayload or ErrNotOwn", topic, payload, err)
 			}
 			return
 		}
-		if len(r.Props) > MaxProps {
+		checkReports(t, p, topic, payload, rs)
+	})
+}
+
+// checkReports checks what a profile read: bounded, values that fit
+// their schemas, and descriptions that validate.
+func checkReports(t *testing.T, p Profile, topic string, payload []byte, rs []Report) {
+	t.Helper()
+	for _, r := range rs {
+		if len(r.Props) > MaxProps || len(r.Schemas) > MaxProps {
 			t.Fatalf("Parse(%q, %q) gave %d properties", topic, payload, len(r.Props))
 		}
 		for k, v := range r.Props {
@@ -202,12 +217,12 @@ func FuzzTasmotaParse(f *testing.F) {
 			}
 		}
 		if len(r.Schemas) > 0 {
-			d := Describe(p, "plug", 1, r.Schemas)
+			d := Describe(p.Title(r.Device), "plug", 1, r.Schemas, r.Actions)
 			if err := d.Validate(); err != nil {
 				t.Fatalf("Parse(%q, %q): description %v", topic, payload, err)
 			}
 		}
-	})
+	}
 }
 
 // Whatever a command says, Map refuses it with ErrUnmapped or maps it to
@@ -221,7 +236,7 @@ func FuzzTasmotaMap(f *testing.F) {
 		if json.Unmarshal([]byte(cmd), &c) != nil {
 			return
 		}
-		out, err := p.Map(&c)
+		out, err := p.Map("", &c)
 		if err != nil {
 			if !errors.Is(err, ErrUnmapped) {
 				t.Fatalf("Map(%s) = %v", cmd, err)

@@ -59,6 +59,10 @@ type adapterJob struct {
 // device's connections.
 type adoptee struct {
 	name string
+	// A thing behind a bridge (a Zigbee device): the bridge's account and
+	// its name there; its commands go through the bridge's connection
+	// and profile. Set once, when the adoptee is made.
+	bridge, device string
 
 	mu         sync.Mutex
 	profile    adapter.Profile
@@ -70,6 +74,8 @@ type adoptee struct {
 	pending    []*adapterCmd // oldest first
 	props      map[string]json.RawMessage
 	schemas    map[string]*thing.Property
+	actions    map[string]*thing.Action
+	behind     map[string]string // a bridge's: name there → thing adopted
 	rev        int64
 	wroteProps bool                       // a description was stored from schemas
 	local      map[string]json.RawMessage // changed by the device itself, in the last report
@@ -144,23 +150,33 @@ func (a *adapters) lookup(ctx context.Context, name string) (*adoptee, error) {
 	if err != nil {
 		return nil, err
 	}
-	prof, err := adapter.New(ad.Profile, ad.Topic)
-	if err != nil {
-		return nil, fmt.Errorf("adoption of %s: %w", name, err)
+	var prof adapter.Profile
+	if ad.Bridge == "" {
+		if prof, err = adapter.New(ad.Profile, ad.Topic); err != nil {
+			return nil, fmt.Errorf("adoption of %s: %w", name, err)
+		}
 	}
 	a.mu.Lock()
-	defer a.mu.Unlock()
 	t := a.things[name]
+	if t != nil && (t.bridge != ad.Bridge || t.device != ad.Topic && ad.Bridge != "") {
+		t = nil // adopted again, behind another bridge or name
+	}
 	if t == nil {
 		if len(a.things) >= maxAdoptees {
+			a.mu.Unlock()
 			return nil, fmt.Errorf("adoption of %s: %d adopted things held already", name, maxAdoptees)
 		}
 		t = &adoptee{name: name, seenSet: make(map[string]bool), props: make(map[string]json.RawMessage),
-			schemas: make(map[string]*thing.Property), rev: time.Now().UnixMilli()}
+			schemas: make(map[string]*thing.Property), actions: make(map[string]*thing.Action),
+			behind: make(map[string]string), rev: time.Now().UnixMilli()}
+		if ad.Bridge != "" {
+			t.bridge, t.device = ad.Bridge, ad.Topic
+		}
 		a.things[name] = t
 	}
+	a.mu.Unlock()
 	t.mu.Lock()
-	if t.profile == nil || t.profile.Name() != prof.Name() || t.profile.Title() != prof.Title() {
+	if prof != nil && (t.profile == nil || t.profile.Name() != prof.Name() || t.profile.Title("") != prof.Title("")) {
 		t.profile = prof
 	}
 	t.mu.Unlock()
@@ -194,6 +210,13 @@ func (a *adapters) command(m wire.Message) {
 	if err != nil {
 		return // the accept path refused such a command already
 	}
+	// The device it goes through: its own, or its bridge's.
+	via := t
+	if t.bridge != "" {
+		if via, err = a.lookup(ctx, t.bridge); err != nil {
+			s.log.Warn("adapter: bridge", "thing", name, "bridge", t.bridge, "err", err)
+		}
+	}
 	ack := func(status, why string) thing.Feedback {
 		return thing.Feedback{Kind: thing.KindAck, Cmd: m.MsgId, Action: cmd.Action, Status: status, Error: why, Trace: &cmd.Trace}
 	}
@@ -205,19 +228,27 @@ func (a *adapters) command(m wire.Message) {
 		return
 	}
 	t.remember(key)
-	sess := a.device(name)
+	var sess *session
+	var prof adapter.Profile
+	offline := true
+	if via != nil {
+		sess = a.device(via.name)
+		via.lockIfOther(t)
+		prof, offline = via.profile, via.offline || t.offline
+		via.unlockIfOther(t)
+	}
 	var fbs []thing.Feedback
 	var mapped adapter.Command
 	switch {
 	case cmd.Expired(time.Now()):
 		fbs = append(fbs, thing.Feedback{Kind: thing.KindResult, Cmd: m.MsgId, Action: cmd.Action, Status: thing.ResultTimeout,
 			Error: "expired before it reached the device", Trace: &cmd.Trace})
-	case sess == nil || t.offline:
+	case sess == nil || offline || prof == nil:
 		fbs = append(fbs, ack(thing.AckRejected, "the device is offline"))
 	case len(t.pending) >= maxAdapterPending:
 		fbs = append(fbs, ack(thing.AckRejected, "too many commands in flight"))
 	default:
-		mapped, err = t.profile.Map(&cmd)
+		mapped, err = prof.Map(t.device, &cmd)
 		if err != nil {
 			fbs = append(fbs, ack(thing.AckRejected, err.Error()))
 		} else {
@@ -225,8 +256,8 @@ func (a *adapters) command(m wire.Message) {
 		}
 	}
 	device := ""
-	if sess != nil {
-		device = sess.device
+	if sess != nil && t.bridge == "" {
+		device = sess.device // a bridge's client id is not a device of the thing
 	}
 	// The ack is handed to the store before the device can answer, so it
 	// is sequenced before the result.
@@ -243,12 +274,27 @@ func (a *adapters) command(m wire.Message) {
 			}
 		})
 		t.pending = append(t.pending, p)
+		via.lockIfOther(t)
 		for _, pub := range mapped.Publishes {
-			sess.push(outPacket{raw: t.publishPacket(sess, pub)})
+			sess.push(outPacket{raw: via.publishPacket(sess, pub)})
 		}
+		via.unlockIfOther(t)
 		s.metrics.pushes.WithLabelValues("adapter").Inc()
 	}
 	t.mu.Unlock()
+}
+
+// lockIfOther locks t unless it is held, which it is when t is held.
+func (t *adoptee) lockIfOther(held *adoptee) {
+	if t != held {
+		t.mu.Lock()
+	}
+}
+
+func (t *adoptee) unlockIfOther(held *adoptee) {
+	if t != held {
+		t.mu.Unlock()
+	}
 }
 
 // remember records a command taken, forgetting the oldest past
@@ -310,6 +356,9 @@ func (a *adapters) expire(name, id string) {
 		Action: p.cmd.Action, Status: thing.ResultTimeout, Error: "the device did not answer", Trace: &p.cmd.Trace})
 }
 
+// deviceID is the client id of the connection of a thing's own device,
+// "" when none is connected (or it is behind a bridge, whose connection
+// is the bridge's account's).
 func (a *adapters) deviceID(name string) string {
 	if sess := a.device(name); sess != nil {
 		return sess.device

@@ -29,7 +29,7 @@ func newAdoptedHome(t *testing.T) *adoptedHome {
 	h := &adoptedHome{inst: inst, alice: dial(t, inst, "alice", "alice-1"), bob: dial(t, inst, "bob", "bob-1")}
 	for _, name := range []string{"plug", "lamp"} {
 		inst.AddUser(t, name, password(name), true)
-		code, created, err := inst.Adopt(context.Background(), name, "tasmota", name, func() (string, error) { return "", nil })
+		code, created, err := inst.Adopt(context.Background(), name, "tasmota", name, "", func() (string, error) { return "", nil })
 		if err != nil || created || code == "" {
 			t.Fatalf("Adopt(%s) = %q, %v, %v; want a code for the existing thing", name, code, created, err)
 		}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/mqtter/mqtter/adapter"
+	"github.com/mqtter/mqtter/server/store"
 	"github.com/mqtter/mqtter/thing"
 	"github.com/mqtter/mqtter/wire"
 )
@@ -17,6 +18,10 @@ import (
 // maxAdapterReports bounds the PUBLISHes of one adopted device waiting to
 // be read; past it the device's PUBLISHes are dropped with a log.
 const maxAdapterReports = 256
+
+// errBehindBridge refuses the CONNECT of a thing adopted behind a bridge:
+// its device has no connection of its own.
+var errBehindBridge = errors.New("a thing behind a bridge connects through the bridge")
 
 // adoptedConn is what an adopted device's session holds: the thing's
 // adapter state and the count of its PUBLISHes waiting to be read.
@@ -36,6 +41,9 @@ func (s *Server) adoptSession(ctx context.Context, sess *session) error {
 	t, err := s.adapters.lookup(ctx, sess.account)
 	if err != nil || t == nil {
 		return err
+	}
+	if t.bridge != "" {
+		return errBehindBridge
 	}
 	t.mu.Lock()
 	t.offline, t.qos = false, 0
@@ -99,14 +107,16 @@ type thingWrite struct {
 
 // report reads one PUBLISH of an adopted device: presence, a description
 // grown by what it announced, the answers of commands in flight, and the
-// state it changed by itself.
+// state it changed by itself; for a bridge, each about the thing adopted
+// behind it under the name the report gives (devices nobody adopted are
+// ignored).
 func (a *adapters) report(sess *session, topic string, payload []byte) {
 	s := a.srv
-	t := sess.adopted.adoptee
-	t.mu.Lock()
-	prof := t.profile
-	t.mu.Unlock()
-	r, err := prof.Parse(topic, payload)
+	own := sess.adopted.adoptee
+	own.mu.Lock()
+	prof := own.profile
+	own.mu.Unlock()
+	reports, err := prof.Parse(topic, payload)
 	switch {
 	case errors.Is(err, adapter.ErrNotOwn):
 		s.log.Warn("adapter: publish outside the device's own topics ignored", "thing", sess.account, "device", sess.device, "topic", topic)
@@ -117,41 +127,113 @@ func (a *adapters) report(sess *session, topic string, payload []byte) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	switch r.Presence {
-	case adapter.Offline:
-		t.mu.Lock()
-		t.offline = true
-		t.mu.Unlock()
-		sess.status.Store(statusOffline)
-		s.presenceChanged(sess, statusOffline)
-	case adapter.Online:
-		t.mu.Lock()
-		was := t.offline
-		t.offline = false
-		t.mu.Unlock()
-		if was {
-			s.presenceChanged(sess, statusOnline)
+	for _, r := range reports {
+		t, device := own, sess.device
+		if r.Device != "" {
+			if t = a.behind(ctx, own, r.Device); t == nil {
+				continue
+			}
+			device = "" // the bridge's client id is not a device of the thing
+		}
+		a.presence(ctx, sess, t, r.Presence)
+		a.describe(ctx, t, prof.Title(r.Device), r.Schemas, r.Actions)
+		for _, w := range t.take(r) {
+			s.writeAsThing(ctx, t.name, device, w.feeds, w.fb)
+		}
+		if local := t.localState(); local != nil {
+			persons, err := s.bound(ctx, t.name)
+			if err != nil {
+				s.log.Warn("adapter: bound persons", "thing", t.name, "err", err)
+			}
+			for _, p := range persons {
+				s.writeAsThing(ctx, t.name, device, wire.DM(p, t.name), *local)
+			}
 		}
 	}
-	a.describe(ctx, t, r.Schemas)
-	writes := t.take(r)
-	for _, w := range writes {
-		s.writeAsThing(ctx, t.name, sess.device, w.feeds, w.fb)
-	}
-	if local := t.localState(); local != nil {
-		persons, err := s.bound(ctx, t.name)
+}
+
+// maxBehind bounds the names behind a bridge remembered with their things.
+const maxBehind = 1024
+
+// behind returns the thing adopted behind bridge under name, or nil.
+func (a *adapters) behind(ctx context.Context, bridge *adoptee, name string) *adoptee {
+	bridge.mu.Lock()
+	thingName := bridge.behind[name]
+	bridge.mu.Unlock()
+	if thingName == "" {
+		ad, err := a.srv.db.AdoptionBehind(ctx, bridge.name, name)
 		if err != nil {
-			s.log.Warn("adapter: bound persons", "thing", t.name, "err", err)
+			if !errors.Is(err, store.ErrNotFound) {
+				a.srv.log.Warn("adapter: adoption behind a bridge", "bridge", bridge.name, "name", name, "err", err)
+			}
+			return nil
 		}
-		for _, p := range persons {
-			s.writeAsThing(ctx, t.name, sess.device, wire.DM(p, t.name), *local)
+		thingName = ad.Thing
+		bridge.mu.Lock()
+		if len(bridge.behind) >= maxBehind {
+			clear(bridge.behind)
+		}
+		bridge.behind[name] = thingName
+		bridge.mu.Unlock()
+	}
+	t, err := a.lookup(ctx, thingName)
+	if err != nil || t == nil || t.bridge != bridge.name {
+		return nil
+	}
+	return t
+}
+
+// presence applies what the device said of its availability: for its own
+// connection, the session's presence; for a thing behind a bridge, a
+// presence push about the thing to its contacts.
+func (a *adapters) presence(ctx context.Context, sess *session, t *adoptee, p string) {
+	if p == "" {
+		return
+	}
+	t.mu.Lock()
+	was := t.offline
+	t.offline = p == adapter.Offline
+	t.mu.Unlock()
+	status := statusOnline
+	if p == adapter.Offline {
+		status = statusOffline
+	}
+	switch {
+	case t.bridge != "":
+		a.srv.thingPresence(ctx, t.name, sess.device, status)
+	case p == adapter.Offline:
+		sess.status.Store(statusOffline)
+		a.srv.presenceChanged(sess, statusOffline)
+	case was:
+		a.srv.presenceChanged(sess, statusOnline)
+	}
+}
+
+// thingPresence tells the contacts of a thing behind a bridge its status,
+// as presenceChanged does for a device of its own: device is the bridge's
+// client id.
+func (s *Server) thingPresence(ctx context.Context, name, device, status string) {
+	related, err := s.contacts(ctx, name)
+	if err != nil {
+		s.log.Warn("presence: contacts", "account", name, "err", err)
+		return
+	}
+	body, err := json.Marshal(wire.Presence{User: name, Device: device, Status: status, LastSeen: time.Now().UnixMilli()})
+	if err != nil {
+		return
+	}
+	p := outPacket{topic: wire.PushPresence, body: body, alt: wire.PresenceTopic(name)}
+	for _, account := range related {
+		for _, other := range s.sessions.sessions(account) {
+			other.push(p)
 		}
 	}
 }
 
 // describe stores a new description when the device announced properties
-// the stored one lacks (or none is stored), and tells who may see it.
-func (a *adapters) describe(ctx context.Context, t *adoptee, schemas map[string]*thing.Property) {
+// or actions the stored one lacks (or none is stored), and tells who may
+// see it.
+func (a *adapters) describe(ctx context.Context, t *adoptee, title string, schemas map[string]*thing.Property, actions map[string]*thing.Action) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if !t.wroteProps {
@@ -163,6 +245,11 @@ func (a *adapters) describe(ctx context.Context, t *adoptee, schemas map[string]
 					t.schemas[name] = p
 				}
 			}
+			for name, act := range d.Actions {
+				if _, ok := t.actions[name]; !ok && len(t.actions) < thing.MaxAffordances {
+					t.actions[name] = act
+				}
+			}
 		}
 	}
 	grew := false
@@ -172,13 +259,19 @@ func (a *adapters) describe(ctx context.Context, t *adoptee, schemas map[string]
 			grew = true
 		}
 	}
+	for _, name := range sortedKeys(actions) {
+		if _, ok := t.actions[name]; !ok && len(t.actions) < thing.MaxAffordances {
+			t.actions[name] = actions[name]
+			grew = true
+		}
+	}
 	if len(t.schemas) == 0 || (t.wroteProps && !grew) {
 		return
 	}
 	version := int64(1)
-	d := adapter.Describe(t.profile, t.name, 0, t.schemas)
+	d := adapter.Describe(title, t.name, 0, t.schemas, t.actions)
 	if old, err := a.srv.db.Description(ctx, t.name); err == nil {
-		d.Version = old.Version
+		d.Version, d.Title = old.Version, old.Title
 		if sameDescription(old, d) {
 			t.wroteProps = true
 			return

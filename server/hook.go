@@ -123,7 +123,9 @@ func (h *hook) authenticate(cl *mqtt.Client, pk packets.Packet) bool {
 		return unavailable("store", err)
 	}
 	sess := newSession(s, cl, account, acct.Kind)
-	if err := s.adoptSession(ctx, sess); err != nil {
+	if err := s.adoptSession(ctx, sess); errors.Is(err, errBehindBridge) {
+		return refuse(err.Error())
+	} else if err != nil {
 		return unavailable("adoption", err)
 	}
 	s.byClient.Store(cl, sess)

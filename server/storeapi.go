@@ -76,6 +76,7 @@ type thingStore interface {
 type adapterStore interface {
 	PutAdoption(ctx context.Context, a store.Adoption, now time.Time) error
 	Adoption(ctx context.Context, thing string) (store.Adoption, error)
+	AdoptionBehind(ctx context.Context, bridge, topic string) (store.Adoption, error)
 }
 
 var _ Store = (*store.DB)(nil)

@@ -19,7 +19,7 @@ import (
 const usage = `usage:
   mqtter server --data DIR [--mqtt ADDR] [--ws ADDR] [--http ADDR] [flags]
   mqtter user add NAME --data DIR [--thing]     password: $MQTTER_PASSWORD or stdin
-  mqtter thing adopt NAME --data DIR --profile tasmota --topic TOPIC
+  mqtter thing adopt NAME --data DIR --profile tasmota|zigbee2mqtt --topic TOPIC [--bridge BRIDGE]
                                                 a device on stock firmware as thing NAME
   mqtter node --home DIR --server tcp://HOST:PORT --user NAME [--p2p MULTIADDR]...
               [--api ADDR] [--no-mdns] [--password-file FILE] [flags]
