@@ -160,4 +160,18 @@ func TestZigbee2MQTTAdoption(t *testing.T) {
 	if got := br.Received(); len(got) != n {
 		t.Errorf("the bridge got %q, want nothing new", got[n:])
 	}
+
+	// The bridge drops off: the bulb behind it is offline too.
+	br.Close()
+	if p := presenceOf(t, alice, "z2m-pi"); p.User != "bulb" || p.Status != "offline" {
+		t.Fatalf("the bulb's presence after its bridge dropped = %+v", p)
+	}
+	br2, err := devicesim.StartBridge(devicesim.BridgeConfig{Broker: inst.MQTT, User: "z2m", Password: password("z2m"), ClientID: "z2m-pi", Bulb: "bulb"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer br2.Close()
+	if p := presenceOf(t, alice, "z2m-pi"); p.User != "bulb" || p.Status != "online" {
+		t.Fatalf("the bulb's presence after its bridge came back = %+v", p)
+	}
 }

@@ -204,8 +204,64 @@ func (a *adapters) presence(ctx context.Context, sess *session, t *adoptee, p st
 	case p == adapter.Offline:
 		sess.status.Store(statusOffline)
 		a.srv.presenceChanged(sess, statusOffline)
+		a.behindOffline(ctx, t, sess.device)
 	case was:
 		a.srv.presenceChanged(sess, statusOnline)
+	}
+}
+
+// dropped tells, when an adopted device's connection ends, that the things
+// behind it (if it is a bridge) are offline too: the server's presence
+// covers the device's own account only.
+func (a *adapters) dropped(sess *session) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	a.behindOffline(ctx, sess.adopted.adoptee, sess.device)
+}
+
+// connected tells, when a bridge connects, that the things behind it that
+// its drop made offline are online again (until the bridge reports their
+// availability otherwise).
+func (a *adapters) connected(sess *session) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	a.setBehind(ctx, sess.adopted.adoptee, sess.device, false)
+}
+
+// behindOffline marks the things behind a bridge that went offline
+// offline, and tells their contacts.
+func (a *adapters) behindOffline(ctx context.Context, bridge *adoptee, device string) {
+	a.setBehind(ctx, bridge, device, true)
+}
+
+// setBehind marks the things behind bridge known so far offline (or back
+// online, those that were), and tells their contacts.
+func (a *adapters) setBehind(ctx context.Context, bridge *adoptee, device string, offline bool) {
+	bridge.mu.Lock()
+	names := make([]string, 0, len(bridge.behind))
+	for _, n := range bridge.behind {
+		names = append(names, n)
+	}
+	bridge.mu.Unlock()
+	slices.Sort(names)
+	for _, name := range slices.Compact(names) {
+		a.mu.Lock()
+		t := a.things[name]
+		a.mu.Unlock()
+		if t == nil || t.bridge != bridge.name {
+			continue
+		}
+		t.mu.Lock()
+		changed := t.offline != offline
+		t.offline = offline
+		t.mu.Unlock()
+		status := statusOnline
+		if offline {
+			status = statusOffline
+		}
+		if changed {
+			a.srv.thingPresence(ctx, name, device, status)
+		}
 	}
 }
 

@@ -175,6 +175,8 @@ func (h *hook) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
 		h.srv.presenceChanged(sess, statusOnline)
 		if sess.adopted == nil {
 			h.srv.replay(sess)
+		} else {
+			h.srv.adapters.connected(sess)
 		}
 	}})
 }
@@ -200,6 +202,9 @@ func (h *hook) OnDisconnect(cl *mqtt.Client, err error, _ bool) {
 		s.log.Warn("record last seen", "device", sess.device, "err", err)
 	}
 	s.presenceChanged(sess, statusOffline)
+	if sess.adopted != nil {
+		s.adapters.dropped(sess)
+	}
 }
 
 // OnPacketRead queues every PUBLISH as a request of its client, in order,
