@@ -110,3 +110,47 @@ func TestTasmotaPlugAdopted(t *testing.T) {
 		t.Errorf("thing do plug toggle while offline = exit %d\n%s%s, want rejected: offline", r.code, r.stdout, r.stderr)
 	}
 }
+
+// A Zigbee2MQTT bridge (simulated) adopted with `mqtter thing adopt`, and
+// its bulb adopted behind it as a thing of its own: alice's node commands
+// the bulb like any thing; a set's result is the bridge's next state.
+func TestZigbee2MQTTBulbAdopted(t *testing.T) {
+	t.Parallel()
+	data := newAccounts(t, "alice")
+	if code, out := mqtter(t, []string{"MQTTER_PASSWORD=bulb-pw"}, "", "thing", "adopt", "bulb", "--data", data, "--profile", "zigbee2mqtt", "--topic", "bulb", "--bridge", "z2m"); code != 1 || !strings.Contains(out, "not adopted") {
+		t.Errorf("thing adopt behind a bridge not adopted = exit %d (%s), want 1", code, out)
+	}
+	if code, out := mqtter(t, []string{"MQTTER_PASSWORD=z2m-pw"}, "", "thing", "adopt", "z2m", "--data", data, "--profile", "zigbee2mqtt", "--topic", "zigbee2mqtt"); code != 0 {
+		t.Fatalf("thing adopt z2m = exit %d: %s", code, out)
+	}
+	code, out := mqtter(t, []string{"MQTTER_PASSWORD=bulb-pw"}, "", "thing", "adopt", "bulb", "--data", data, "--profile", "zigbee2mqtt", "--topic", "bulb", "--bridge", "z2m")
+	pc := pairingCode.FindStringSubmatch(out)
+	if code != 0 || pc == nil || !strings.Contains(out, "behind bridge z2m") {
+		t.Fatalf("thing adopt bulb --bridge z2m = exit %d: %s", code, out)
+	}
+	srv := startServer(t, data)
+	alice := startNode(t, "tcp://"+srv.mqtt, t.TempDir(), "alice", "alice-pw")
+	alice.must("thing", "bind", "bulb", pc[1])
+	br, err := devicesim.StartBridge(devicesim.BridgeConfig{Broker: "tcp://" + srv.mqtt, User: "z2m", Password: "z2m-pw", ClientID: "z2m-e2e", Bulb: "bulb"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer br.Close()
+	alice.eventually(20*time.Second, "the bulb's description", func() (bool, string) {
+		code, out := alice.cli("thing", "describe", "bulb")
+		return code == 0 && strings.Contains(out, "brightness") && strings.Contains(out, "toggle"), out
+	})
+	if r := alice.runCLI("thing", "do", "bulb", "toggle", "--timeout", "10s"); r.code != 0 || !strings.Contains(r.stdout, "done") {
+		t.Fatalf("thing do bulb toggle = exit %d\n%s%s, want done", r.code, r.stdout, r.stderr)
+	}
+	if r := alice.runCLI("thing", "do", "bulb", "--set", "brightness=40", "--timeout", "10s"); r.code != 0 || !strings.Contains(r.stdout, "done") {
+		t.Fatalf("thing do bulb --set brightness=40 = exit %d\n%s%s, want done", r.code, r.stdout, r.stderr)
+	}
+	if !br.On() || !slices.Contains(br.Received(), `zigbee2mqtt/bulb/set {"brightness":40}`) {
+		t.Fatalf("the bridge got %q, bulb on %v", br.Received(), br.On())
+	}
+	alice.eventually(20*time.Second, "the bulb's state", func() (bool, string) {
+		out := alice.must("thing", "state", "bulb")
+		return strings.Contains(out, "state = true") && strings.Contains(out, "brightness = 40"), out
+	})
+}
