@@ -147,3 +147,35 @@ func FuzzZigbee2MQTTParse(f *testing.F) {
 		}
 	})
 }
+
+// Whatever a command says, Map refuses it with ErrUnmapped or maps it to
+// one set of the bulb whose every value its device list allows.
+func FuzzZigbee2MQTTMap(f *testing.F) {
+	f.Add(`{"action":"toggle"}`)
+	f.Add(`{"write":{"state":true,"brightness":40}}`)
+	f.Add(`{"write":{"effect":"blink"}}`)
+	z := bridge(f)
+	if _, err := z.Parse("zigbee2mqtt/bridge/devices", []byte(bridgeDevices)); err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, cmd string) {
+		var c thing.Command
+		if json.Unmarshal([]byte(cmd), &c) != nil {
+			return
+		}
+		out, err := z.Map("bulb", &c)
+		if err != nil {
+			if !errors.Is(err, ErrUnmapped) {
+				t.Fatalf("Map(%s) = %v", cmd, err)
+			}
+			return
+		}
+		if len(out.Publishes) != 1 || out.Publishes[0].Topic != "zigbee2mqtt/bulb/set" {
+			t.Fatalf("Map(%s) = %+v", cmd, out.Publishes)
+		}
+		var set map[string]json.RawMessage
+		if err := json.Unmarshal(out.Publishes[0].Payload, &set); err != nil || len(set) != len(out.Want) {
+			t.Fatalf("Map(%s) sets %s, want %v", cmd, out.Publishes[0].Payload, out.Want)
+		}
+	})
+}
