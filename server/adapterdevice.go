@@ -200,7 +200,9 @@ func (a *adapters) presence(ctx context.Context, sess *session, t *adoptee, p st
 	}
 	switch {
 	case t.bridge != "":
-		a.srv.thingPresence(ctx, t.name, sess.device, status)
+		if was != (p == adapter.Offline) {
+			a.srv.thingPresence(ctx, t.name, sess.device, status)
+		}
 	case p == adapter.Offline:
 		sess.status.Store(statusOffline)
 		a.srv.presenceChanged(sess, statusOffline)
