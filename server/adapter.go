@@ -378,9 +378,20 @@ func (s *Server) writeAsThing(ctx context.Context, name, device, feeds string, f
 	}
 	m := wire.Message{MsgId: wire.NewMsgID(), Feeds: feeds, MsgType: wire.MsgTypeFeedback, From: name, Device: device,
 		Payload: payload, TimeCreate: time.Now().UnixMilli()}
-	err = s.accept(ctx, nil, false, []wire.Message{m}, func(_ []store.Appended, err error) {
+	err = s.accept(ctx, nil, false, []wire.Message{m}, func(res []store.Appended, err error) {
 		if err != nil {
 			s.log.Warn("adapter: feedback not stored", "thing", name, "feeds", feeds, "kind", fb.Kind, "err", err)
+			return
+		}
+		if res[0].Duplicate {
+			return
+		}
+		// An adopted thing has no node: its rules run on the server and
+		// its answers reach a chain's origin, as a plain thing's do.
+		m.SeqId = res[0].SeqId
+		if !s.chore(func(ctx context.Context) { s.plainFeedback(ctx, m) }) {
+			s.metrics.things.rulesDropped.WithLabelValues(dropQueue).Inc()
+			s.log.Warn("adapter: feedback not looked at for rules: too much work waiting", "thing", name, "msg_id", m.MsgId)
 		}
 	})
 	if err != nil {

@@ -222,3 +222,56 @@ func TestTasmotaAdoptedRights(t *testing.T) {
 		t.Errorf("the plug got %q, want no command", got)
 	}
 }
+
+// An adopted device takes part in rules like any thing: alice's rule
+// "when the plug's power changes, toggle the lamp" runs on the server
+// (neither has a node) and its command reaches the lamp, another adopted
+// Tasmota device, as cmnd/lamp/POWER TOGGLE.
+func TestTasmotaRule(t *testing.T) {
+	t.Parallel()
+	inst := servertest.Start(t)
+	people(t, inst, "alice")
+	alice, key := signedUser(t, inst, "alice")
+	for _, name := range []string{"plug", "lamp"} {
+		inst.AddUser(t, name, password(name), true)
+		code, _, err := inst.Adopt(context.Background(), name, "tasmota", name, "", func() (string, error) { return "", nil })
+		if err != nil {
+			t.Fatal(err)
+		}
+		alice.OK("bind_thing", wire.BindThingReq{Thing: name, Code: code}, nil)
+	}
+	alice.OK("associate", wire.AssociateReq{A: "plug", B: "lamp"}, nil)
+	devices := map[string]*devicesim.Plug{}
+	for _, name := range []string{"plug", "lamp"} {
+		d, err := devicesim.StartPlug(devicesim.PlugConfig{Broker: inst.MQTT, User: name, Password: password(name),
+			ClientID: "DVES_" + name, Topic: name})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(d.Close)
+		devices[name] = d
+	}
+	// The lamp's description (toggle) must be stored before the rule.
+	deadline := time.Now().Add(servertest.Timeout)
+	for alice.Call(wire.MethodDescription, thing.ThingReq{Thing: "lamp"}).Error != "" {
+		if time.Now().After(deadline) {
+			t.Fatal("no description of the lamp")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	r := thing.Rule{ID: "plug-lamp", A: "plug", B: "lamp", When: thing.When{Property: "power"}, Then: thing.Then{Action: "toggle"},
+		By: "alice", Created: time.Now().UnixMilli()}
+	if err := r.Sign(key); err != nil {
+		t.Fatal(err)
+	}
+	alice.OK(wire.MethodAddRule, r, nil)
+	if err := devices["plug"].Press(); err != nil {
+		t.Fatal(err)
+	}
+	if got := devices["lamp"].WaitReceived(1, servertest.Timeout); !slices.Contains(got, "cmnd/lamp/POWER TOGGLE") {
+		t.Fatalf("the lamp got %q after the plug's button, want POWER TOGGLE by the rule", got)
+	}
+	if !devices["lamp"].Power() {
+		t.Error("the lamp is off after the rule toggled it")
+	}
+}
