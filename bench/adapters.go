@@ -48,7 +48,13 @@ func (c AdapterConfig) Validate() error {
 const (
 	PathAdapterNode    = "alice → lamp (a thing's node): do toggle, wait → done"
 	PathAdapterTasmota = "alice → plug (Tasmota, adopted): do toggle, wait → done"
+	PathAdapterZigbee  = "alice → bulb (behind Zigbee2MQTT, adopted): do toggle, wait → done"
 )
+
+// adapterPaths are the report's rows, the node-based thing first.
+var adapterPaths = []struct{ path, thing string }{
+	{PathAdapterNode, thingLamp}, {PathAdapterTasmota, "plug"}, {PathAdapterZigbee, "bulb"},
+}
 
 // AdapterResults are the figures of an adapter benchmark run.
 type AdapterResults struct {
@@ -59,9 +65,9 @@ type AdapterResults struct {
 }
 
 // RunAdapters times alice's command until its result, to a thing's node
-// (examples/lamp) and to a Tasmota plug adopted by the server (the
-// simulated plug of adapter/devicesim), one of each in turn so both see
-// the same machine.
+// (examples/lamp), to a Tasmota plug adopted by the server and to a bulb
+// adopted behind a Zigbee2MQTT bridge (the simulated devices of
+// adapter/devicesim), one of each in turn so all see the same machine.
 func RunAdapters(ctx context.Context, cfg AdapterConfig) *AdapterResults {
 	if cfg.Progress == nil {
 		cfg.Progress = io.Discard
@@ -107,13 +113,23 @@ func (res *AdapterResults) run(ctx context.Context, dir string) error {
 	if err != nil {
 		return err
 	}
-	adopt := exec.CommandContext(ctx, cfg.MQTTer, "thing", "adopt", "plug", "--data", dataDir, "--profile", "tasmota", "--topic", "plug")
-	adopt.Env = append(os.Environ(), "MQTTER_PASSWORD="+benchPassword)
-	adopted, err := adopt.CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("thing adopt plug: %w: %s", err, adopted)
+	adopted := map[string]string{thingLamp: out}
+	for _, args := range [][]string{
+		{"plug", "--profile", "tasmota", "--topic", "plug"},
+		{"z2m", "--profile", "zigbee2mqtt", "--topic", "zigbee2mqtt"},
+		{"bulb", "--profile", "zigbee2mqtt", "--topic", "bulb", "--bridge", "z2m"},
+	} {
+		adopt := exec.CommandContext(ctx, cfg.MQTTer, append([]string{"thing", "adopt", args[0], "--data", dataDir}, args[1:]...)...)
+		adopt.Env = append(os.Environ(), "MQTTER_PASSWORD="+benchPassword)
+		out, err := adopt.CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("thing adopt %s: %w: %s", args[0], err, out)
+		}
+		if args[0] != "z2m" {
+			adopted[args[0]] = string(out)
+		}
 	}
-	for name, text := range map[string]string{thingLamp: out, "plug": string(adopted)} {
+	for name, text := range adopted {
 		m := pairingLine.FindStringSubmatch(text)
 		if m == nil {
 			return fmt.Errorf("no pairing code for %s in %q", name, text)
@@ -151,6 +167,12 @@ func (res *AdapterResults) run(ctx context.Context, dir string) error {
 		return err
 	}
 	defer plug.Close()
+	bridge, err := devicesim.StartBridge(devicesim.BridgeConfig{Broker: srv.url(), User: "z2m", Password: benchPassword,
+		ClientID: "z2m-bench", Bulb: "bulb"})
+	if err != nil {
+		return err
+	}
+	defer bridge.Close()
 	if err := waitFor(ctx, thingSetupWait, "alice's node knows the lamp's device", func(ctx context.Context) (bool, string) {
 		return alice.knows(ctx, lamp.id.String())
 	}); err != nil {
@@ -161,17 +183,19 @@ func (res *AdapterResults) run(ctx context.Context, dir string) error {
 	}, "its program runs and it has its description"); err != nil {
 		return err
 	}
-	if err := waitFor(ctx, thingSetupWait, "the plug's description", func(ctx context.Context) (bool, string) {
-		_, err := alice.api.Describe(ctx, "plug")
-		return err == nil, fmt.Sprint(err)
-	}); err != nil {
-		return err
+	for _, name := range []string{"plug", "bulb"} {
+		if err := waitFor(ctx, thingSetupWait, "the "+name+"'s description", func(ctx context.Context) (bool, string) {
+			_, err := alice.api.Describe(ctx, name)
+			return err == nil, fmt.Sprint(err)
+		}); err != nil {
+			return err
+		}
 	}
 
-	res.progress("commands to the lamp and the plug, in turn: %d samples each after %d warm-up", cfg.N, cfg.Warmup)
+	res.progress("commands to the lamp, the plug and the bulb, in turn: %d samples each after %d warm-up", cfg.N, cfg.Warmup)
 	samples := map[string][]time.Duration{}
 	for i := range cfg.Warmup + cfg.N {
-		for _, p := range []struct{ path, thing string }{{PathAdapterNode, thingLamp}, {PathAdapterTasmota, "plug"}} {
+		for _, p := range adapterPaths {
 			start := time.Now()
 			if _, err := doDone(ctx, alice.api, p.thing, lampAction, cfg.Timeout); err != nil {
 				res.keep(samples)
@@ -199,11 +223,12 @@ func (res *AdapterResults) Print(w io.Writer) {
 		runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.Version())
 	fmt.Fprintf(w, "load average %s at the start, %s at the end\n", res.Load[0], res.Load[1])
 	if len(res.Latency) > 0 {
-		fmt.Fprintf(w, "\nCommand → result, one at a time, the two paths in turn (n=%d after %d warm-up)\n", cfg.N, cfg.Warmup)
+		fmt.Fprintf(w, "\nCommand → result, one at a time, the paths in turn (n=%d after %d warm-up)\n", cfg.N, cfg.Warmup)
 		tw := newTable(w)
 		fmt.Fprintln(tw, "  path\tp50\tp90\tp99\tmean\tmax\tn\tp50/node\t")
 		base := res.Latency[PathAdapterNode]
-		for _, path := range []string{PathAdapterNode, PathAdapterTasmota} {
+		for _, p := range adapterPaths {
+			path := p.path
 			l, ok := res.Latency[path]
 			if !ok {
 				continue
@@ -216,7 +241,9 @@ func (res *AdapterResults) Print(w io.Writer) {
 		fmt.Fprintln(w, "  measured: from alice's API call (do, wait) until it returns done. The lamp: alice's node")
 		fmt.Fprintln(w, "  sends the command directly to the lamp's node, whose program answers. The plug: alice's node")
 		fmt.Fprintln(w, "  sends it through the server, whose Tasmota adapter publishes cmnd/plug/POWER to the simulated")
-		fmt.Fprintln(w, "  plug and turns its stat/plug/RESULT into the result, stored and pushed back to alice.")
+		fmt.Fprintln(w, "  plug and turns its stat/plug/RESULT into the result, stored and pushed back to alice. The bulb:")
+		fmt.Fprintln(w, "  the same through the Zigbee2MQTT adapter, zigbee2mqtt/bulb/set to the simulated bridge, whose")
+		fmt.Fprintln(w, "  next zigbee2mqtt/bulb state is the result.")
 	}
 	printList(w, "Could not measure", res.Errors)
 }
