@@ -15,9 +15,12 @@ import (
 	"github.com/mqtter/mqtter/wire"
 )
 
-// maxAdapterReports bounds the PUBLISHes of one adopted device waiting to
-// be read; past it the device's PUBLISHes are dropped with a log.
-const maxAdapterReports = 256
+// Bounds of an adopted device's PUBLISHes waiting to be read: their count
+// and bytes. Past them its PUBLISHes are dropped with a log.
+const (
+	maxAdapterReports     = 256
+	maxAdapterReportBytes = 1 << 20
+)
 
 // errBehindBridge refuses the CONNECT of a thing adopted behind a bridge:
 // its device has no connection of its own.
@@ -27,7 +30,8 @@ var errBehindBridge = errors.New("a thing behind a bridge connects through the b
 // adapter state and the count of its PUBLISHes waiting to be read.
 type adoptedConn struct {
 	*adoptee
-	queued atomic.Int32
+	queued      atomic.Int32
+	queuedBytes atomic.Int64
 }
 
 // adoptSession marks sess as the connection of an adopted device when its
@@ -56,14 +60,20 @@ func (s *Server) adoptSession(ctx context.Context, sess *session) error {
 // reads it in the device's request order.
 func (s *Server) fromAdopted(sess *session, topic string, payload []byte) {
 	c := sess.adopted
-	if c.queued.Add(1) > maxAdapterReports {
+	size := int64(len(topic) + len(payload))
+	n, b := c.queued.Add(1), c.queuedBytes.Add(size)
+	if n > maxAdapterReports || b > maxAdapterReportBytes {
 		c.queued.Add(-1)
-		s.log.Warn("adapter: device publishes faster than read, dropped", "thing", sess.account, "device", sess.device, "topic", topic)
+		c.queuedBytes.Add(-size)
+		s.log.Warn("adapter: device publishes faster than read, dropped", "thing", sess.account, "device", sess.device, "topic", topic, "bytes", len(payload))
 		return
 	}
 	payload = bytes.Clone(payload)
 	sess.enqueue(request{task: func() {
-		defer c.queued.Add(-1)
+		defer func() {
+			c.queued.Add(-1)
+			c.queuedBytes.Add(-size)
+		}()
 		s.adapters.report(sess, topic, payload)
 	}})
 }
