@@ -123,13 +123,20 @@ func (h *hook) authenticate(cl *mqtt.Client, pk packets.Packet) bool {
 		return unavailable("store", err)
 	}
 	sess := newSession(s, cl, account, acct.Kind)
-	if err := s.openPersistent(ctx, sess, pk); errors.Is(err, store.ErrTooManySessions) {
-		log.Info("connect refused", "reason", err)
-		s.metrics.connectsRefused.Inc()
-		s.refuseSession(cl, err)
-		return false
+	if err := s.adoptSession(ctx, sess); errors.Is(err, errBehindBridge) {
+		return refuse(err.Error())
 	} else if err != nil {
-		return unavailable("session", err)
+		return unavailable("adoption", err)
+	}
+	if sess.adopted == nil { // an adopted device speaks its dialect, with no IM session to keep
+		if err := s.openPersistent(ctx, sess, pk); errors.Is(err, store.ErrTooManySessions) {
+			log.Info("connect refused", "reason", err)
+			s.metrics.connectsRefused.Inc()
+			s.refuseSession(cl, err)
+			return false
+		} else if err != nil {
+			return unavailable("session", err)
+		}
 	}
 	s.byClient.Store(cl, sess)
 	return true
@@ -176,8 +183,12 @@ func (h *hook) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
 	sess.opened()
 	sess.enqueue(request{task: func() {
 		h.srv.presenceChanged(sess, statusOnline)
-		h.srv.resumed(sess)
-		h.srv.replay(sess)
+		if sess.adopted == nil {
+			h.srv.resumed(sess)
+			h.srv.replay(sess)
+		} else {
+			h.srv.adapters.connected(sess)
+		}
 	}})
 }
 
@@ -203,6 +214,9 @@ func (h *hook) OnDisconnect(cl *mqtt.Client, err error, _ bool) {
 		s.log.Warn("record last seen", "device", sess.device, "err", err)
 	}
 	s.presenceChanged(sess, statusOffline)
+	if sess.adopted != nil {
+		s.adapters.dropped(sess)
+	}
 }
 
 // OnPacketRead queues every PUBLISH as a request of its client, in order,
@@ -222,6 +236,12 @@ func (h *hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet,
 			pk.FixedHeader.Qos, pk.PacketID = 0, 0
 		}
 		sess.decide(modeUnasked)
+		if sess.adopted != nil {
+			// Its firmware's dialect, never a request; never retained.
+			h.srv.fromAdopted(sess, pk.TopicName, pk.Payload)
+			pk.TopicName, pk.FixedHeader.Retain = requestTopic, false
+			return pk, nil
+		}
 		r := request{topic: pk.TopicName, body: pk.Payload, received: time.Now()}
 		if !inlineTopic(r.topic) || !sess.tryInline(r) {
 			sess.enqueue(r)
@@ -246,6 +266,10 @@ func (h *hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet,
 		for i, f := range pk.Filters {
 			reqs[i] = subRequest{filter: f.Filter, qos: f.Qos}
 		}
+		if sess.adopted != nil {
+			h.srv.adoptedSubscribe(sess, pk.PacketID, reqs)
+			return ignored(pk), nil
+		}
 		h.srv.takeSubscribe(sess, pk.PacketID, reqs, userProperty(pk, expiresProperty))
 		return ignored(pk), nil
 	case packets.Unsubscribe:
@@ -254,6 +278,10 @@ func (h *hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet,
 			return pk, nil
 		}
 		sess.touch()
+		if sess.adopted != nil {
+			h.srv.adoptedUnsubscribe(sess, pk.PacketID, len(pk.Filters))
+			return ignored(pk), nil
+		}
 		filters := make([]string, len(pk.Filters))
 		for i, f := range pk.Filters {
 			filters[i] = f.Filter

@@ -298,6 +298,7 @@ func (s *Server) fanout(members []string, m wire.Message, origin *session) {
 		return
 	}
 	s.metrics.stored.Inc()
+	s.adapters.offer(m)
 	// Counted before each write, so a client that has the push also finds
 	// it in /metrics.
 	pushed := s.metrics.pushes.WithLabelValues("news")

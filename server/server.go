@@ -45,6 +45,7 @@ type Server struct {
 	kinds    lasting[string] // account → kind, which never changes
 	proofKey proofKey        // signs device challenges
 	plain    plainThings     // rules and expiries of things without a node
+	adapters *adapters       // things adopted through firmware adapters
 
 	mu      sync.Mutex
 	addrs   map[string]string // listener name → bound address
@@ -77,6 +78,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		proofKey: newProofKey(),
 	}
 	s.dir = newDirectory(db)
+	s.adapters = newAdapters(s)
 	db.LimitDevices(s.deviceLimit())
 	s.metrics = newMetrics(s)
 	s.proxy = newProxy(cfg.ProxyAllow, cfg.ProxyWorkers, cfg.ProxyPerUser, cfg.ProxyTimeout)
@@ -254,6 +256,7 @@ func (s *Server) Close() error {
 			s.stopBroker()
 		}
 		close(s.done)
+		s.adapters.wait()
 		s.proxy.close()
 		// Wait for every worker to finish its request before the store closes.
 		for range cap(s.workers) {

@@ -113,6 +113,11 @@ type session struct {
 	heldBytes int64
 	overSince time.Time // when outBytes last rose to the budget; zero while under
 
+	// adopted is set for the device of a thing adopted through a firmware
+	// adapter (adapterdevice.go): only the adapter's raw packets, PUBACKs
+	// and SUBACKs are written to it.
+	adopted *adoptedConn
+
 	status   atomic.Value // "online" or "away"
 	lastSeen atomic.Int64 // unix ms of the last packet
 }
@@ -359,6 +364,9 @@ func (s *session) puback(id uint16) {
 
 // sendNews queues a live news push, or holds it while the replay runs.
 func (s *session) sendNews(feeds string, seq int64, body []byte) {
+	if s.adopted != nil {
+		return // its commands reach it through the adapter
+	}
 	p := s.newsPacket(feeds, seq, body)
 	s.omu.Lock()
 	if s.replaying && !s.closed {
@@ -420,7 +428,7 @@ func (s *session) replayed(replayed map[string]int64) {
 // queueLocked appends a packet to the outbound queue and reports whether
 // the caller must start the writer.
 func (s *session) queueLocked(p outPacket) bool {
-	if s.closed {
+	if s.closed || (s.adopted != nil && p.raw == nil) {
 		return false
 	}
 	size := packetSize(p.topic, p.body)

@@ -20,6 +20,7 @@ type Store interface {
 	messageStore
 	thingStore
 	sessionStore
+	adapterStore
 	// Write runs fn as one all-or-nothing change, in order with the others.
 	Write(ctx context.Context, fn func(ctx context.Context, tx store.Tx) error) error
 	Close() error
@@ -81,6 +82,14 @@ type sessionStore interface {
 	TakeExpiredSubs(ctx context.Context, now time.Time, limit int) ([]store.ExpiredSub, error)
 	PurgeSessions(ctx context.Context, now time.Time) (int, error)
 	DisconnectSessions(ctx context.Context, now time.Time) error
+}
+
+// adapterStore keeps which things are adopted through a firmware adapter
+// profile (adapter.go).
+type adapterStore interface {
+	PutAdoption(ctx context.Context, a store.Adoption, now time.Time) error
+	Adoption(ctx context.Context, thing string) (store.Adoption, error)
+	AdoptionBehind(ctx context.Context, bridge, topic string) (store.Adoption, error)
 }
 
 var _ Store = (*store.DB)(nil)

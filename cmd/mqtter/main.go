@@ -19,6 +19,8 @@ import (
 const usage = `usage:
   mqtter server --data DIR [--mqtt ADDR] [--ws ADDR] [--http ADDR] [flags]
   mqtter user add NAME --data DIR [--thing]     password: $MQTTER_PASSWORD or stdin
+  mqtter thing adopt NAME --data DIR --profile tasmota|zigbee2mqtt --topic TOPIC [--bridge BRIDGE]
+                                                a device on stock firmware as thing NAME
   mqtter node --home DIR --server tcp://HOST:PORT --user NAME [--p2p MULTIADDR]...
               [--api ADDR] [--no-mdns] [--password-file FILE] [flags]
                                                 password: $MQTTER_PASSWORD or --password-file
@@ -82,6 +84,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return runServer(ctx, args[1:], stderr)
 	case "user":
 		return runUser(ctx, args[1:], stdin, stdout, stderr)
+	case "thing":
+		if len(args) > 1 && args[1] == "adopt" {
+			return runAdopt(ctx, args[2:], stdin, stdout, stderr)
+		}
 	case "demo":
 		exe, err := os.Executable()
 		if err != nil {
