@@ -14,7 +14,7 @@ import (
 // ReplaceRelations replaces the cached relations with rels, the server's
 // latest snapshot.
 func (db *DB) ReplaceRelations(ctx context.Context, rels []wire.Relation) error {
-	return db.inTx(ctx, "replace relations", func(tx *sql.Tx) error {
+	return db.inTx(ctx, "replace relations", func(tx wtx) error {
 		if _, err := tx.ExecContext(ctx, `DELETE FROM relations`); err != nil {
 			return err
 		}
@@ -60,7 +60,7 @@ func (db *DB) Relations(ctx context.Context) ([]wire.Relation, error) {
 // the server's latest peers answer.
 func (db *DB) ReplacePeers(ctx context.Context, peers []wire.PeerInfo) error {
 	now := time.Now().UnixMilli()
-	return db.inTx(ctx, "replace peers", func(tx *sql.Tx) error {
+	return db.inTx(ctx, "replace peers", func(tx wtx) error {
 		if _, err := tx.ExecContext(ctx, `DELETE FROM peers`); err != nil {
 			return err
 		}
@@ -145,7 +145,7 @@ func (db *DB) Cursor(ctx context.Context, feeds string) (int64, error) {
 // SetCursor moves the pull cursor of a conversation to seq; it never moves
 // back.
 func (db *DB) SetCursor(ctx context.Context, feeds string, seq int64) error {
-	return db.inTx(ctx, "set cursor of "+feeds, func(tx *sql.Tx) error {
+	return db.inTx(ctx, "set cursor of "+feeds, func(tx wtx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO cursors (feeds, seq) VALUES (?, ?)
 			ON CONFLICT (feeds) DO UPDATE SET seq = max(seq, excluded.seq)`, feeds, seq)
 		return err
@@ -167,7 +167,7 @@ func (db *DB) Get(ctx context.Context, key string) (string, error) {
 
 // Set stores value under key in the meta table, replacing what was there.
 func (db *DB) Set(ctx context.Context, key, value string) error {
-	return db.inTx(ctx, "set "+key, func(tx *sql.Tx) error {
+	return db.inTx(ctx, "set "+key, func(tx wtx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO meta (key, value) VALUES (?, ?)
 			ON CONFLICT (key) DO UPDATE SET value = excluded.value`, key, value)
 		return err

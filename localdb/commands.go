@@ -24,8 +24,9 @@ const (
 
 // Bounds of the tracking tables.
 const (
-	// MaxCommandsPerThing is how many closed commands are kept per thing;
-	// older closed ones go (open ones stay until they close).
+	// MaxCommandsPerThing is the most closed commands kept per thing;
+	// older closed ones go, some at a time (open ones stay until they
+	// close).
 	MaxCommandsPerThing = 500
 	// MaxChain is how many downstream feedback rows one command keeps.
 	MaxChain = 32
@@ -104,7 +105,7 @@ func raw(s string) json.RawMessage {
 // it as stored. A command stored already keeps its state; a stub that its
 // feedback made is filled in.
 func (db *DB) RecordCommand(ctx context.Context, c Command) (Command, error) {
-	err := db.inTx(ctx, "record command "+c.MsgId, func(tx *sql.Tx) error {
+	err := db.inTx(ctx, "record command "+c.MsgId, func(tx wtx) error {
 		return recordCommand(ctx, tx, c, time.Now().UnixMilli())
 	})
 	if err != nil {
@@ -114,7 +115,7 @@ func (db *DB) RecordCommand(ctx context.Context, c Command) (Command, error) {
 }
 
 // recordCommand is RecordCommand inside tx.
-func recordCommand(ctx context.Context, tx *sql.Tx, c Command, now int64) error {
+func recordCommand(ctx context.Context, tx wtx, c Command, now int64) error {
 	if c.Created == 0 {
 		c.Created = now
 	}
@@ -132,12 +133,24 @@ func recordCommand(ctx context.Context, tx *sql.Tx, c Command, now int64) error 
 	return nil // an open command: the closed ones are as many as before
 }
 
-// pruneCommands keeps the newest MaxCommandsPerThing closed commands of a
-// thing; it runs as one closes (index commands_closed).
-func pruneCommands(ctx context.Context, tx *sql.Tx, thing string) error {
-	_, err := tx.ExecContext(ctx, `DELETE FROM commands WHERE msg_id IN
-		(SELECT msg_id FROM commands WHERE thing = ? AND final_by != '' ORDER BY created DESC LIMIT -1 OFFSET ?)`,
-		thing, MaxCommandsPerThing)
+// pruneRoom is how far below MaxCommandsPerThing a prune goes, so that
+// the next pruneRoom closes of the thing prune nothing.
+const pruneRoom = 32
+
+// pruneCommands keeps at most MaxCommandsPerThing closed commands of a
+// thing, the newest: once the count (commands_closed_count) is past it,
+// it deletes down to pruneRoom below it (index commands_closed).
+func pruneCommands(ctx context.Context, tx wtx, thing string) error {
+	var n int
+	err := tx.QueryRowContext(ctx, `SELECT n FROM commands_closed_count WHERE thing = ?`, thing).Scan(&n)
+	if errors.Is(err, sql.ErrNoRows) || (err == nil && n <= MaxCommandsPerThing) {
+		return nil
+	}
+	if err == nil {
+		_, err = tx.ExecContext(ctx, `DELETE FROM commands WHERE msg_id IN
+			(SELECT msg_id FROM commands WHERE thing = ? AND final_by != '' ORDER BY created DESC LIMIT -1 OFFSET ?)`,
+			thing, MaxCommandsPerThing-pruneRoom)
+	}
 	if err != nil {
 		return fmt.Errorf("prune commands: %w", err)
 	}
@@ -153,7 +166,7 @@ func pruneCommands(ctx context.Context, tx *sql.Tx, thing string) error {
 // command's is ignored.
 func (db *DB) UpdateCommand(ctx context.Context, msgID, thing string, u CommandUpdate) (Command, bool, error) {
 	changed := false
-	err := db.inTx(ctx, "update command "+msgID, func(tx *sql.Tx) error {
+	err := db.inTx(ctx, "update command "+msgID, func(tx wtx) error {
 		var err error
 		changed, err = updateCommand(ctx, tx, msgID, thing, u, time.Now().UnixMilli())
 		return err
@@ -166,7 +179,7 @@ func (db *DB) UpdateCommand(ctx context.Context, msgID, thing string, u CommandU
 }
 
 // updateCommand is UpdateCommand inside tx.
-func updateCommand(ctx context.Context, tx *sql.Tx, msgID, thing string, u CommandUpdate, now int64) (bool, error) {
+func updateCommand(ctx context.Context, tx wtx, msgID, thing string, u CommandUpdate, now int64) (bool, error) {
 	cur, err := scanCommand(tx.QueryRowContext(ctx, `SELECT `+commandCols+` FROM commands WHERE msg_id = ?`, msgID))
 	if errors.Is(err, sql.ErrNoRows) {
 		cur = Command{MsgId: msgID, Thing: thing, State: CommandPending, Created: now}
@@ -208,7 +221,7 @@ func updateCommand(ctx context.Context, tx *sql.Tx, msgID, thing string, u Comma
 // expiry plus grace has passed at now, and returns them.
 func (db *DB) TimeoutCommands(ctx context.Context, now time.Time, grace time.Duration, why string) ([]Command, error) {
 	var ids []string
-	err := db.inTx(ctx, "time out commands", func(tx *sql.Tx) error {
+	err := db.inTx(ctx, "time out commands", func(tx wtx) error {
 		rows, err := tx.QueryContext(ctx, `UPDATE commands SET state = 'timeout', error = ?, final_by = ?, updated = ?
 			WHERE final_by = '' AND expires > 0 AND expires <= ? RETURNING msg_id`,
 			why, FinalLocal, now.UnixMilli(), now.Add(-grace).UnixMilli())
@@ -313,7 +326,7 @@ func (db *DB) Commands(ctx context.Context, thing string, limit int) ([]Command,
 // chain keeps its first MaxChain links.
 func (db *DB) AddChainLink(ctx context.Context, originMsg string, l ChainLink) (bool, error) {
 	added := false
-	err := db.inTx(ctx, "chain of "+originMsg, func(tx *sql.Tx) error {
+	err := db.inTx(ctx, "chain of "+originMsg, func(tx wtx) error {
 		var err error
 		added, err = addChainLink(ctx, tx, originMsg, l)
 		return err
@@ -322,7 +335,7 @@ func (db *DB) AddChainLink(ctx context.Context, originMsg string, l ChainLink) (
 }
 
 // addChainLink is AddChainLink inside tx.
-func addChainLink(ctx context.Context, tx *sql.Tx, originMsg string, l ChainLink) (bool, error) {
+func addChainLink(ctx context.Context, tx wtx, originMsg string, l ChainLink) (bool, error) {
 	res, err := tx.ExecContext(ctx, `INSERT INTO command_chain
 		(origin_msg, msg_id, thing, kind, cmd, status, event, body, error, hops, at)
 		SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?

@@ -168,7 +168,8 @@ func TestThingPropsAndEvents(t *testing.T) {
 // A thing keeps its newest MaxCommandsPerThing closed commands; open ones
 // stay however many close around them, and another thing's are its own.
 func TestCommandsPruned(t *testing.T) {
-	db := open(t)
+	path := filepath.Join(t.TempDir(), "node.db")
+	db := openAt(t, path)
 	ctx := t.Context()
 	expires := time.Now().Add(time.Hour).UnixMilli()
 	record := func(id, thing string, created int64) {
@@ -204,11 +205,45 @@ func TestCommandsPruned(t *testing.T) {
 			t.Errorf("Command(%s) still there, want it pruned", gone)
 		}
 	}
-	if _, err := db.Command(ctx, "c0010"); err != nil {
-		t.Errorf("Command(c0010) = %v, want it kept (the %dth newest closed)", err, localdb.MaxCommandsPerThing)
+	// Pruned a few dozen at a time: between the bound and some room
+	// below it, the newest kept (and the open one, the oldest of all).
+	if last := all[len(all)-1]; last.MsgId != "open" {
+		t.Errorf("the oldest listed is %s, want the open command", last.MsgId)
+	} else {
+		all = all[:len(all)-1]
 	}
-	if len(all) != localdb.MaxCommandsPerThing || all[0].MsgId != fmt.Sprintf("c%04d", localdb.MaxCommandsPerThing+9) {
-		t.Errorf("Commands(lamp) = %d, newest %s; want %d, newest the last", len(all), all[0].MsgId, localdb.MaxCommandsPerThing)
+	if len(all) > localdb.MaxCommandsPerThing || len(all) < localdb.MaxCommandsPerThing-64 || all[0].MsgId != fmt.Sprintf("c%04d", localdb.MaxCommandsPerThing+9) {
+		t.Errorf("Commands(lamp) = %d, newest %s; want at most %d and not far below, newest the last", len(all), all[0].MsgId, localdb.MaxCommandsPerThing)
+	}
+	if oldest := all[len(all)-1].MsgId; oldest != fmt.Sprintf("c%04d", localdb.MaxCommandsPerThing+10-len(all)) {
+		t.Errorf("the oldest kept is %s, want the %dth newest", oldest, len(all))
+	}
+	// The count the prune goes by survives a reopen and stays exact: more
+	// closes never keep more than the bound.
+	for i := range 3 * localdb.MaxCommandsPerThing / 2 {
+		id := fmt.Sprintf("d%04d", i)
+		record(id, "lamp", int64(10_000+i))
+		if _, _, err := db.UpdateCommand(ctx, id, "lamp", localdb.CommandUpdate{State: "done", Result: true, Final: true}); err != nil {
+			t.Fatal(err)
+		}
+		if i == localdb.MaxCommandsPerThing/2 {
+			db.Close()
+			db = openAt(t, path)
+		}
+	}
+	if all, err = db.Commands(ctx, "lamp", localdb.MaxCommandsPerThing); err != nil || len(all) > localdb.MaxCommandsPerThing || len(all) < localdb.MaxCommandsPerThing-64 {
+		t.Errorf("after more closes and a reopen: %d kept, %v", len(all), err)
+	}
+	// The 501st newest closed is gone, the 468th newest kept.
+	more := 3 * localdb.MaxCommandsPerThing / 2
+	for k, want := range map[int]bool{localdb.MaxCommandsPerThing + 1: false, localdb.MaxCommandsPerThing - 32: true} {
+		id := fmt.Sprintf("d%04d", more-k)
+		if _, err := db.Command(ctx, id); (err == nil) != want {
+			t.Errorf("the %dth newest closed command (%s): %v, want kept %v", k, id, err, want)
+		}
+	}
+	if _, err := db.Command(ctx, "open"); err != nil {
+		t.Errorf("the open command is gone: %v", err)
 	}
 }
 

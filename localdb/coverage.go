@@ -36,7 +36,7 @@ func (db *DB) Coverage(ctx context.Context, feeds string) (Coverage, error) {
 
 // NoteLastSeq records that feeds has at least seq messages on the server.
 func (db *DB) NoteLastSeq(ctx context.Context, feeds string, seq int64) error {
-	return db.inTx(ctx, "note last seq of "+feeds, func(tx *sql.Tx) error {
+	return db.inTx(ctx, "note last seq of "+feeds, func(tx wtx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO cursors (feeds, seq, last_seq) VALUES (?, 0, ?)
 			ON CONFLICT (feeds) DO UPDATE SET last_seq = max(last_seq, excluded.last_seq)`, feeds, seq)
 		return err
@@ -48,7 +48,7 @@ func (db *DB) NoteLastSeq(ctx context.Context, feeds string, seq int64) error {
 // returns the new cursor.
 func (db *DB) Advance(ctx context.Context, feeds string, lastSeq int64) (int64, error) {
 	var cursor int64
-	err := db.inTx(ctx, "advance cursor of "+feeds, func(tx *sql.Tx) error {
+	err := db.inTx(ctx, "advance cursor of "+feeds, func(tx wtx) error {
 		err := tx.QueryRowContext(ctx, `SELECT seq FROM cursors WHERE feeds = ?`, feeds).Scan(&cursor)
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return err
@@ -94,7 +94,7 @@ func (db *DB) Advance(ctx context.Context, feeds string, lastSeq int64) (int64, 
 // AddRefused records a message from the server that did not check out,
 // by its (From, MsgId).
 func (db *DB) AddRefused(ctx context.Context, m wire.Message, reason string) error {
-	return db.inTx(ctx, "add refused", func(tx *sql.Tx) error {
+	return db.inTx(ctx, "add refused", func(tx wtx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO refused (sender, msg_id, feeds, seq, reason, at) VALUES (?, ?, ?, ?, ?, ?)
 			ON CONFLICT (msg_id, sender) DO UPDATE SET reason = excluded.reason, at = excluded.at`,
 			m.From, m.MsgId, m.Feeds, m.SeqId, reason, time.Now().UnixMilli())
@@ -150,7 +150,7 @@ type Conflicted struct {
 // was not marked before.
 func (db *DB) MarkConflict(ctx context.Context, m wire.Message, reason string) (bool, error) {
 	var fresh bool
-	err := db.inTx(ctx, "mark conflict "+m.MsgId, func(tx *sql.Tx) error {
+	err := db.inTx(ctx, "mark conflict "+m.MsgId, func(tx wtx) error {
 		r, err := tx.ExecContext(ctx, `INSERT INTO conflicted (sender, msg_id, feeds, reason, at) VALUES (?, ?, ?, ?, ?)
 			ON CONFLICT (msg_id, sender) DO NOTHING`, m.From, m.MsgId, m.Feeds, reason, time.Now().UnixMilli())
 		if err != nil {

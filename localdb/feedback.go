@@ -2,7 +2,6 @@ package localdb
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -78,7 +77,7 @@ type FeedbackOutcome struct {
 // arrive together.
 func (db *DB) RecordFeedback(ctx context.Context, steps []ThingFeedback) ([]FeedbackOutcome, error) {
 	out := make([]FeedbackOutcome, len(steps))
-	err := db.inTx(ctx, "record feedback", func(tx *sql.Tx) error {
+	err := db.inTx(ctx, "record feedback", func(tx wtx) error {
 		now := time.Now().UnixMilli()
 		for i := range steps {
 			o, err := recordInSavepoint(ctx, tx, &steps[i], now)
@@ -98,7 +97,7 @@ func (db *DB) RecordFeedback(ctx context.Context, steps []ThingFeedback) ([]Feed
 // recordInSavepoint applies one message's feedback inside tx, in a
 // savepoint: a step that fails leaves no trace and its outcome says why.
 // The error is the transaction's own.
-func recordInSavepoint(ctx context.Context, tx *sql.Tx, s *ThingFeedback, now int64) (FeedbackOutcome, error) {
+func recordInSavepoint(ctx context.Context, tx wtx, s *ThingFeedback, now int64) (FeedbackOutcome, error) {
 	if _, err := tx.ExecContext(ctx, `SAVEPOINT feedback`); err != nil {
 		return FeedbackOutcome{}, err
 	}
@@ -116,7 +115,7 @@ func recordInSavepoint(ctx context.Context, tx *sql.Tx, s *ThingFeedback, now in
 }
 
 // recordStep applies one message's feedback inside tx.
-func recordStep(ctx context.Context, tx *sql.Tx, s *ThingFeedback, now int64) (FeedbackOutcome, error) {
+func recordStep(ctx context.Context, tx wtx, s *ThingFeedback, now int64) (FeedbackOutcome, error) {
 	var o FeedbackOutcome
 	var err error
 	cmd := "" // the command changed, to read back

@@ -119,7 +119,7 @@ func (db *DB) Ingest(ctx context.Context, msgs []wire.Message, via string, steps
 	if steps != nil {
 		outs = make([]FeedbackOutcome, len(msgs))
 	}
-	err = db.inTx(ctx, "add messages", func(tx *sql.Tx) error {
+	err = db.inTx(ctx, "add messages", func(tx wtx) error {
 		if err := addMessages(ctx, tx, db.insertStmts, msgs, via, added); err != nil {
 			return err
 		}
@@ -147,7 +147,7 @@ func (db *DB) Ingest(ctx context.Context, msgs []wire.Message, via string, steps
 
 // addMessages is AddMessages inside tx; added[i] is set for each message
 // new to the table.
-func addMessages(ctx context.Context, tx *sql.Tx, ready map[int]*sql.Stmt, msgs []wire.Message, via string, added []bool) error {
+func addMessages(ctx context.Context, tx wtx, ready map[int]*sql.Stmt, msgs []wire.Message, via string, added []bool) error {
 	// Rows get local_order max+1, so those a statement inserted are the
 	// ones past the largest local_order before it.
 	var watermark int64
@@ -229,7 +229,7 @@ func addMessages(ctx context.Context, tx *sql.Tx, ready map[int]*sql.Stmt, msgs 
 // markInserted sets added[i] for the messages of chunk that its INSERT
 // stored (the rows past watermark): for a message the chunk carries twice,
 // the first one.
-func markInserted(ctx context.Context, tx *sql.Tx, chunk []wire.Message, watermark int64, added []bool) error {
+func markInserted(ctx context.Context, tx wtx, chunk []wire.Message, watermark int64, added []bool) error {
 	rows, err := tx.QueryContext(ctx, `SELECT sender, msg_id FROM messages WHERE local_order > ?`, watermark)
 	if err != nil {
 		return err
@@ -263,7 +263,7 @@ func (db *DB) SetSeqs(ctx context.Context, seqs map[MsgKey]int64) error {
 	if len(seqs) == 0 {
 		return nil
 	}
-	return db.inTx(ctx, "set seqs", func(tx *sql.Tx) error {
+	return db.inTx(ctx, "set seqs", func(tx wtx) error {
 		st, err := tx.PrepareContext(ctx, `UPDATE messages SET seq = ? WHERE msg_id = ? AND sender = ? AND seq != ?`)
 		if err != nil {
 			return err

@@ -34,6 +34,9 @@ type DB struct {
 	// insertStmts are prepared once on the write connection: a full chunk
 	// of AddMessages and the single row a direct message commits alone.
 	insertStmts map[int]*sql.Stmt
+	// stmts are the other statements of write transactions, prepared at
+	// their first use.
+	stmts stmtCache
 }
 
 // Schema returns the numbered migrations that make a node database, as
@@ -54,7 +57,7 @@ func Open(ctx context.Context, path string, log *slog.Logger) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("localdb: open %s: %w", path, err)
 	}
-	db := &DB{log: log, read: read, write: write, insertStmts: make(map[int]*sql.Stmt, 2)}
+	db := &DB{log: log, read: read, write: write, insertStmts: make(map[int]*sql.Stmt, 2), stmts: stmtCache{db: write}}
 	for _, rows := range []int{1, insertRows} {
 		st, err := write.PrepareContext(ctx, insertMessages(rows))
 		if err != nil {
@@ -73,6 +76,7 @@ func (db *DB) Close() error {
 		for _, st := range db.insertStmts {
 			st.Close()
 		}
+		db.stmts.close()
 		db.closeErr = errors.Join(db.read.Close(), db.write.Close())
 		if db.closeErr != nil {
 			db.closeErr = fmt.Errorf("localdb: close: %w", db.closeErr)
@@ -82,13 +86,21 @@ func (db *DB) Close() error {
 }
 
 // inTx runs fn in one write transaction and commits it when fn succeeds.
-func (db *DB) inTx(ctx context.Context, op string, fn func(tx *sql.Tx) error) error {
+func (db *DB) inTx(ctx context.Context, op string, fn func(tx wtx) error) error {
+	err := db.tx(ctx, op, fn)
+	if db.stmts.pending() {
+		db.stmts.prepareWanted(context.WithoutCancel(ctx)) // the connection is free again
+	}
+	return err
+}
+
+func (db *DB) tx(ctx context.Context, op string, fn func(tx wtx) error) error {
 	tx, err := db.write.BeginTx(ctx, nil) // BEGIN IMMEDIATE (_txlock)
 	if err != nil {
 		return fmt.Errorf("localdb: %s: begin: %w", op, err)
 	}
 	defer tx.Rollback()
-	if err := fn(tx); err != nil {
+	if err := fn(wtx{tx, &db.stmts}); err != nil {
 		return fmt.Errorf("localdb: %s: %w", op, err)
 	}
 	if err := tx.Commit(); err != nil {

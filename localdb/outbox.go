@@ -70,7 +70,7 @@ func (db *DB) EnqueueAll(ctx context.Context, out Outgoing) error {
 		}
 	}
 	now := time.Now().UnixMilli()
-	return db.inTx(ctx, op, func(tx *sql.Tx) error {
+	return db.inTx(ctx, op, func(tx wtx) error {
 		for i := range out.Messages {
 			m := &out.Messages[i]
 			if _, err := tx.ExecContext(ctx, insertMessage, messageArgs(m, ViaLocal)...); err != nil {
@@ -140,7 +140,7 @@ func (db *DB) DeliveredAll(ctx context.Context, ids []string, path string) error
 	if path != ViaP2P && path != ViaServer {
 		return fmt.Errorf("localdb: delivered %s: unknown path %q", ids[0], path)
 	}
-	return db.inTx(ctx, fmt.Sprintf("delivered %s (%d)", ids[0], len(ids)), func(tx *sql.Tx) error {
+	return db.inTx(ctx, fmt.Sprintf("delivered %s (%d)", ids[0], len(ids)), func(tx wtx) error {
 		for _, id := range ids {
 			r, err := tx.ExecContext(ctx, `DELETE FROM outbox WHERE msg_id = ?`, id)
 			if err != nil {
@@ -158,7 +158,7 @@ func (db *DB) DeliveredAll(ctx context.Context, ids []string, path string) error
 // attempt and keeps errMsg and the time as the last failure. It returns
 // ErrNotFound if msgID is not in the outbox.
 func (db *DB) OutboxAttempt(ctx context.Context, msgID, errMsg string) error {
-	return db.inTx(ctx, "outbox attempt "+msgID, func(tx *sql.Tx) error {
+	return db.inTx(ctx, "outbox attempt "+msgID, func(tx wtx) error {
 		r, err := tx.ExecContext(ctx, `UPDATE outbox
 			SET attempts = attempts + 1, last_error = ?, last_attempt = ? WHERE msg_id = ?`,
 			errMsg, time.Now().UnixMilli(), msgID)

@@ -36,7 +36,7 @@ type ThingCommand struct {
 func (db *DB) CommandSeen(ctx context.Context, msgID, from string, payload []byte) (bool, error) {
 	now := time.Now().UnixMilli()
 	var added bool
-	err := db.inTx(ctx, "command seen "+msgID, func(tx *sql.Tx) error {
+	err := db.inTx(ctx, "command seen "+msgID, func(tx wtx) error {
 		r, err := tx.ExecContext(ctx, insertSeenCommand, msgID, from, payload, CommandReceived, now, now)
 		if err != nil {
 			return err
@@ -76,7 +76,7 @@ func (db *DB) SetCommandState(ctx context.Context, msgID, from, state, outcome s
 		return fmt.Errorf("localdb: command %s: unknown state %q", msgID, state)
 	}
 	mk := CommandMark{MsgId: msgID, From: from, State: state, Outcome: outcome}
-	return db.inTx(ctx, "command "+msgID+" "+state, func(tx *sql.Tx) error {
+	return db.inTx(ctx, "command "+msgID+" "+state, func(tx wtx) error {
 		found, err := setCommandState(ctx, tx, mk, time.Now().UnixMilli())
 		if err == nil && !found {
 			err = ErrNotFound
@@ -95,7 +95,7 @@ func validCommandState(state string) bool {
 
 // setCommandState is SetCommandState inside tx; it reports whether the
 // command was there.
-func setCommandState(ctx context.Context, tx *sql.Tx, mk CommandMark, now int64) (bool, error) {
+func setCommandState(ctx context.Context, tx wtx, mk CommandMark, now int64) (bool, error) {
 	r, err := tx.ExecContext(ctx, `UPDATE thing_commands SET state = ?, outcome = ?, updated = ?
 		WHERE msg_id = ? AND sender = ?`, mk.State, mk.Outcome, now, mk.MsgId, mk.From)
 	if err != nil {
@@ -152,7 +152,7 @@ const metaStateRev = "thing.state_rev"
 // (LastStateRev once, then Outgoing.StateRev with each commit).
 func (db *DB) NextStateRev(ctx context.Context, atLeast int64) (int64, error) {
 	var rev int64
-	err := db.inTx(ctx, "next state rev", func(tx *sql.Tx) error {
+	err := db.inTx(ctx, "next state rev", func(tx wtx) error {
 		last, err := lastStateRev(ctx, tx)
 		if err != nil {
 			return err
@@ -184,7 +184,7 @@ func lastStateRev(ctx context.Context, q queryer) (int64, error) {
 
 // keepStateRev keeps rev as the last revision given out, unless a higher
 // one is kept.
-func keepStateRev(ctx context.Context, tx *sql.Tx, rev int64) error {
+func keepStateRev(ctx context.Context, tx wtx, rev int64) error {
 	_, err := tx.ExecContext(ctx, `INSERT INTO meta (key, value) VALUES (?, ?)
 		ON CONFLICT (key) DO UPDATE SET value = excluded.value
 		WHERE CAST(meta.value AS INTEGER) < CAST(excluded.value AS INTEGER)`, metaStateRev, strconv.FormatInt(rev, 10))

@@ -45,7 +45,7 @@ type ThingEvent struct {
 // order leave the newest.
 func (db *DB) SetThingProps(ctx context.Context, thing string, props map[string]json.RawMessage, rev, at int64, cause string) ([]string, error) {
 	var changed []string
-	err := db.inTx(ctx, "state of "+thing, func(tx *sql.Tx) error {
+	err := db.inTx(ctx, "state of "+thing, func(tx wtx) error {
 		var err error
 		changed, err = setThingProps(ctx, tx, thing, props, rev, at, cause)
 		return err
@@ -54,7 +54,7 @@ func (db *DB) SetThingProps(ctx context.Context, thing string, props map[string]
 }
 
 // setThingProps is SetThingProps inside tx.
-func setThingProps(ctx context.Context, tx *sql.Tx, thing string, props map[string]json.RawMessage, rev, at int64, cause string) ([]string, error) {
+func setThingProps(ctx context.Context, tx wtx, thing string, props map[string]json.RawMessage, rev, at int64, cause string) ([]string, error) {
 	var changed []string
 	for _, name := range slices.Sorted(maps.Keys(props)) {
 		res, err := tx.ExecContext(ctx, `INSERT INTO thing_props (thing, prop, value, rev, at, cause)
@@ -105,7 +105,7 @@ func (db *DB) ThingProps(ctx context.Context, thing string) ([]ThingProp, error)
 // higher than the cached one's, and reports whether it was.
 func (db *DB) SetDescription(ctx context.Context, thing string, version int64, body []byte) (bool, error) {
 	stored := false
-	err := db.inTx(ctx, "description of "+thing, func(tx *sql.Tx) error {
+	err := db.inTx(ctx, "description of "+thing, func(tx wtx) error {
 		var err error
 		stored, err = setDescription(ctx, tx, thing, version, body, time.Now().UnixMilli())
 		return err
@@ -114,7 +114,7 @@ func (db *DB) SetDescription(ctx context.Context, thing string, version int64, b
 }
 
 // setDescription is SetDescription inside tx.
-func setDescription(ctx context.Context, tx *sql.Tx, thing string, version int64, body []byte, now int64) (bool, error) {
+func setDescription(ctx context.Context, tx wtx, thing string, version int64, body []byte, now int64) (bool, error) {
 	res, err := tx.ExecContext(ctx, `INSERT INTO thing_descriptions (thing, version, body, at) VALUES (?, ?, ?, ?)
 		ON CONFLICT (thing) DO UPDATE SET version = excluded.version, body = excluded.body, at = excluded.at
 		WHERE excluded.version > thing_descriptions.version`,
@@ -144,13 +144,13 @@ func (db *DB) Description(ctx context.Context, thing string) (json.RawMessage, i
 // AddThingEvent records an event, keeping the latest MaxEventsPerThing of
 // its thing.
 func (db *DB) AddThingEvent(ctx context.Context, ev ThingEvent) error {
-	return db.inTx(ctx, "event of "+ev.Thing, func(tx *sql.Tx) error {
+	return db.inTx(ctx, "event of "+ev.Thing, func(tx wtx) error {
 		return addThingEvent(ctx, tx, ev)
 	})
 }
 
 // addThingEvent is AddThingEvent inside tx.
-func addThingEvent(ctx context.Context, tx *sql.Tx, ev ThingEvent) error {
+func addThingEvent(ctx context.Context, tx wtx, ev ThingEvent) error {
 	if _, err := tx.ExecContext(ctx, `INSERT INTO thing_events (thing, msg_id, event, data, cause, at)
 		VALUES (?, ?, ?, ?, ?, ?)`, ev.Thing, ev.MsgId, ev.Event, string(ev.Data), ev.Cause, ev.At); err != nil {
 		return err
