@@ -434,64 +434,15 @@ func readPacket(t *testing.T, conn net.Conn, r *bufio.Reader, version byte) pack
 	return pk
 }
 
-// v5Client is a bare MQTT 5 connection, for the user properties paho v1
-// cannot send.
-type v5Client struct {
-	t    *testing.T
-	conn net.Conn
-	r    *bufio.Reader
-}
-
-func dialV5(t *testing.T, inst *servertest.Instance, user, device string) *v5Client {
+// dialV5 connects an MQTT 5 rawClient with a clean session, for the user
+// properties paho v1 cannot send.
+func dialV5(t *testing.T, inst *servertest.Instance, user, device string) *rawClient {
 	t.Helper()
-	conn, err := net.Dial("tcp", strings.TrimPrefix(inst.MQTT, "tcp://"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	c := &v5Client{t: t, conn: conn, r: bufio.NewReader(conn)}
-	c.write(packets.Packet{
-		FixedHeader: packets.FixedHeader{Type: packets.Connect}, ProtocolVersion: 5,
-		Connect: packets.ConnectParams{
-			ProtocolName: []byte("MQTT"), Clean: true, Keepalive: 60, ClientIdentifier: device,
-			UsernameFlag: true, Username: []byte(user), PasswordFlag: true, Password: []byte(password(user)),
-		},
-	})
-	if ack := c.next(); ack.FixedHeader.Type != packets.Connack || ack.ReasonCode != 0 {
-		t.Fatalf("v5 CONNECT = %v %#x", ack.FixedHeader.Type, ack.ReasonCode)
+	c, ack := dialSession(t, inst, 5, user, device, true, 0)
+	if ack.ReasonCode != 0 {
+		t.Fatalf("v5 CONNECT = %#x", ack.ReasonCode)
 	}
 	return c
-}
-
-func (c *v5Client) write(pk packets.Packet) {
-	c.t.Helper()
-	var buf bytes.Buffer
-	var err error
-	switch pk.FixedHeader.Type {
-	case packets.Connect:
-		err = pk.ConnectEncode(&buf)
-	case packets.Subscribe:
-		err = pk.SubscribeEncode(&buf)
-	case packets.Unsubscribe:
-		err = pk.UnsubscribeEncode(&buf)
-	}
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	if _, err := c.conn.Write(buf.Bytes()); err != nil {
-		c.t.Fatal(err)
-	}
-}
-
-func (c *v5Client) next() packets.Packet { return readPacket(c.t, c.conn, c.r, 5) }
-
-// nextOf skips packets until one of type typ.
-func (c *v5Client) nextOf(typ byte) packets.Packet {
-	for {
-		if pk := c.next(); pk.FixedHeader.Type == typ {
-			return pk
-		}
-	}
 }
 
 // An MQTT 5 UNSUBSCRIBE's user property keep_seconds sets how long the
