@@ -8,11 +8,13 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/mqtter/mqtter/localdb"
+	"github.com/mqtter/mqtter/p2p"
 	"github.com/mqtter/mqtter/wire"
 )
 
@@ -164,61 +166,150 @@ func FuzzHandlePacket(f *testing.F) {
 		f.Fatalf("after the seeds the store holds %d messages, want the 2 accepted ones: %v", len(got), got)
 	}
 
-	kinds := []string{errBadRequest, errForbidden, errUnknownMethod, wire.AnswerUnsupportedScheme, wire.AnswerNoSuchNode}
 	f.Fuzz(func(t *testing.T, topic string, body []byte, fromAlice bool) {
 		from := peerFor(fromAlice, alice, stranger)
-		var m wire.Message
-		decoded := json.Unmarshal(body, &m) == nil
 		before := storedIDs(t, n)
-
 		raw := n.handlePacket(context.Background(), from, topic, body)
-		a, err := wire.ParseAnswer(raw)
+		checkDirectAnswer(t, bob, alice, from, topic, body, raw, before, storedIDs(t, n), nil)
+	})
+}
+
+// FuzzHandleBurst feeds arbitrary frames to the direct stream handler as
+// one burst (as a peer writes them back to back): each gets exactly one
+// answer, under the rules of FuzzHandlePacket, whatever the others are.
+func FuzzHandleBurst(f *testing.F) {
+	aliceKey, alice := fixedKey(f, 1)
+	_, bob := fixedKey(f, 2)
+	_, stranger := fixedKey(f, 3)
+	n := newReceiveNode(f, bob, alice)
+	send := wire.RequestTopic(bob.String(), wire.MethodSend, "1")
+	signedText := func(id, text string) []byte {
+		m := wire.Message{MsgId: id, Feeds: wire.DM("alice", "bob"), MsgType: wire.MsgTypeText,
+			From: "alice", Payload: json.RawMessage(`{"text":"` + text + `"}`), TimeCreate: 1732240000000}
+		if err := m.Sign(aliceKey); err != nil {
+			f.Fatal(err)
+		}
+		b, err := json.Marshal(m)
 		if err != nil {
-			t.Fatalf("handlePacket(%q, %q) = %q, not an answer: %v", topic, body, raw, err)
+			f.Fatal(err)
+		}
+		return b
+	}
+	good := signedText("01JD0000000000000000000011", "one")
+	f.Add(send, good, send, signedText("01JD0000000000000000000012", "two"), 5, true)
+	f.Add(send, good, send, []byte(strings.Replace(string(good), `"one"`, `"One"`, 1)), 4, true)
+	f.Add(send, []byte(`{"MsgId":`), "not a topic", good, 3, true)
+	f.Add(wire.RequestTopic(bob.String(), "recall", "1"), good, send, good, 2, false)
+	f.Fuzz(func(t *testing.T, topic1 string, body1 []byte, topic2 string, body2 []byte, count int, fromAlice bool) {
+		from := peerFor(fromAlice, alice, stranger)
+		count = 2 + abs(count)%7 // 2 to 8 requests, alternating the two
+		before := storedIDs(t, n)
+		answers := make([]chan []byte, count)
+		reqs := make([]p2p.Request, count)
+		for i := range reqs {
+			topic, body := topic1, body1
+			if i%2 == 1 {
+				topic, body = topic2, body2
+			}
+			ch := make(chan []byte, 2)
+			answers[i] = ch
+			reqs[i] = p2p.Request{Topic: topic, Body: body, Answer: func(b []byte) { ch <- b }}
+		}
+		n.handleBurst(from, reqs)
+		// A message refused in one place may be accepted in another.
+		accepted := map[string]bool{}
+		raws := make([][]byte, count)
+		for i, ch := range answers {
+			select {
+			case raws[i] = <-ch:
+			case <-time.After(10 * time.Second):
+				t.Fatalf("request %d of the burst never answered", i)
+			}
+			if len(ch) != 0 {
+				t.Fatalf("request %d of the burst answered twice", i)
+			}
+			if a, err := wire.ParseAnswer(raws[i]); err == nil && a.Error == "" {
+				var m wire.Message
+				if json.Unmarshal(reqs[i].Body, &m) == nil {
+					accepted[m.MsgId] = true
+				}
+			}
 		}
 		after := storedIDs(t, n)
-
-		if a.Error != "" {
-			if string(a.Result) != "null" {
-				t.Fatalf("failed answer %q carries a Result", raw)
-			}
-			if !knownKind(a.Error, kinds) {
-				t.Fatalf("handlePacket(%q, %q) Error %q is of no known kind", topic, body, a.Error)
-			}
-			if len(after) != len(before) {
-				t.Fatalf("refused message stored: %q (%s)", body, a.Error)
-			}
-			return
-		}
-
-		tp, err := wire.ParseTopic(topic)
-		if err != nil || tp.Scheme != wire.SchemeIM || tp.Host != bob.String() || tp.Method() != wire.MethodSend {
-			t.Fatalf("accepted a packet on topic %q (%+v, %v)", topic, tp, err)
-		}
-		if !decoded {
-			t.Fatalf("accepted a body that does not decode: %q", body)
-		}
-		if err := m.Validate(); err != nil {
-			t.Fatalf("accepted an invalid message: %v", err)
-		}
-		if err := m.Verify(); err != nil {
-			t.Fatalf("accepted a message whose signature fails: %v", err)
-		}
-		if m.SeqId != 0 || m.Device != from.String() || m.From != "alice" || from != alice {
-			t.Fatalf("accepted %+v from %s", m, from)
-		}
-		var result map[string]string
-		if err := a.Decode(&result); err != nil || result["MsgId"] != m.MsgId {
-			t.Fatalf("answer %q: result %v, %v; want MsgId %q", raw, result, err, m.MsgId)
-		}
-		got, ok := after[m.MsgId]
-		if !ok {
-			t.Fatalf("answered %s before it was stored", m.MsgId)
-		}
-		if _, dup := before[m.MsgId]; !dup && (got.From != m.From || got.Device != m.Device || got.Feeds != m.Feeds || got.Sig != m.Sig) {
-			t.Fatalf("stored %+v, want %+v", got, m)
+		for i := range reqs {
+			checkDirectAnswer(t, bob, alice, from, reqs[i].Topic, reqs[i].Body, raws[i], before, after, accepted)
 		}
 	})
+}
+
+func abs(i int) int {
+	if i < 0 {
+		return -i
+	}
+	return i
+}
+
+// checkDirectAnswer checks raw, the answer to a direct request (topic,
+// body) from device from to bob's node, whose store held before and then
+// after: well formed, of a known kind,
+// and an accepted message valid, signed by alice's device, stored; a
+// refused one not stored, unless before held it or the same burst accepted
+// it elsewhere (alsoAccepted).
+func checkDirectAnswer(t *testing.T, bob, alice, from peer.ID, topic string, body, raw []byte, before, after map[string]wire.Message, alsoAccepted map[string]bool) {
+	t.Helper()
+	kinds := []string{errBadRequest, errForbidden, errUnknownMethod, wire.AnswerUnsupportedScheme, wire.AnswerNoSuchNode}
+	var m wire.Message
+	decoded := json.Unmarshal(body, &m) == nil
+	a, err := wire.ParseAnswer(raw)
+	if err != nil {
+		t.Fatalf("handlePacket(%q, %q) = %q, not an answer: %v", topic, body, raw, err)
+	}
+
+	if a.Error != "" {
+		if string(a.Result) != "null" {
+			t.Fatalf("failed answer %q carries a Result", raw)
+		}
+		if !knownKind(a.Error, kinds) {
+			t.Fatalf("handlePacket(%q, %q) Error %q is of no known kind", topic, body, a.Error)
+		}
+		if _, was := before[m.MsgId]; decoded && !was && !alsoAccepted[m.MsgId] {
+			if _, now := after[m.MsgId]; now {
+				t.Fatalf("refused message stored: %q (%s)", body, a.Error)
+			}
+		}
+		if !decoded && len(after) != len(before) && alsoAccepted == nil {
+			t.Fatalf("refused message stored: %q (%s)", body, a.Error)
+		}
+		return
+	}
+
+	tp, err := wire.ParseTopic(topic)
+	if err != nil || tp.Scheme != wire.SchemeIM || tp.Host != bob.String() || tp.Method() != wire.MethodSend {
+		t.Fatalf("accepted a packet on topic %q (%+v, %v)", topic, tp, err)
+	}
+	if !decoded {
+		t.Fatalf("accepted a body that does not decode: %q", body)
+	}
+	if err := m.Validate(); err != nil {
+		t.Fatalf("accepted an invalid message: %v", err)
+	}
+	if err := m.Verify(); err != nil {
+		t.Fatalf("accepted a message whose signature fails: %v", err)
+	}
+	if m.SeqId != 0 || m.Device != from.String() || m.From != "alice" || from != alice {
+		t.Fatalf("accepted %+v from %s", m, from)
+	}
+	var result map[string]string
+	if err := a.Decode(&result); err != nil || result["MsgId"] != m.MsgId {
+		t.Fatalf("answer %q: result %v, %v; want MsgId %q", raw, result, err, m.MsgId)
+	}
+	got, ok := after[m.MsgId]
+	if !ok {
+		t.Fatalf("answered %s before it was stored", m.MsgId)
+	}
+	if _, dup := before[m.MsgId]; !dup && (got.From != m.From || got.Device != m.Device || got.Feeds != m.Feeds || got.Sig != m.Sig) {
+		t.Fatalf("stored %+v, want %+v", got, m)
+	}
 }
 
 func peerFor(fromAlice bool, alice, stranger peer.ID) peer.ID {
