@@ -262,7 +262,7 @@ func (a *adapters) command(m wire.Message) {
 	// The ack is handed to the store before the device can answer, so it
 	// is sequenced before the result.
 	for _, fb := range fbs {
-		s.writeAsThing(ctx, name, device, m.Feeds, fb)
+		s.writeAdopted(ctx, name, device, m.Feeds, fb)
 	}
 	if len(mapped.Publishes) > 0 {
 		p := &adapterCmd{msg: m, cmd: cmd, want: mapped.Want, got: make(map[string]json.RawMessage)}
@@ -352,7 +352,7 @@ func (a *adapters) expire(name, id string) {
 	t.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	a.srv.writeAsThing(ctx, name, a.deviceID(name), p.msg.Feeds, thing.Feedback{Kind: thing.KindResult, Cmd: id,
+	a.srv.writeAdopted(ctx, name, a.deviceID(name), p.msg.Feeds, thing.Feedback{Kind: thing.KindResult, Cmd: id,
 		Action: p.cmd.Action, Status: thing.ResultTimeout, Error: "the device did not answer", Trace: &p.cmd.Trace})
 }
 
@@ -366,34 +366,25 @@ func (a *adapters) deviceID(name string) string {
 	return ""
 }
 
-// writeAsThing writes feedback of thing name into feeds, as the thing: an
-// unsigned message From the thing with Device its device's client id,
-// through the one accept path, so the write rule and the command rule
-// apply as to the thing's own messages. A refusal is logged.
-func (s *Server) writeAsThing(ctx context.Context, name, device, feeds string, fb thing.Feedback) {
-	payload, err := json.Marshal(&fb)
-	if err != nil {
-		s.log.Error("adapter: encode feedback", "thing", name, "err", err)
-		return
-	}
-	m := wire.Message{MsgId: wire.NewMsgID(), Feeds: feeds, MsgType: wire.MsgTypeFeedback, From: name, Device: device,
-		Payload: payload, TimeCreate: time.Now().UnixMilli()}
-	err = s.accept(ctx, nil, false, []wire.Message{m}, func(res []store.Appended, err error) {
-		if err != nil {
-			s.log.Warn("adapter: feedback not stored", "thing", name, "feeds", feeds, "kind", fb.Kind, "err", err)
-			return
-		}
-		if res[0].Duplicate {
-			return
-		}
-		// An adopted thing has no node: its rules run on the server and
-		// its answers reach a chain's origin, as a plain thing's do.
-		m.SeqId = res[0].SeqId
-		if !s.chore(func(ctx context.Context) { s.plainFeedback(ctx, m) }) {
-			s.metrics.things.rulesDropped.WithLabelValues(dropQueue).Inc()
-			s.log.Warn("adapter: feedback not looked at for rules: too much work waiting", "thing", name, "msg_id", m.MsgId)
-		}
-	})
+// writeAdopted writes feedback of adopted thing name into feeds, as the
+// thing, Device its device's client id (writeAsThing); once stored, the
+// feedback runs the thing's rules or reaches a chain's origin, as a plain
+// thing's does, since an adopted thing has no node. A refusal is logged.
+func (s *Server) writeAdopted(ctx context.Context, name, device, feeds string, fb thing.Feedback) {
+	err := s.writeAsThing(ctx, asThing{Thing: name, Device: device, Feeds: feeds, Feedback: fb},
+		func(m wire.Message, res store.Appended, err error) {
+			if err != nil {
+				s.log.Warn("adapter: feedback not stored", "thing", name, "feeds", feeds, "kind", fb.Kind, "err", err)
+				return
+			}
+			if res.Duplicate {
+				return
+			}
+			if !s.chore(func(ctx context.Context) { s.plainFeedback(ctx, m) }) {
+				s.metrics.things.rulesDropped.WithLabelValues(dropQueue).Inc()
+				s.log.Warn("adapter: feedback not looked at for rules: too much work waiting", "thing", name, "msg_id", m.MsgId)
+			}
+		})
 	if err != nil {
 		s.log.Warn("adapter: feedback refused", "thing", name, "feeds", feeds, "kind", fb.Kind, "err", err)
 	}

@@ -148,7 +148,7 @@ func (a *adapters) report(sess *session, topic string, payload []byte) {
 		a.presence(ctx, sess, t, r.Presence)
 		a.describe(ctx, t, prof.Title(r.Device), r.Schemas, r.Actions)
 		for _, w := range t.take(r) {
-			s.writeAsThing(ctx, t.name, device, w.feeds, w.fb)
+			s.writeAdopted(ctx, t.name, device, w.feeds, w.fb)
 		}
 		if local := t.localState(); local != nil {
 			persons, err := s.bound(ctx, t.name)
@@ -156,7 +156,7 @@ func (a *adapters) report(sess *session, topic string, payload []byte) {
 				s.log.Warn("adapter: bound persons", "thing", t.name, "err", err)
 			}
 			for _, p := range persons {
-				s.writeAsThing(ctx, t.name, device, wire.DM(p, t.name), *local)
+				s.writeAdopted(ctx, t.name, device, wire.DM(p, t.name), *local)
 			}
 		}
 	}

@@ -96,20 +96,16 @@ func (s *Server) answerExpired(ctx context.Context, name string, m wire.Message,
 	tr := c.Trace
 	fb := thing.Feedback{Kind: thing.KindResult, Cmd: m.MsgId, Action: c.Action, Status: thing.ResultTimeout,
 		Error: errExpiredUndelivered, Trace: &tr}
-	payload, err := json.Marshal(&fb)
-	if err != nil {
-		return
-	}
-	r := wire.Message{MsgId: expiredResultID(m.From, m.MsgId), Feeds: m.Feeds, MsgType: wire.MsgTypeFeedback,
-		From: name, Payload: payload, TimeCreate: c.Expires, Device: wire.ServerDevice}
 	type outcome struct {
 		fresh bool
 		err   error
 	}
 	done := make(chan outcome, 1)
-	err = s.accept(ctx, nil, false, []wire.Message{r}, func(res []store.Appended, err error) {
-		done <- outcome{err == nil && !res[0].Duplicate, err}
-	})
+	err := s.writeAsThing(ctx, asThing{Thing: name, Device: wire.ServerDevice, Feeds: m.Feeds, Feedback: fb,
+		MsgID: expiredResultID(m.From, m.MsgId), At: c.Expires},
+		func(_ wire.Message, res store.Appended, err error) {
+			done <- outcome{err == nil && !res.Duplicate, err}
+		})
 	if err != nil {
 		s.log.Warn("timeout of an expired command refused", "thing", name, "cmd", m.MsgId, "err", err)
 		return

@@ -317,17 +317,12 @@ func (s *Server) toOrigin(ctx context.Context, name, feeds string, c *thing.Comm
 	}
 	tr := c.Trace
 	fb.Trace = &tr
-	payload, err := json.Marshal(&fb)
-	if err != nil {
-		return
-	}
-	m := wire.Message{MsgId: wire.NewMsgID(), Feeds: wire.DM(name, origin), MsgType: wire.MsgTypeFeedback,
-		From: name, Payload: payload, TimeCreate: at, Device: wire.ServerDevice}
-	err = s.accept(ctx, nil, false, []wire.Message{m}, func(_ []store.Appended, err error) {
-		if err != nil {
-			s.log.Warn("answer to a chain's origin not stored", "thing", name, "origin", origin, "cmd", fb.Cmd, "err", err)
-		}
-	})
+	err = s.writeAsThing(ctx, asThing{Thing: name, Device: wire.ServerDevice, Feeds: wire.DM(name, origin), Feedback: fb, At: at},
+		func(_ wire.Message, _ store.Appended, err error) {
+			if err != nil {
+				s.log.Warn("answer to a chain's origin not stored", "thing", name, "origin", origin, "cmd", fb.Cmd, "err", err)
+			}
+		})
 	if err != nil {
 		s.log.Debug("answer not brought to the chain's origin", "thing", name, "origin", origin, "cmd", fb.Cmd, "err", err)
 	}
