@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"time"
 
 	"github.com/mqtter/mqtter/adapter/devicesim"
@@ -219,9 +218,7 @@ func (res *AdapterResults) keep(samples map[string][]time.Duration) {
 // Print writes the figures as a table, then the problems.
 func (res *AdapterResults) Print(w io.Writer) {
 	cfg := res.Config
-	fmt.Fprintf(w, "MQTTER adapter benchmark · %s/%s · %d CPUs · %s · all on 127.0.0.1\n",
-		runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.Version())
-	fmt.Fprintf(w, "load average %s at the start, %s at the end\n", res.Load[0], res.Load[1])
+	printHeader(w, "adapter", "all on 127.0.0.1", res.Load)
 	if len(res.Latency) > 0 {
 		fmt.Fprintf(w, "\nCommand → result, one at a time, the paths in turn (n=%d after %d warm-up)\n", cfg.N, cfg.Warmup)
 		tw := newTable(w)

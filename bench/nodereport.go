@@ -31,9 +31,7 @@ var nodeLatencyRows = []struct{ path, what string }{
 // echo's, then the targets, notes and problems.
 func (res *NodeResults) Print(w io.Writer) {
 	cfg := res.Config
-	fmt.Fprintf(w, "MQTTER node benchmark · %s/%s · %d CPUs · %s · all on 127.0.0.1 (libp2p TCP, Noise, yamux; MQTT to the server)\n",
-		runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.Version())
-	fmt.Fprintf(w, "load average %s at the start, %s at the end (other work on the machine moves every figure)\n", res.Load[0], res.Load[1])
+	printHeader(w, "node", "all on 127.0.0.1 (libp2p TCP, Noise, yamux; MQTT to the server)", res.Load)
 	if res.Frame > 0 {
 		fmt.Fprintf(w, "a direct message frame is %d bytes (a signed text message of about 70 characters)\n", res.Frame)
 	}

@@ -13,9 +13,7 @@ import (
 // their ratio, then memory beside bare mochi, then notes and problems.
 func (res *Results) Print(w io.Writer) {
 	cfg := res.Config
-	fmt.Fprintf(w, "MQTTER server benchmark · %s/%s · %d CPUs · %s · loopback, paho MQTT 3.1.1, QoS 1\n",
-		runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.Version())
-	fmt.Fprintf(w, "load average %s at the start, %s at the end (other work on the machine moves every figure)\n", res.Load[0], res.Load[1])
+	printHeader(w, "server", "loopback, paho MQTT 3.1.1, QoS 1", res.Load)
 	if len(res.Latency) > 0 {
 		fmt.Fprintf(w, "\nRelay latency: one sender, one receiver, next send after the last arrived (n=%d, after %d warm-up)\n", cfg.N, cfg.Warmup)
 		tw := newTable(w)
@@ -165,4 +163,12 @@ func printList(w io.Writer, title string, items []string) {
 	for _, it := range items {
 		fmt.Fprintf(w, "  - %s\n", strings.ReplaceAll(it, "\n", "\n    "))
 	}
+}
+
+// printHeader writes a benchmark's first lines: what it is, the machine,
+// where it runs, and the load around it.
+func printHeader(w io.Writer, kind, where string, load [2]string) {
+	fmt.Fprintf(w, "MQTTER %s benchmark · %s/%s · %d CPUs · %s · %s\n",
+		kind, runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.Version(), where)
+	fmt.Fprintf(w, "load average %s at the start, %s at the end (other work on the machine moves every figure)\n", load[0], load[1])
 }

@@ -3,7 +3,6 @@ package bench
 import (
 	"fmt"
 	"io"
-	"runtime"
 	"time"
 )
 
@@ -44,9 +43,7 @@ func (res *ThingResults) hop() (time.Duration, bool) {
 // problems.
 func (res *ThingResults) Print(w io.Writer) {
 	cfg := res.Config
-	fmt.Fprintf(w, "MQTTER thing benchmark · %s/%s · %d CPUs · %s · all on 127.0.0.1 (libp2p between nodes; MQTT to the server)\n",
-		runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.Version())
-	fmt.Fprintf(w, "load average %s at the start, %s at the end (other work on the machine moves every figure)\n", res.Load[0], res.Load[1])
+	printHeader(w, "thing", "all on 127.0.0.1 (libp2p between nodes; MQTT to the server)", res.Load)
 	if len(res.Latency) > 0 {
 		fmt.Fprintf(w, "\nLatency, one at a time (n=%d after %d warm-up; chain n=%d after %d)\n", cfg.N, cfg.Warmup, cfg.ChainN, cfg.ChainWarmup)
 		tw := newTable(w)
