@@ -48,3 +48,33 @@ func BenchmarkCommandRoundTrip(b *testing.B) {
 		one()
 	}
 }
+
+// BenchmarkIngestThingReport is a thing's node taking an associated
+// thing's state and event and a rule's command, one burst, once it holds
+// a full record of the other's events.
+func BenchmarkIngestThingReport(b *testing.B) {
+	db := openAt(b, filepath.Join(b.TempDir(), "node.db"))
+	ctx := b.Context()
+	dm := wire.DM("door", "lamp")
+	n := 0
+	one := func() {
+		n++
+		msgs := make([]wire.Message, 3)
+		for i := range msgs {
+			msgs[i] = wire.Message{MsgId: fmt.Sprintf("m%08d-%d", n, i), Feeds: dm, MsgType: wire.MsgTypeFeedback, From: "door", Payload: []byte(`{}`), TimeCreate: int64(n)}
+		}
+		msgs[2].MsgType = wire.MsgTypeCommand
+		state := &localdb.ThingFeedback{State: &localdb.StateReport{Thing: "door", Props: map[string]json.RawMessage{"open": json.RawMessage(`true`)}, Rev: int64(n), At: int64(n)}}
+		event := &localdb.ThingFeedback{Event: &localdb.ThingEvent{MsgId: msgs[1].MsgId, Thing: "door", Event: "opened", At: int64(n)}}
+		if _, _, err := db.Ingest(ctx, msgs, localdb.ViaP2P, []*localdb.ThingFeedback{state, event, nil}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for range 2 * localdb.MaxEventsPerThing {
+		one()
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		one()
+	}
+}

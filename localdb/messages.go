@@ -45,6 +45,11 @@ const insertMessage = `INSERT INTO messages (` + messageCols + `, via)
 // driver's per-row cost (10 parameters a row, well under SQLite's limit).
 const insertRows = 100
 
+// burstRows is the most rows of an insert whose statement is kept
+// prepared (a burst from a peer); larger ones, rarer, are prepared each
+// time.
+const burstRows = 8
+
 // insertMessages returns an INSERT of n messages that skips the messages
 // held already: a MsgId is unique per sender (From, MsgId).
 func insertMessages(n int) string {
@@ -165,9 +170,13 @@ func addMessages(ctx context.Context, tx wtx, ready map[int]*sql.Stmt, msgs []wi
 		chunk := msgs[lo:min(lo+insertRows, len(msgs))]
 		st := stmts[len(chunk)]
 		if st == nil {
-			if pre := ready[len(chunk)]; pre != nil {
+			switch pre := ready[len(chunk)]; {
+			case pre != nil:
 				st = tx.StmtContext(ctx, pre)
-			} else {
+			case len(chunk) <= burstRows: // a direct burst's size: worth keeping
+				st = tx.stmt(ctx, insertMessages(len(chunk)))
+			}
+			if st == nil {
 				var err error
 				if st, err = tx.PrepareContext(ctx, insertMessages(len(chunk))); err != nil {
 					return err
