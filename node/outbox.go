@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -42,6 +43,7 @@ type outbox struct {
 
 	// Owned by the loop goroutine.
 	queues map[string]*convQueue // by feeds
+	order  []string              // the feeds of queues, oldest first: delivery starts in this order
 }
 
 type convQueue struct {
@@ -135,6 +137,7 @@ func (o *outbox) queue(m wire.Message, hold bool) {
 	if q == nil {
 		q = &convQueue{}
 		o.queues[m.Feeds] = q
+		o.order = append(o.order, m.Feeds)
 	}
 	switch {
 	case !hold:
@@ -169,7 +172,8 @@ func (o *outbox) loop() {
 	for {
 		now := time.Now()
 		wake := now.Add(time.Hour)
-		for feeds, q := range o.queues {
+		for _, feeds := range o.order {
+			q := o.queues[feeds]
 			if q.busy || len(q.msgs) == 0 {
 				continue
 			}
@@ -227,6 +231,14 @@ func minTime(a, b time.Time) time.Time {
 	return a
 }
 
+// forget removes the queue of feeds, emptied.
+func (o *outbox) forget(feeds string) {
+	delete(o.queues, feeds)
+	if i := slices.Index(o.order, feeds); i >= 0 {
+		o.order = slices.Delete(o.order, i, i+1)
+	}
+}
+
 // drop removes delivered messages from the queues.
 func (o *outbox) drop(ids []string) {
 	set := make(map[string]bool, len(ids))
@@ -245,7 +257,7 @@ func (o *outbox) drop(ids []string) {
 		}
 		q.msgs = kept
 		if len(q.msgs) == 0 {
-			delete(o.queues, feeds)
+			o.forget(feeds)
 		}
 	}
 }
@@ -264,7 +276,7 @@ func (o *outbox) finish(r batchResult) {
 	}
 	q.msgs = kept
 	if len(q.msgs) == 0 {
-		delete(o.queues, r.feeds)
+		o.forget(r.feeds)
 		return
 	}
 	if r.err == nil {
