@@ -2,7 +2,7 @@
 
 package p2p
 
-// GossipSub (group and thing fan-out, DESIGN.md) is pinned at v0.17.0, the
-// release the module proxy serves here; this import keeps `go mod tidy`
-// from dropping the pin before the code that uses it lands.
+// GossipSub (group and thing fan-out, DESIGN.md) is pinned at v0.19.0, with
+// go-libp2p v0.52.0; this import keeps `go mod tidy` from dropping the pin
+// before the code that uses it lands.
 import _ "github.com/libp2p/go-libp2p-pubsub"
