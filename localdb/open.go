@@ -25,7 +25,7 @@ const readConns = 4
 // DB is the node's store. It is safe for concurrent use.
 type DB struct {
 	log   *slog.Logger
-	read  *sql.DB // query_only connections
+	read  rdb     // query_only connections, statements kept prepared (readStmts)
 	write *sql.DB // exactly one connection: SQLite has one writer anyway
 
 	closeOnce sync.Once
@@ -36,7 +36,8 @@ type DB struct {
 	insertStmts map[int]*sql.Stmt
 	// stmts are the other statements of write transactions, prepared at
 	// their first use.
-	stmts stmtCache
+	stmts     stmtCache
+	readStmts stmtCache
 }
 
 // Schema returns the numbered migrations that make a node database, as
@@ -57,7 +58,8 @@ func Open(ctx context.Context, path string, log *slog.Logger) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("localdb: open %s: %w", path, err)
 	}
-	db := &DB{log: log, read: read, write: write, insertStmts: make(map[int]*sql.Stmt, 2), stmts: stmtCache{db: write}}
+	db := &DB{log: log, write: write, insertStmts: make(map[int]*sql.Stmt, 2), stmts: stmtCache{db: write}, readStmts: stmtCache{db: read}}
+	db.read = rdb{read, &db.readStmts}
 	for _, rows := range []int{1, insertRows} {
 		st, err := write.PrepareContext(ctx, insertMessages(rows))
 		if err != nil {
@@ -77,6 +79,7 @@ func (db *DB) Close() error {
 			st.Close()
 		}
 		db.stmts.close()
+		db.readStmts.close()
 		db.closeErr = errors.Join(db.read.Close(), db.write.Close())
 		if db.closeErr != nil {
 			db.closeErr = fmt.Errorf("localdb: close: %w", db.closeErr)

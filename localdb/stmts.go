@@ -72,6 +72,35 @@ func (c *stmtCache) prepareWanted(ctx context.Context) {
 	}
 }
 
+// prepareNow returns query prepared on the pool, preparing it now if it
+// is not, or nil when that fails or the cache is full or closed. For the
+// read pool: a caller there holds no connection the prepare would need,
+// and the lock is not held while preparing.
+func (c *stmtCache) prepareNow(ctx context.Context, query string) *sql.Stmt {
+	c.mu.Lock()
+	st, ok := c.stmts[query]
+	full := c.closed || len(c.stmts) >= maxCachedStmts
+	c.mu.Unlock()
+	if ok || full {
+		return st
+	}
+	st, err := c.db.PrepareContext(ctx, query)
+	if err != nil {
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if have, dup := c.stmts[query]; dup || c.closed {
+		st.Close()
+		return have // nil once closed
+	}
+	if c.stmts == nil {
+		c.stmts = make(map[string]*sql.Stmt)
+	}
+	c.stmts[query] = st
+	return st
+}
+
 // pending reports whether statements wait to be prepared.
 func (c *stmtCache) pending() bool {
 	c.mu.Lock()
@@ -121,4 +150,24 @@ func (t wtx) QueryRowContext(ctx context.Context, query string, args ...any) *sq
 		return st.QueryRowContext(ctx, args...)
 	}
 	return t.Tx.QueryRowContext(ctx, query, args...)
+}
+
+// rdb is the read pool, whose queries go through statements prepared once.
+type rdb struct {
+	*sql.DB
+	stmts *stmtCache
+}
+
+func (r rdb) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	if st := r.stmts.prepareNow(ctx, query); st != nil {
+		return st.QueryContext(ctx, args...)
+	}
+	return r.DB.QueryContext(ctx, query, args...)
+}
+
+func (r rdb) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	if st := r.stmts.prepareNow(ctx, query); st != nil {
+		return st.QueryRowContext(ctx, args...)
+	}
+	return r.DB.QueryRowContext(ctx, query, args...)
 }

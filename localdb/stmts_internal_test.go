@@ -12,8 +12,9 @@ import (
 
 // Write transactions reuse their statements once prepared, and writers
 // that overlap (the one connection held by one while another's first use
-// of a statement waits to be prepared) neither deadlock nor fail; a
-// closed DB prepares nothing more.
+// of a statement waits to be prepared) neither deadlock nor fail, nor do
+// readers meanwhile, whose statements are prepared once too; a closed DB
+// prepares nothing more.
 func TestStatementsPreparedOnceAndShared(t *testing.T) {
 	db, err := Open(t.Context(), filepath.Join(t.TempDir(), "node.db"), nil)
 	if err != nil {
@@ -40,6 +41,16 @@ func TestStatementsPreparedOnceAndShared(t *testing.T) {
 			}
 		})
 	}
+	for range 2 { // readers meanwhile, through the read pool's statements
+		wg.Go(func() {
+			for i := range 100 {
+				if _, err := db.CommandKnown(ctx, fmt.Sprintf("w0-%d", i%50), "bob"); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
 	go func() { wg.Wait(); close(done) }()
 	select {
 	case <-done:
@@ -55,8 +66,17 @@ func TestStatementsPreparedOnceAndShared(t *testing.T) {
 	if known, err := db.CommandKnown(ctx, "w5-49", "bob"); !known || err != nil {
 		t.Errorf("CommandKnown = %v, %v after the writers", known, err)
 	}
+	db.readStmts.mu.Lock()
+	n = len(db.readStmts.stmts)
+	db.readStmts.mu.Unlock()
+	if n != 1 {
+		t.Errorf("%d read statements prepared, want CommandKnown's one", n)
+	}
 	db.Close()
 	if st := db.stmts.get("SELECT 1"); st != nil || len(db.stmts.want) != 0 {
 		t.Error("a closed DB's cache hands out or notes statements")
+	}
+	if st := db.readStmts.prepareNow(ctx, "SELECT 1"); st != nil {
+		t.Error("a closed DB's read cache prepares statements")
 	}
 }
