@@ -2,12 +2,14 @@ package demo
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
 
+	"github.com/mqtter/mqtter/adapter/devicesim"
 	"github.com/mqtter/mqtter/examples"
 	"github.com/mqtter/mqtter/localdb"
 	"github.com/mqtter/mqtter/node"
@@ -118,6 +120,53 @@ func (d *demo) things(ctx context.Context, srv *proc, alice *nodeProc) error {
 	if _, err := d.cli(ctx, alice, "thing", "commands", "door", "--limit", "1"); err != nil {
 		return err
 	}
-	_, err = d.cli(ctx, alice, "thing", "state", "lamp")
+	if _, err = d.cli(ctx, alice, "thing", "state", "lamp"); err != nil {
+		return err
+	}
+	return d.tasmota(ctx, srv, alice)
+}
+
+// tasmota is the demo's plug on stock firmware: the server adopts it as a
+// thing through its Tasmota profile, and alice commands it like any other
+// thing. The plug is a simulation (adapter/devicesim) that speaks MQTT as
+// Tasmota's documentation describes.
+func (d *demo) tasmota(ctx context.Context, srv *proc, alice *nodeProc) error {
+	d.step(12, "A plug on stock Tasmota firmware: the server adopts it as a thing, alice commands it like the lamp")
+	out, err := d.must(ctx, "MQTTER_PASSWORD=plug-pw", []*proc{srv}, "thing", "adopt", "plug", "--data", "server", "--profile", "tasmota", "--topic", "plug")
+	if err != nil {
+		return err
+	}
+	m := pairingLine.FindStringSubmatch(out)
+	if m == nil {
+		return fmt.Errorf("demo: no pairing code in %q", out)
+	}
+	plug, err := devicesim.StartPlug(devicesim.PlugConfig{Broker: "tcp://" + d.mqtt, User: "plug", Password: "plug-pw",
+		ClientID: "DVES_DEMO01", Topic: "plug", QoS: 1})
+	if err != nil {
+		return fmt.Errorf("demo: the simulated plug: %w", err)
+	}
+	defer plug.Close()
+	d.say("  (the plug logs in as the thing account plug and speaks Tasmota: cmnd/plug/POWER, stat/plug/RESULT, tele/plug/STATE)")
+	if _, err := d.cli(ctx, alice, "thing", "bind", "plug", m[1]); err != nil {
+		return err
+	}
+	all := []*proc{srv, alice.proc}
+	err = d.waitFor(ctx, "alice's node knows the plug's description", all, func(ctx context.Context) (bool, string) {
+		desc, err := alice.api.Describe(ctx, "plug")
+		if err != nil {
+			return false, err.Error()
+		}
+		return desc.Description.Properties["power"] != nil, fmt.Sprintf("%+v", desc)
+	})
+	if err != nil {
+		return err
+	}
+	if _, err := d.cli(ctx, alice, "thing", "do", "plug", "--set", "power=true"); err != nil {
+		return err
+	}
+	if !plug.Power() {
+		return errors.New("demo: the plug answered done but is off")
+	}
+	_, err = d.cli(ctx, alice, "thing", "state", "plug")
 	return err
 }

@@ -38,6 +38,8 @@ func TestDemo(t *testing.T) {
 		`(?m)^    chain: door event opened .*\(hop 0\)$`,
 		`(?m)^    chain: lamp result done \{"on":false,"brightness":40\} \(hop 1\)$`,
 		`(?m)^  on = false  \(rev \d+, `,
+		`(?m)^  \S+ done +plug write \{"power":true\} `,
+		`(?m)^  power = true  \(rev \d+, `,
 		`(?m)^demo done in `,
 	} {
 		if !regexp.MustCompile(want).Match(out) {
