@@ -41,11 +41,9 @@ func (c *stmtCache) get(query string) *sql.Stmt {
 	return nil
 }
 
-// prepareWanted prepares the statements noted by get; the caller holds no
-// transaction. The lock is not held while preparing: a transaction begun
-// meanwhile holds the connection and may look up its statements. A
-// statement that does not prepare stays unprepared (its plain Exec
-// reports the error).
+// prepareWanted prepares the statements noted by get (prepareNow); the
+// caller holds no transaction. A statement that does not prepare stays
+// unprepared (its plain Exec reports the error).
 func (c *stmtCache) prepareWanted(ctx context.Context) {
 	c.mu.Lock()
 	queries := make([]string, 0, len(c.want))
@@ -55,27 +53,15 @@ func (c *stmtCache) prepareWanted(ctx context.Context) {
 	clear(c.want)
 	c.mu.Unlock()
 	for _, query := range queries {
-		st, err := c.db.PrepareContext(ctx, query)
-		if err != nil {
-			continue
-		}
-		c.mu.Lock()
-		if _, dup := c.stmts[query]; dup || c.closed {
-			st.Close()
-		} else {
-			if c.stmts == nil {
-				c.stmts = make(map[string]*sql.Stmt)
-			}
-			c.stmts[query] = st
-		}
-		c.mu.Unlock()
+		c.prepareNow(ctx, query)
 	}
 }
 
 // prepareNow returns query prepared on the pool, preparing it now if it
-// is not, or nil when that fails or the cache is full or closed. For the
-// read pool: a caller there holds no connection the prepare would need,
-// and the lock is not held while preparing.
+// is not, or nil when that fails or the cache is full or closed. The
+// caller holds no connection the prepare would need (the read pool, or
+// the write pool between transactions), and the lock is not held while
+// preparing: a transaction begun meanwhile may look up its statements.
 func (c *stmtCache) prepareNow(ctx context.Context, query string) *sql.Stmt {
 	c.mu.Lock()
 	st, ok := c.stmts[query]
