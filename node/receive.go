@@ -409,14 +409,11 @@ func (g *ingester) store(batch []ingestItem) {
 
 func (g *ingester) close() { <-g.done }
 
-// received counts and announces a message new to this device.
+// received counts and announces a message new to this device, stored
+// alone (by sync or an import), and records what it tells the thing
+// model.
 func (n *Node) received(m wire.Message, via string) {
-	n.receivedBatch([]wire.Message{m}, via)
-}
-
-// receivedBatch counts and announces messages new to this device, stored
-// together: the thing model records them in one transaction.
-func (n *Node) receivedBatch(msgs []wire.Message, via string) {
+	msgs := []wire.Message{m}
 	n.announce(msgs, via)
 	n.trackThingMessages(msgs)
 }
