@@ -482,7 +482,7 @@ func BenchmarkAddOneMessage(b *testing.B) {
 func TestEnqueueAll(t *testing.T) {
 	ctx := t.Context()
 	db := open(t)
-	if _, err := db.CommandSeen(ctx, "cmd1", "bob", []byte(`{}`)); err != nil {
+	if _, err := seen(ctx, db, "cmd1", "bob"); err != nil {
 		t.Fatal(err)
 	}
 	m1, m2 := msg(feedsAB, 0), msg(feedsAB, 0)

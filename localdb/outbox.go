@@ -29,7 +29,7 @@ type Outgoing struct {
 	// does, so that their feedback finds them however soon it comes.
 	Commands []Command
 	// Seen records commands this account received (as a thing) the first
-	// time they are seen, as CommandSeen does (ignored when already
+	// time they are seen, in state received (ignored when already
 	// recorded): the caller decided with CommandKnown that they are new,
 	// and the record commits with the ack and the mark that they run.
 	Seen []SeenCommand
@@ -38,12 +38,12 @@ type Outgoing struct {
 	// and the mark that its command was answered commit together.
 	Marks []CommandMark
 	// StateRev, when above zero, is the last state revision given out
-	// (NextStateRev's counter), kept with the state messages that carry
-	// it; a lower value than the one kept changes nothing.
+	// (LastStateRev reads it back), kept with the state messages that
+	// carry it; a lower value than the one kept changes nothing.
 	StateRev int64
 }
 
-// SeenCommand is a received command's first sighting (CommandSeen).
+// SeenCommand is a received command's first sighting.
 type SeenCommand struct {
 	MsgId, From string
 	Payload     []byte

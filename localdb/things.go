@@ -30,32 +30,14 @@ type ThingCommand struct {
 	Updated  int64 // unix ms
 }
 
-// CommandSeen records a command the first time it is seen, in state
-// received, and reports whether it is new: false means this (From, MsgId)
-// was seen before, by any path, and must not run again.
-func (db *DB) CommandSeen(ctx context.Context, msgID, from string, payload []byte) (bool, error) {
-	now := time.Now().UnixMilli()
-	var added bool
-	err := db.inTx(ctx, "command seen "+msgID, func(tx wtx) error {
-		r, err := tx.ExecContext(ctx, insertSeenCommand, msgID, from, payload, CommandReceived, now, now)
-		if err != nil {
-			return err
-		}
-		n, err := r.RowsAffected()
-		added = n > 0
-		return err
-	})
-	return added, err
-}
-
 // insertSeenCommand records a received command's first sighting.
 const insertSeenCommand = `INSERT INTO thing_commands
 	(msg_id, sender, payload, state, received, updated) VALUES (?, ?, ?, ?, ?, ?)
 	ON CONFLICT (msg_id, sender) DO NOTHING`
 
-// CommandKnown reports whether a command (From, MsgId) was recorded by
-// CommandSeen or an Outgoing's Seen: a read, for a caller that is the
-// only one to record commands and records a new one with its ack.
+// CommandKnown reports whether a command (From, MsgId) was recorded by an
+// Outgoing's Seen: a read, for a caller that is the only one to record
+// commands and records a new one with its ack.
 func (db *DB) CommandKnown(ctx context.Context, msgID, from string) (bool, error) {
 	var one int
 	err := db.read.QueryRowContext(ctx, `SELECT 1 FROM thing_commands WHERE msg_id = ? AND sender = ?`, msgID, from).Scan(&one)
@@ -143,25 +125,9 @@ func (db *DB) OpenCommands(ctx context.Context) ([]ThingCommand, error) {
 	return out, nil
 }
 
-// metaStateRev is the meta key of the last state revision given out.
+// metaStateRev is the meta key of the last state revision given out:
+// revisions increase across restarts (Outgoing.StateRev keeps them).
 const metaStateRev = "thing.state_rev"
-
-// NextStateRev returns a state revision higher than any given out or seen
-// before (at least atLeast), and keeps it durably: revisions increase
-// across restarts. A caller that gives out many keeps the counter itself
-// (LastStateRev once, then Outgoing.StateRev with each commit).
-func (db *DB) NextStateRev(ctx context.Context, atLeast int64) (int64, error) {
-	var rev int64
-	err := db.inTx(ctx, "next state rev", func(tx wtx) error {
-		last, err := lastStateRev(ctx, tx)
-		if err != nil {
-			return err
-		}
-		rev = max(last+1, atLeast)
-		return keepStateRev(ctx, tx, rev)
-	})
-	return rev, err
-}
 
 // LastStateRev returns the last state revision given out.
 func (db *DB) LastStateRev(ctx context.Context) (int64, error) {
@@ -193,7 +159,7 @@ func keepStateRev(ctx context.Context, tx wtx, rev int64) error {
 
 // UnrecordedCommands returns the commands to others than self (by
 // sender) made after since (unix ms) that came directly or from the
-// server and were never recorded with CommandSeen: stored, then the
+// server and were never recorded (Outgoing.Seen): stored, then the
 // process ended before it took them. Never recorded means never run.
 func (db *DB) UnrecordedCommands(ctx context.Context, self string, since int64) ([]wire.Message, error) {
 	rows, err := db.read.QueryContext(ctx, `SELECT m.msg_id, m.feeds, m.seq, m.msg_type, m.sender,

@@ -1,6 +1,7 @@
 package localdb_test
 
 import (
+	"context"
 	"errors"
 	"path/filepath"
 	"testing"
@@ -22,9 +23,9 @@ func TestThingCommandsRunAtMostOnce(t *testing.T) {
 	}{
 		{"c1", "alice", true}, {"c1", "alice", false}, {"c1", "bob", true}, {"c2", "alice", true},
 	} {
-		got, err := db.CommandSeen(ctx, tc.id, tc.from, []byte(`{}`))
+		got, err := seen(ctx, db, tc.id, tc.from)
 		if err != nil || got != tc.want {
-			t.Errorf("%d: CommandSeen(%s, %s) = %v, %v, want %v", i, tc.id, tc.from, got, err, tc.want)
+			t.Errorf("%d: seen(%s, %s) = %v, %v, want %v", i, tc.id, tc.from, got, err, tc.want)
 		}
 	}
 	if err := db.SetCommandState(ctx, "c1", "alice", localdb.CommandRunning, ""); err != nil {
@@ -39,12 +40,12 @@ func TestThingCommandsRunAtMostOnce(t *testing.T) {
 	if err := db.SetCommandState(ctx, "c2", "alice", "exploded", ""); err == nil {
 		t.Error("SetCommandState took an unknown state")
 	}
-	rev1, err := db.NextStateRev(ctx, 0)
+	rev1, err := nextStateRev(ctx, db, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rev, err := db.NextStateRev(ctx, 100); err != nil || rev != 100 {
-		t.Errorf("NextStateRev(100) = %d, %v, want 100", rev, err)
+	if rev, err := nextStateRev(ctx, db, 100); err != nil || rev != 100 {
+		t.Errorf("nextStateRev(100) = %d, %v, want 100", rev, err)
 	}
 	db.Close()
 
@@ -57,10 +58,10 @@ func TestThingCommandsRunAtMostOnce(t *testing.T) {
 	if len(open) != 2 || open[0].MsgId != "c1" || open[0].State != localdb.CommandRunning || open[1].MsgId != "c2" || open[1].State != localdb.CommandReceived {
 		t.Errorf("OpenCommands after a reopen = %+v, want c1 running and c2 received", open)
 	}
-	if seen, err := db.CommandSeen(ctx, "c1", "alice", []byte(`{}`)); seen || err != nil {
-		t.Errorf("CommandSeen after a reopen = %v, %v, want false", seen, err)
+	if isNew, err := seen(ctx, db, "c1", "alice"); isNew || err != nil {
+		t.Errorf("seen after a reopen = %v, %v, want false", isNew, err)
 	}
-	if rev, err := db.NextStateRev(ctx, 0); err != nil || rev != 101 || rev1 != 1 {
+	if rev, err := nextStateRev(ctx, db, 0); err != nil || rev != 101 || rev1 != 1 {
 		t.Errorf("revisions %d then %d after a reopen, want 1 and 101", rev1, rev)
 	}
 	if c, err := db.ThingCommand(ctx, "c1", "bob"); err != nil || c.Outcome != "done" {
@@ -93,7 +94,7 @@ func TestUnrecordedCommands(t *testing.T) {
 	if ids := msgIDs(got); len(ids) != 2 || ids[0] != direct.MsgId || ids[1] != pushed.MsgId {
 		t.Errorf("UnrecordedCommands = %v, want %s and %s", ids, direct.MsgId, pushed.MsgId)
 	}
-	if _, err := db.CommandSeen(ctx, direct.MsgId, "alice", direct.Payload); err != nil {
+	if _, err := seen(ctx, db, direct.MsgId, "alice"); err != nil {
 		t.Fatal(err)
 	}
 	got, _ = db.UnrecordedCommands(ctx, "lamp", now-5_000)
@@ -103,7 +104,7 @@ func TestUnrecordedCommands(t *testing.T) {
 }
 
 // A thing's node records a new command with its ack: Outgoing.Seen makes
-// it known (CommandKnown, and CommandSeen calls it old) in the same commit
+// it known (CommandKnown) in the same commit
 // as the mark that it runs, and Outgoing.StateRev keeps the revision
 // counter with the state that carries it, never lowering it.
 func TestOutgoingRecordsSeenCommandsAndStateRev(t *testing.T) {
@@ -135,8 +136,8 @@ func TestOutgoingRecordsSeenCommandsAndStateRev(t *testing.T) {
 	if known, _ := db.CommandKnown(ctx, "c1", "bob"); known {
 		t.Error("CommandKnown: another sender's c1 is known")
 	}
-	if isNew, err := db.CommandSeen(ctx, "c1", "alice", []byte(`{}`)); isNew || err != nil {
-		t.Errorf("CommandSeen after Seen = %v, %v, want false", isNew, err)
+	if isNew, err := seen(ctx, db, "c1", "alice"); isNew || err != nil {
+		t.Errorf("seen after Seen = %v, %v, want false", isNew, err)
 	}
 	if c, err := db.ThingCommand(ctx, "c1", "alice"); err != nil || c.State != localdb.CommandRunning {
 		t.Errorf("ThingCommand = %+v, %v, want running (the mark after the record)", c, err)
@@ -144,7 +145,28 @@ func TestOutgoingRecordsSeenCommandsAndStateRev(t *testing.T) {
 	if rev, err := db.LastStateRev(ctx); rev != 7 || err != nil {
 		t.Errorf("LastStateRev = %d, %v, want 7", rev, err)
 	}
-	if rev, err := db.NextStateRev(ctx, 0); rev != 8 || err != nil {
-		t.Errorf("NextStateRev = %d, %v, want 8", rev, err)
+	if rev, err := nextStateRev(ctx, db, 0); rev != 8 || err != nil {
+		t.Errorf("nextStateRev = %d, %v, want 8", rev, err)
 	}
+}
+
+// seen is how a thing's node takes a command: new unless CommandKnown,
+// and then recorded (Outgoing.Seen).
+func seen(ctx context.Context, db *localdb.DB, id, from string) (bool, error) {
+	known, err := db.CommandKnown(ctx, id, from)
+	if err != nil || known {
+		return false, err
+	}
+	return true, db.EnqueueAll(ctx, localdb.Outgoing{Seen: []localdb.SeenCommand{{MsgId: id, From: from, Payload: []byte(`{}`)}}})
+}
+
+// nextStateRev is how a thing's node gives out a state revision: above
+// the last (LastStateRev), at least atLeast, kept (Outgoing.StateRev).
+func nextStateRev(ctx context.Context, db *localdb.DB, atLeast int64) (int64, error) {
+	last, err := db.LastStateRev(ctx)
+	if err != nil {
+		return 0, err
+	}
+	rev := max(last+1, atLeast)
+	return rev, db.EnqueueAll(ctx, localdb.Outgoing{StateRev: rev})
 }
