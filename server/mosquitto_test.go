@@ -120,6 +120,7 @@ func TestMosquittoClients(t *testing.T) {
 	// Offline: what bob sends meanwhile comes first at the next
 	// subscription, and only that.
 	waitCursor(t, inst, "alice-mq", dm, 3)
+	waitOffline(t, inst, "alice", "alice-mq")
 	send(t, bob, text(dm, "4"))
 	send(t, bob, text(dm, "5"))
 	out := mosquitto(t, inst, "mosquitto_sub", "alice", "alice-mq", "-t", "feeds/dm/bob", "-q", "1", "-v", "-C", "2", "-W", "15")

@@ -466,6 +466,9 @@ func TestMosquittoPersistentSession(t *testing.T) {
 			t.Fatalf("%s: first run got %v, want SeqId %d", tc.device, seqIDs(msgs), last+1)
 		}
 		waitCursor(t, inst, tc.device, dm, last+1)
+		// mosquitto_sub disconnects after its one message, but a push
+		// reaching it before that is acknowledged and dropped.
+		waitOffline(t, inst, "alice", tc.device)
 		send(t, bob, text(dm, "away 1"))
 		send(t, bob, text(dm, "away 2"))
 		out := mosquitto(t, inst, "mosquitto_sub", "alice", tc.device, append(tc.args, "-t", "feeds/g/+", "-q", "1", "-v", "-C", "2", "-W", "15")...)

@@ -86,6 +86,29 @@ func waitCursor(t *testing.T, inst *servertest.Instance, device, feeds string, s
 	}
 }
 
+// waitOffline waits until the server has let device of account go: what is
+// sent after that is the device's to fetch at its next connect, not a push
+// its closing connection may still take.
+func waitOffline(t *testing.T, inst *servertest.Instance, account, device string) {
+	t.Helper()
+	for deadline := time.Now().Add(servertest.Timeout); ; time.Sleep(20 * time.Millisecond) {
+		peers, err := inst.Server.Peers(t.Context(), account, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		online := false
+		for _, p := range peers {
+			online = online || (p.Device == device && p.Status == wire.StatusOnline)
+		}
+		if !online {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s still online", device)
+		}
+	}
+}
+
 func texts(msgs []wire.Message) []string {
 	var out []string
 	for _, m := range msgs {
