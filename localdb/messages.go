@@ -17,12 +17,13 @@ const (
 	ViaP2P    = "p2p"    // a direct frame from a peer's device
 	ViaServer = "server" // a push or send answer from the server
 	ViaSync   = "sync"   // a history pull
+	ViaGossip = "gossip" // GossipSub, from a member of the group
 )
 
 // ValidVia reports whether via is one of the Via constants.
 func ValidVia(via string) bool {
 	switch via {
-	case ViaLocal, ViaP2P, ViaServer, ViaSync:
+	case ViaLocal, ViaP2P, ViaServer, ViaSync, ViaGossip:
 		return true
 	}
 	return false

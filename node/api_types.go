@@ -62,15 +62,31 @@ type Status struct {
 	// same From and MsgId. They stay here, unsequenced, and are not sent
 	// or pushed again.
 	Conflicted []localdb.Conflicted `json:"conflicted,omitempty"`
+	// Gossip is GossipSub's side: the groups' topics with their mesh
+	// peers, and what was published, delivered and refused.
+	Gossip *GossipStatus `json:"gossip,omitempty"`
 	// Thing is what the node does as a thing (commands, device program,
 	// rules and their dropped firings); absent for a node that is none.
 	Thing *ThingStatus `json:"thing,omitempty"`
 }
 
+// GossipStatus is the node's GossipSub side.
+type GossipStatus struct {
+	Published int64 `json:"published"` // own messages published
+	Delivered int64 `json:"delivered"` // others' messages accepted
+	Rejected  int64 `json:"rejected"`  // messages refused, their sender's score lowered
+	Ignored   int64 `json:"ignored"`   // messages dropped unjudged (a device not in the book)
+	Unreached int64 `json:"unreached"` // publishes with no mesh peer
+	// Meshes are the groups' topics joined, by feeds, with the devices
+	// in each one's mesh (none: the group's messages go directly to
+	// the devices connected, and through the server).
+	Meshes map[string][]string `json:"meshes"`
+}
+
 // PathFailure is one failed attempt to deliver over one path.
 type PathFailure struct {
 	Time  int64  `json:"time"` // unix milliseconds
-	Path  string `json:"path"` // "p2p" or "server"
+	Path  string `json:"path"` // "p2p", "gossip" or "server"
 	Peer  string `json:"peer,omitempty"`
 	MsgId string `json:"msg_id,omitempty"`
 	Error string `json:"error"`
@@ -141,9 +157,11 @@ type Event struct {
 type Receipt struct {
 	MsgId string `json:"MsgId"`
 	Feeds string `json:"Feeds"`
-	Path  string `json:"path"`           // "p2p" or "server"
+	Path  string `json:"path"`           // "p2p", "gossip" or "server"
 	Peer  string `json:"peer,omitempty"` // the device that stored it (p2p)
-	SeqId int64  `json:"SeqId,omitempty"`
+	// Peers is how many mesh peers a gossiped message went to (gossip).
+	Peers int   `json:"peers,omitempty"`
+	SeqId int64 `json:"SeqId,omitempty"`
 }
 
 // APIError is the body of a failed local API call.

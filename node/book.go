@@ -206,6 +206,19 @@ func (r bookRights) Member(feeds, account string) (bool, error) {
 	return ok && slices.Contains(g.Members, account), nil
 }
 
+// groupFeeds returns the feeds of the groups this account is a member
+// of, sorted.
+func (b *book) groupFeeds() []string {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	out := make([]string, 0, len(b.groups))
+	for feeds := range b.groups {
+		out = append(out, feeds)
+	}
+	slices.Sort(out)
+	return out
+}
+
 // group returns a group this account is a member of.
 func (b *book) group(feeds string) (wire.Group, bool) {
 	b.mu.RLock()

@@ -23,6 +23,9 @@ type Config struct {
 	// DirectTimeout bounds a direct delivery attempt before the server is
 	// used instead; default 2 s.
 	DirectTimeout time.Duration
+	// GossipHeartbeat is how often GossipSub mends the groups' meshes;
+	// 0 keeps its default (1 s). Tests make it shorter.
+	GossipHeartbeat time.Duration
 	// ThingHandler is the device program of a thing (--thing-handler): a
 	// command run with /bin/sh -c and kept running, that takes the
 	// commands the thing accepts on its stdin and writes feedback on its

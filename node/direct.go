@@ -13,7 +13,8 @@ import (
 
 // sendDirect sends msgs, in order, straight to the devices of the
 // conversation's other members: for a dm every device of the other account
-// that may be reachable, for a group only the devices connected now (the
+// that may be reachable; a group's go to its topic's mesh (gossipSend), and
+// those that found no mesh peer only to the devices connected now (the
 // server carries group messages anyway). Each device gets the whole batch
 // as one pipelined burst of frames (p2p.Host.RequestAll), so a batch costs
 // one round trip, not one per message; its messages count as stored there
@@ -23,6 +24,11 @@ func (n *Node) sendDirect(ctx context.Context, f wire.Feeds, feeds string, msgs 
 	members := n.book.members(f, feeds)
 	if len(members) == 0 {
 		return nil
+	}
+	if f.Kind == wire.FeedsGroup {
+		if msgs = n.gossipSend(ctx, feeds, msgs); len(msgs) == 0 {
+			return nil
+		}
 	}
 	serverUp := n.link.Connected()
 	var targets []target

@@ -18,6 +18,9 @@ type counters struct {
 	recvP2P        atomic.Int64 // messages new to this device from direct frames
 	recvServer     atomic.Int64 // from server pushes
 	recvSync       atomic.Int64 // from history pulls
+	sentGossip     atomic.Int64 // own group messages published to a mesh
+	failGossip     atomic.Int64 // publishes that reached no mesh peer
+	recvGossip     atomic.Int64 // messages new to this device by gossip
 	refused        atomic.Int64 // incoming messages refused (signature, sender, membership)
 	pushed         atomic.Int64 // messages sequenced by history_push
 	conflicts      atomic.Int64 // held messages the server answered "conflict" for
@@ -42,6 +45,9 @@ func (c *counters) all() map[string]*atomic.Int64 {
 		"received_p2p":    &c.recvP2P,
 		"received_server": &c.recvServer,
 		"received_sync":   &c.recvSync,
+		"sent_gossip":     &c.sentGossip,
+		"fail_gossip":     &c.failGossip,
+		"received_gossip": &c.recvGossip,
 		"refused":         &c.refused,
 		"pushed":          &c.pushed,
 		"conflicts":       &c.conflicts,

@@ -97,11 +97,14 @@ type Node struct {
 	// wait for it (or for the node to stop).
 	started chan struct{}
 	book    *book
-	ingest  *ingester
-	out     *outbox
-	syncer  *mqsync.Syncer
-	acks    *acker
-	thing   *thingRuntime
+	gossip  *p2p.Gossip // the groups' topics
+	// gossiped are the MsgIds published by gossip lately.
+	gossiped gossipedSet
+	ingest   *ingester
+	out      *outbox
+	syncer   *mqsync.Syncer
+	acks     *acker
+	thing    *thingRuntime
 
 	events   *events
 	counts   counters
@@ -202,6 +205,14 @@ func start(ctx context.Context, cfg Config) (*Node, error) {
 		cancel()
 		return nil, fmt.Errorf("node: %w", err)
 	}
+	if err := n.startGossip(); err != nil {
+		n.ingest.close()
+		n.host.Close()
+		db.Close()
+		cancel()
+		return nil, fmt.Errorf("node: %w", err)
+	}
+	n.syncGossip(ctx)
 	n.out = newOutbox(n)
 	if n.syncer, err = n.newSyncer(); err != nil {
 		n.ingest.close()
@@ -227,7 +238,8 @@ func start(ctx context.Context, cfg Config) (*Node, error) {
 		n.close()
 		return nil, err
 	}
-	n.wg.Add(3)
+	n.wg.Add(4)
+	go n.meshLoop()
 	go n.sweepCommands()
 	go n.refreshLoop()
 	go func() {
@@ -289,6 +301,7 @@ func (n *Node) close() {
 	n.thing.close() // the device program stops before what it sends through
 	n.out.stop()
 	n.link.Close()
+	n.gossip.Close()
 	if err := n.host.Close(); err != nil {
 		n.log.Debug("host close", "err", err)
 	}
@@ -317,9 +330,12 @@ func (n *Node) recordFailure(path string, to peer.ID, msgID string, err error) {
 	if to != "" {
 		f.Peer = to.String()
 	}
-	if path == localdb.ViaP2P {
+	switch path {
+	case localdb.ViaP2P:
 		n.counts.failP2P.Add(1)
-	} else {
+	case localdb.ViaGossip:
+		n.counts.failGossip.Add(1)
+	default:
 		n.counts.failServer.Add(1)
 	}
 	n.failures.add(f)

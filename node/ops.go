@@ -27,6 +27,18 @@ func (n *Node) status(ctx context.Context) (Status, error) {
 		Counters:  n.counts.snapshot(),
 		Thing:     n.thing.status(),
 	}
+	if n.gossip != nil {
+		gs := n.gossip.Stats()
+		st.Gossip = &GossipStatus{
+			Published: gs.Published, Delivered: gs.Delivered, Rejected: gs.Rejected,
+			Ignored: gs.Ignored, Unreached: gs.Unreached, Meshes: make(map[string][]string, len(gs.Topics)),
+		}
+		for t, peers := range gs.Topics {
+			if feeds, ok := feedsOfTopic(t); ok {
+				st.Gossip.Meshes[feeds] = peers
+			}
+		}
+	}
 	if n.link.Connected() {
 		st.Server = ServerConnected
 	} else if err := n.link.Err(); err != nil {

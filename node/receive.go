@@ -431,6 +431,8 @@ func (n *Node) announce(msgs []wire.Message, via string) {
 		n.counts.recvServer.Add(int64(len(msgs)))
 	case localdb.ViaSync:
 		n.counts.recvSync.Add(int64(len(msgs)))
+	case localdb.ViaGossip:
+		n.counts.recvGossip.Add(int64(len(msgs)))
 	}
 	for _, m := range msgs {
 		n.events.publish(EventMessage, HistoryEntry{Message: m, Via: via})

@@ -99,6 +99,7 @@ func (n *Node) refresh(ctx context.Context) error {
 			n.log.Warn("cache groups", "err", err)
 		}
 	}
+	n.syncGossip(ctx)
 	n.out.kick()
 	return nil
 }

@@ -68,8 +68,12 @@ type Gossip struct {
 	stop context.CancelFunc
 	wg   sync.WaitGroup
 
-	mu     sync.Mutex
+	jmu    sync.Mutex // one Join or Leave at a time
+	mu     sync.Mutex // topics; never held across a call into pubsub
 	topics map[string]*gossipTopic
+	// tmu guards what pubsub's event loop tells the tracer and the
+	// score inspector, so taking it never waits on that loop.
+	tmu    sync.Mutex
 	mesh   map[string]map[peer.ID]bool // by topic, as GRAFT and PRUNE say
 	scores map[peer.ID]float64         // GossipSub's last word on each peer
 
@@ -192,9 +196,12 @@ func scoreThresholds() *pubsub.PeerScoreThresholds {
 // Join subscribes to topic, with its validator; joining a topic joined
 // already does nothing.
 func (g *Gossip) Join(topic string) error {
+	g.jmu.Lock()
+	defer g.jmu.Unlock()
 	g.mu.Lock()
-	defer g.mu.Unlock()
-	if _, ok := g.topics[topic]; ok {
+	_, ok := g.topics[topic]
+	g.mu.Unlock()
+	if ok {
 		return nil
 	}
 	err := g.ps.RegisterTopicValidator(topic, func(ctx context.Context, from peer.ID, m *pubsub.Message) pubsub.ValidationResult {
@@ -238,7 +245,9 @@ func (g *Gossip) Join(topic string) error {
 		return fmt.Errorf("p2p: gossip: subscribe %s: %w", topic, err)
 	}
 	ctx, cancel := context.WithCancel(g.ctx)
+	g.mu.Lock()
 	g.topics[topic] = &gossipTopic{t: t, sub: sub, cancel: cancel}
+	g.mu.Unlock()
 	g.wg.Go(func() { g.read(ctx, topic, sub) })
 	return nil
 }
@@ -260,6 +269,8 @@ func (g *Gossip) read(ctx context.Context, topic string, sub *pubsub.Subscriptio
 
 // Leave unsubscribes from topic; leaving a topic not joined does nothing.
 func (g *Gossip) Leave(topic string) {
+	g.jmu.Lock()
+	defer g.jmu.Unlock()
 	g.mu.Lock()
 	gt, ok := g.topics[topic]
 	delete(g.topics, topic)
@@ -302,8 +313,8 @@ var ErrNoMeshPeers = errors.New("p2p: gossip: no mesh peers in the topic")
 func (g *Gossip) Publish(ctx context.Context, topic string, data []byte) (int, error) {
 	g.mu.Lock()
 	gt, ok := g.topics[topic]
-	peers := len(g.mesh[topic])
 	g.mu.Unlock()
+	peers := len(g.MeshPeers(topic))
 	if !ok {
 		return 0, fmt.Errorf("%w: %s", ErrNotJoined, topic)
 	}
@@ -319,24 +330,24 @@ func (g *Gossip) Publish(ctx context.Context, topic string, data []byte) (int, e
 }
 
 func (g *Gossip) setScores(scores map[peer.ID]float64) {
-	g.mu.Lock()
+	g.tmu.Lock()
 	g.scores = scores
-	g.mu.Unlock()
+	g.tmu.Unlock()
 }
 
 // Score is the peer's GossipSub score as last inspected (each second): 0
 // for a peer that did nothing wrong, negative once it sent what Validate
 // rejected.
 func (g *Gossip) Score(id peer.ID) float64 {
-	g.mu.Lock()
-	defer g.mu.Unlock()
+	g.tmu.Lock()
+	defer g.tmu.Unlock()
 	return g.scores[id]
 }
 
 // MeshPeers returns the peers in topic's mesh now, sorted.
 func (g *Gossip) MeshPeers(topic string) []peer.ID {
-	g.mu.Lock()
-	defer g.mu.Unlock()
+	g.tmu.Lock()
+	defer g.tmu.Unlock()
 	out := make([]peer.ID, 0, len(g.mesh[topic]))
 	for p := range g.mesh[topic] {
 		out = append(out, p)
@@ -414,8 +425,8 @@ func (g *Gossip) Close() {
 type meshTracer struct{ g *Gossip }
 
 func (t meshTracer) Graft(p peer.ID, topic string) {
-	t.g.mu.Lock()
-	defer t.g.mu.Unlock()
+	t.g.tmu.Lock()
+	defer t.g.tmu.Unlock()
 	m := t.g.mesh[topic]
 	if m == nil {
 		m = make(map[peer.ID]bool)
@@ -425,22 +436,22 @@ func (t meshTracer) Graft(p peer.ID, topic string) {
 }
 
 func (t meshTracer) Prune(p peer.ID, topic string) {
-	t.g.mu.Lock()
-	defer t.g.mu.Unlock()
+	t.g.tmu.Lock()
+	defer t.g.tmu.Unlock()
 	delete(t.g.mesh[topic], p)
 }
 
 func (t meshTracer) OnClosedOutboundStream(p peer.ID) {
-	t.g.mu.Lock()
-	defer t.g.mu.Unlock()
+	t.g.tmu.Lock()
+	defer t.g.tmu.Unlock()
 	for _, m := range t.g.mesh {
 		delete(m, p)
 	}
 }
 
 func (t meshTracer) Leave(topic string) {
-	t.g.mu.Lock()
-	defer t.g.mu.Unlock()
+	t.g.tmu.Lock()
+	defer t.g.tmu.Unlock()
 	delete(t.g.mesh, topic)
 }
 

@@ -1,6 +1,8 @@
 package p2p
 
 import (
+	"context"
+	"fmt"
 	"slices"
 
 	"github.com/libp2p/go-libp2p/core/network"
@@ -23,6 +25,22 @@ func (h *Host) ConnectedPeers() []peer.ID {
 // IsConnected reports whether a connection to id is open now.
 func (h *Host) IsConnected(id peer.ID) bool {
 	return h.h.Network().Connectedness(id) == network.Connected
+}
+
+// Connect opens a connection to id (at addrs, or where the peerstore
+// knows it) unless one is open. Streams need no Connect; GossipSub does,
+// since it talks only to connected peers.
+func (h *Host) Connect(ctx context.Context, id peer.ID, addrs []multiaddr.Multiaddr) error {
+	if id == h.h.ID() {
+		return nil
+	}
+	if len(addrs) > 0 {
+		h.h.Peerstore().AddAddrs(id, dialAddrs(id, addrs), h.cfg.AddrTTL)
+	}
+	if err := h.h.Connect(ctx, peer.AddrInfo{ID: id}); err != nil {
+		return fmt.Errorf("p2p: connect %s: %w", id, err)
+	}
+	return nil
 }
 
 // AddAddrs remembers addresses of a peer for Config.AddrTTL and forgets an

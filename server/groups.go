@@ -149,6 +149,7 @@ func (s *Server) agreeJoinFeeds(ctx context.Context, c *call) (any, error) {
 		return nil, err
 	}
 	s.relationEvent(req.Applicant, wire.RelationEvent{Event: evGroupJoined, User: g.Owner, Feeds: g.Feeds})
+	s.membersChanged(g.Feeds, g.Members, req.Applicant, c.sess.account)
 	return nil, nil
 }
 
@@ -180,7 +181,19 @@ func (s *Server) removeFeedsMember(ctx context.Context, c *call) (any, error) {
 		return nil, err
 	}
 	s.relationEvent(req.Member, wire.RelationEvent{Event: evGroupRemoved, User: me, Feeds: g.Feeds})
+	s.membersChanged(g.Feeds, g.Members, req.Member, me)
 	return nil, nil
+}
+
+// membersChanged tells the members of a group, but the one who acted
+// (whose own devices get the relations snapshot) and the one who joined or
+// left (who got an event of their own), that who joined or left.
+func (s *Server) membersChanged(feeds string, members []string, who, actor string) {
+	for _, m := range members {
+		if m != who && m != actor {
+			s.relationEvent(m, wire.RelationEvent{Event: evGroupMembers, User: who, Feeds: feeds})
+		}
+	}
 }
 
 func (s *Server) dissolveFeeds(ctx context.Context, c *call) (any, error) {

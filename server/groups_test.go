@@ -53,6 +53,9 @@ func TestGroupLifecycle(t *testing.T) {
 	if ev := relationEvent(t, carol, "group_joined"); ev.Feeds != g {
 		t.Errorf("carol's relation push after agree = %+v, want group_joined to %s", ev, g)
 	}
+	if ev := relationEvent(t, bob, "group_members"); ev.Feeds != g || ev.User != "carol" {
+		t.Errorf("bob's relation push after carol joined = %+v, want group_members naming carol", ev)
+	}
 	if got, _ := groupMembers(t, bob, g); !slices.Equal(got.Members, []string{"alice", "bob", "carol"}) {
 		t.Errorf("bob list_feeds[%s].members = %v, want [alice bob carol]", g, got.Members)
 	}
@@ -68,6 +71,9 @@ func TestGroupLifecycle(t *testing.T) {
 	alice.OK("remove_feeds_member", wire.RemoveMemberReq{Member: "carol", Feeds: g}, nil)
 	if ev := relationEvent(t, carol, "group_removed"); ev.Feeds != g {
 		t.Errorf("carol's relation push after removal = %+v, want group_removed from %s", ev, g)
+	}
+	if ev := relationEvent(t, bob, "group_members"); ev.Feeds != g || ev.User != "carol" {
+		t.Errorf("bob's relation push after carol was removed = %+v, want group_members naming carol", ev)
 	}
 	wantError(t, "removed member send", carol.Fail("send", text(g, "still here?")), "forbidden")
 	send(t, bob, text(g, "after carol left"))

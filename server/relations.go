@@ -30,6 +30,10 @@ const (
 	evGroupJoined    = "group_joined"
 	evGroupRemoved   = "group_removed"
 	evGroupDissolved = "group_dissolved"
+	// evGroupMembers tells the other members that someone (User) joined
+	// or left: their nodes admit or drop that account's devices from the
+	// group's gossip mesh.
+	evGroupMembers = "group_members"
 )
 
 const pairingCodeTTL = 10 * time.Minute
