@@ -327,3 +327,63 @@ func knownKind(msg string, kinds []string) bool {
 	}
 	return false
 }
+
+// FuzzValidateGossip feeds arbitrary gossiped messages, on arbitrary
+// topics, to the group topics' validator. It must never panic, and must
+// accept only a valid, unsequenced message of the topic's group, signed by
+// a device of From, and From a member; whatever it accepts it hands on
+// parsed, as it was signed.
+func FuzzValidateGossip(f *testing.F) {
+	aliceKey, alice := fixedKey(f, 1)
+	_, bob := fixedKey(f, 2)
+	strangerKey, _ := fixedKey(f, 3)
+	n := newReceiveNode(f, bob, alice)
+	signed := func(feeds string, key crypto.PrivKey, mutate func(*wire.Message)) []byte {
+		m := wire.Message{MsgId: "01JD0000000000000000000021", Feeds: feeds, MsgType: wire.MsgTypeText,
+			From: "alice", Payload: json.RawMessage(`{"text":"hi all"}`), TimeCreate: 1732240000000}
+		if err := m.Sign(key); err != nil {
+			f.Fatal(err)
+		}
+		if mutate != nil {
+			mutate(&m)
+		}
+		b, err := json.Marshal(m)
+		if err != nil {
+			f.Fatal(err)
+		}
+		return b
+	}
+	team := gossipTopic("g:team")
+	good := signed("g:team", aliceKey, nil)
+	f.Add(team, good)
+	f.Add(gossipTopic("g:other"), good)
+	f.Add(team, signed(wire.DM("alice", "bob"), aliceKey, nil))
+	f.Add(team, signed("g:team", strangerKey, nil))
+	f.Add(team, signed("g:team", aliceKey, func(m *wire.Message) { m.SeqId = 7 }))
+	f.Add(team, signed("g:team", aliceKey, func(m *wire.Message) { m.From = "bob" }))
+	f.Add(team, []byte(strings.Replace(string(good), "hi all", "hi All", 1)))
+	f.Add("/mqtter/feeds/1/", []byte(`{"MsgId":`))
+	f.Fuzz(func(t *testing.T, topic string, data []byte) {
+		val, v := n.validateGossip(context.Background(), alice, topic, data)
+		if v != p2p.Accept {
+			if val != nil {
+				t.Fatalf("verdict %v with a value %v", v, val)
+			}
+			return
+		}
+		m, ok := val.(*wire.Message)
+		if !ok {
+			t.Fatalf("accepted with value %T, want *wire.Message", val)
+		}
+		feeds, ok := feedsOfTopic(topic)
+		if !ok || feeds != "g:team" || m.Feeds != feeds {
+			t.Fatalf("accepted %s on topic %q", m.Feeds, topic)
+		}
+		if err := m.Validate(); err != nil {
+			t.Fatalf("accepted an invalid message: %v", err)
+		}
+		if m.SeqId != 0 || m.Verify() != nil || m.From != "alice" || m.Device != alice.String() {
+			t.Fatalf("accepted %+v: want unsequenced, signed by alice's device", m)
+		}
+	})
+}
