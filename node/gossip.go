@@ -218,17 +218,31 @@ func (n *Node) meshDial() {
 	}
 }
 
-// meshLoop mends thin meshes now and then: members come online.
+// meshLoop mends thin meshes now and then (members come online), and
+// logs a group's topic as it loses its last mesh peer or finds its first.
 func (n *Node) meshLoop() {
 	defer n.wg.Done()
 	t := time.NewTicker(meshEvery)
 	defer t.Stop()
+	empty := make(map[string]bool)
 	for {
 		select {
 		case <-n.ctx.Done():
 			return
 		case <-t.C:
 			n.meshDial()
+			for _, topic := range n.gossip.Joined() {
+				none := len(n.gossip.MeshPeers(topic)) == 0
+				if none != empty[topic] {
+					feeds, _ := feedsOfTopic(topic)
+					if none {
+						n.log.Info("gossip: no mesh peers in a group's topic; its messages go to connected devices and the server", "feeds", feeds)
+					} else {
+						n.log.Info("gossip: a group's topic has mesh peers again", "feeds", feeds)
+					}
+				}
+				empty[topic] = none
+			}
 		}
 	}
 }
