@@ -301,7 +301,9 @@ func (n *Node) close() {
 	n.thing.close() // the device program stops before what it sends through
 	n.out.stop()
 	n.link.Close()
-	n.gossip.Close()
+	if n.gossip != nil {
+		n.gossip.Close()
+	}
 	if err := n.host.Close(); err != nil {
 		n.log.Debug("host close", "err", err)
 	}
