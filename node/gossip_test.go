@@ -259,3 +259,29 @@ func converged(t *testing.T, g string, nodes ...*testNode) {
 		return true
 	})
 }
+
+// With the server down a group's queue in the outbox fails at every try
+// (its server leg) and backs off, up to 30 s; a new message's gossip leg
+// does not wait for that backoff: the online members get it at once.
+func TestGroupGossipNotHeldByServerBackoff(t *testing.T) {
+	srv, g, nodes := gossipGroup(t, 2, "alice", "bob")
+	alice, bob := nodes[0], nodes[1]
+	srv.Stop(t)
+	waitFor(t, "alice seeing the server gone", func() bool { return !alice.n.link.Connected() })
+
+	first := groupText(t, alice, g, "the server is away")
+	waitStored(t, bob, g, first)
+	// Four failed tries (0, 0.5, 1.5 and 3.5 s): the next is 8 s away.
+	waitFor(t, "the server leg failing four times", func() bool {
+		e, err := alice.n.db.OutboxState(t.Context(), first)
+		return err == nil && e.Attempts >= 4
+	})
+	sent := time.Now()
+	next := groupText(t, alice, g, "still away")
+	if via := waitStored(t, bob, g, next); via != localdb.ViaGossip {
+		t.Errorf("bob stored %s via %s, want gossip", next, via)
+	}
+	if took := time.Since(sent); took > 2*time.Second {
+		t.Errorf("a group message took %v to reach bob by gossip behind the server leg's backoff, want at once", took)
+	}
+}

@@ -52,6 +52,11 @@ type convQueue struct {
 	attempts int
 	next     time.Time // retry not before (backoff)
 	hold     time.Time // a held message waits for company until then
+	// fresh: a group message came that no try has taken yet. It is
+	// tried at once whatever the backoff: the backoff is the server
+	// leg's, which fails at every try while the server is down, and
+	// the members online get a group's messages by gossip meanwhile.
+	fresh bool
 }
 
 // queuedMsg is a message for the loop; hold: it may wait up to ackHold
@@ -151,6 +156,9 @@ func (o *outbox) queue(m wire.Message, hold bool) {
 		}
 	}
 	q.msgs = append(q.msgs, m)
+	if f, err := wire.ParseFeeds(m.Feeds); err == nil && f.Kind == wire.FeedsGroup {
+		q.fresh = true
+	}
 }
 
 // pending counts the messages waiting.
@@ -177,7 +185,7 @@ func (o *outbox) loop() {
 			if q.busy || len(q.msgs) == 0 {
 				continue
 			}
-			if q.next.After(now) {
+			if q.next.After(now) && !q.fresh {
 				wake = minTime(wake, q.next)
 				continue
 			}
@@ -189,7 +197,7 @@ func (o *outbox) loop() {
 				break
 			}
 			batch := q.msgs[:min(len(q.msgs), maxBatch)]
-			q.busy = true
+			q.busy, q.fresh = true, false
 			inFlight++
 			workers.Add(1)
 			go func() {
