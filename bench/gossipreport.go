@@ -100,6 +100,8 @@ func (res *GossipResults) fixedNotes() []string {
 			"and an MQTT link), so each path carries only its own copy: a node's outbox would send a group message both ways at once",
 		"the sender signs and encodes each message before the clock starts and stores nothing itself, on both paths",
 		"history_push is deferred (--sync-interval 1h) on every node, so the gossiped messages stay unsequenced and the figures are of the delivery path alone",
+		"CPU/delivery counts whatever the processes did meanwhile too: GossipSub's heartbeats, the members' acks of the server's pushes, " +
+			"and the event streams the bench reads (the same on both paths)",
 		"GossipSub runs with its defaults (1 s heartbeat, D=6); the run starts once every device's mesh of the group holds at least min(5, members) peers",
 	}
 	return notes

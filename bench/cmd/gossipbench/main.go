@@ -61,7 +61,7 @@ func newFlagSet(cfg *bench.GossipConfig, cpuProfile *string) (*flag.FlagSet, *bo
 	fs := flag.NewFlagSet("gossipbench", flag.ContinueOnError)
 	fs.StringVar(&cfg.MQTTer, "mqtter", cfg.MQTTer, "path of the mqtter binary (server and member node processes)")
 	fs.Var(&cfg.Sizes, "sizes", "group sizes measured (members besides the sender), comma-separated")
-	fs.IntVar(&cfg.Procs, "procs", cfg.Procs, "groups of up to this many members run them as `mqtter node` processes; larger ones run real nodes in this process")
+	fs.IntVar(&cfg.Procs, "procs", cfg.Procs, "groups of up to this many members run them as mqtter node processes; larger ones run real nodes in this process")
 	fs.IntVar(&cfg.N, "n", cfg.N, "messages timed per size and path")
 	fs.IntVar(&cfg.Warmup, "warmup", cfg.Warmup, "messages sent first on each path and not counted")
 	fs.DurationVar(&cfg.Timeout, "timeout", cfg.Timeout, "longest wait for one message to reach every member")
