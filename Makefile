@@ -47,8 +47,9 @@ baremochi:
 # loopback, then two nodes (direct, through the server) with a raw libp2p
 # echo (nodebench), then a thing's commands and a rule chain beside a
 # message (thingbench), a command through the Tasmota adapter beside one
-# to a thing's node (adapterbench), then runs the packages' micro
-# benchmarks. Figures are reported, never asserted.
+# to a thing's node (adapterbench), a group message's fan-out to 5, 20
+# and 50 members by GossipSub beside the server's push (gossipbench),
+# then runs the packages' micro benchmarks. Figures are reported, never asserted.
 bench: build baremochi
 	@command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || ./.ci/apt-install mosquitto || \
 		echo "mosquitto missing: the bench runs without it (apt-get install -y mosquitto)"
@@ -56,6 +57,7 @@ bench: build baremochi
 	$(GO) run ./bench/cmd/nodebench --mqtter bin/mqtter
 	$(GO) run ./bench/cmd/thingbench --mqtter bin/mqtter
 	$(GO) run ./bench/cmd/adapterbench --mqtter bin/mqtter
+	$(GO) run ./bench/cmd/gossipbench --mqtter bin/mqtter
 	$(GO) run ./bench/cmd/restorebench --mqtter bin/mqtter --n 100000,1000000
 	$(GO) test -run '^$$' -bench . -benchtime 2000x ./...
 
@@ -64,6 +66,7 @@ bench-quick: build baremochi
 	$(GO) run ./bench/cmd/mqbench --mqtter bin/mqtter --baremochi bin/baremochi --quick $(BENCHFLAGS)
 	$(GO) run ./bench/cmd/thingbench --mqtter bin/mqtter --quick
 	$(GO) run ./bench/cmd/adapterbench --mqtter bin/mqtter --quick
+	$(GO) run ./bench/cmd/gossipbench --mqtter bin/mqtter --quick
 
 # fuzz runs every native fuzz target in the repository for FUZZTIME each.
 fuzz:

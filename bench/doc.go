@@ -13,11 +13,16 @@
 // And things (bench/cmd/thingbench): a command to a thing's node running
 // an example device program until its result, directly and from a plain
 // MQTT client through the server, and a chain through a rule, beside a
-// direct message to the same node.
+// direct message to the same node. And a group's fan-out
+// (bench/cmd/gossipbench): one member's message until the last of 5, 20
+// and 50 others' nodes stored it, by GossipSub and by the server's push,
+// with CPU per delivery; the largest group's nodes run in the bench's
+// own process (node.Run), the others as processes.
 //
-// Every broker and node runs as a separate process on 127.0.0.1. The figures are
+// Every broker and node runs as a separate process on 127.0.0.1, but for
+// gossipbench's in-process nodes. The figures are
 // reported, never asserted: a benchmark run fails only when it cannot set
 // itself up (a broker does not start, an account cannot be made).
-// Commands mqbench, nodebench, restorebench and thingbench are the entry points;
+// Commands mqbench, nodebench, restorebench, thingbench and gossipbench are the entry points;
 // `make bench` runs them all.
 package bench

@@ -27,6 +27,10 @@ const gossipTopicPrefix = "/mqtter/feeds/1/"
 // gossipTopic names the topic of a group's feeds.
 func gossipTopic(feeds string) string { return gossipTopicPrefix + feeds }
 
+// GossipTopic names the GossipSub topic of a group's feeds, for a program
+// that publishes there with a p2p host of its own (the gossip benchmark).
+func GossipTopic(feeds string) string { return gossipTopic(feeds) }
+
 // feedsOfTopic is gossipTopic's inverse; it reports false for a topic
 // that names no group.
 func feedsOfTopic(topic string) (string, bool) {
