@@ -157,7 +157,10 @@ func (h *Host) stream(ctx context.Context, to peer.ID, addrs []multiaddr.Multiad
 	defer cancel()
 	stop := context.AfterFunc(h.ctx, cancel) // Close aborts a dial in progress
 	defer stop()
-	s, err := h.h.NewStream(openCtx, to, ProtocolID)
+	// A relayed connection is limited; it carries messages all the same
+	// (within the relay's limits: past them the stream fails and the
+	// outbox falls back to the server).
+	s, err := h.h.NewStream(network.WithAllowLimitedConn(openCtx, "mqtter"), to, ProtocolID)
 	if err != nil {
 		return nil, fmt.Errorf("open stream: %w", err)
 	}

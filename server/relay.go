@@ -44,6 +44,8 @@ func (s *Server) startRelay() error {
 		// The relay serves only once its host believes it is reachable:
 		// a server is, by its job.
 		libp2p.ForceReachabilityPublic(),
+		// Dial-backs that tell nodes whether they are reachable (AutoNAT).
+		libp2p.EnableNATService(),
 		libp2p.EnableRelayService(relayv2.WithResources(res), relayv2.WithACL(relayACL{s})),
 	)
 	h, err := libp2p.New(opts...)
