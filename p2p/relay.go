@@ -8,6 +8,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/event"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/p2p/host/observedaddrs"
 	"github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/client"
 )
 
@@ -17,6 +18,16 @@ import (
 // that others reach it there. A relayed connection is limited (in time and
 // bytes, by the relay); streams are opened on it all the same, and the
 // handler can tell (Relayed).
+
+// A node behind a NAT is seen by few others (the server's relay, the
+// devices it talks to), and go-libp2p trusts an observed address only once
+// four distinct observers reported it: such a node would never know its
+// public address and never hole-punch. One observer is enough here
+// (**choice**): the worst a lying observer can do is make a hole punch
+// try an address that leads nowhere, after which the relayed connection
+// stays in use. It is a process-wide setting of go-libp2p, made before
+// any host exists.
+func init() { observedaddrs.ActivationThresh = 1 }
 
 // relayedKey marks the context of requests that came over a relayed
 // connection.
