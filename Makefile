@@ -23,6 +23,8 @@ test: build fmt-check vet
 	@if [ "$$($(GO) env CGO_ENABLED)" != 1 ]; then ./.ci/apt-install gcc libc6-dev || true; fi; \
 	command -v mosquitto_sub >/dev/null 2>&1 || ./.ci/apt-install mosquitto-clients || \
 		echo "note: no mosquitto clients, so their tests skip (apt-get install -y mosquitto-clients)"; \
+	command -v iptables >/dev/null 2>&1 || ./.ci/apt-install iptables || \
+		echo "note: no iptables, so the NAT tests skip (apt-get install -y iptables)"; \
 	race=-race; \
 	if [ "$$($(GO) env CGO_ENABLED)" != 1 ]; then \
 		race=; echo "note: no C compiler, so no race detector (apt-get install -y gcc)"; \

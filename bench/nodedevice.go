@@ -71,7 +71,7 @@ func newBenchDevice(ctx context.Context, dir, url, user, peerUser string) (*benc
 		d.close()
 		return nil, fmt.Errorf("bench device: connect: %w", err)
 	}
-	if err := d.link.RegisterDevice(ctx, key, d.host.Addrs()); err != nil {
+	if _, err := d.link.RegisterDevice(ctx, key, d.host.Addrs()); err != nil {
 		d.close()
 		return nil, fmt.Errorf("bench device: %w", err)
 	}

@@ -13,17 +13,18 @@ import (
 
 // How this device first got a message, as Stored.Via says.
 const (
-	ViaLocal  = "local"  // sent from this device
-	ViaP2P    = "p2p"    // a direct frame from a peer's device
-	ViaServer = "server" // a push or send answer from the server
-	ViaSync   = "sync"   // a history pull
-	ViaGossip = "gossip" // GossipSub, from a member of the group
+	ViaLocal   = "local"   // sent from this device
+	ViaP2P     = "p2p"     // a direct frame from a peer's device
+	ViaServer  = "server"  // a push or send answer from the server
+	ViaSync    = "sync"    // a history pull
+	ViaGossip  = "gossip"  // GossipSub, from a member of the group
+	ViaRelayed = "relayed" // a direct frame over a relayed connection
 )
 
 // ValidVia reports whether via is one of the Via constants.
 func ValidVia(via string) bool {
 	switch via {
-	case ViaLocal, ViaP2P, ViaServer, ViaSync, ViaGossip:
+	case ViaLocal, ViaP2P, ViaServer, ViaSync, ViaGossip, ViaRelayed:
 		return true
 	}
 	return false

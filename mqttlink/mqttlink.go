@@ -423,16 +423,19 @@ func (l *Link) Request(ctx context.Context, topic string, body []byte) ([]byte, 
 // RegisterDevice registers this connection's device with its addresses,
 // proving that it holds key, the libp2p key whose peer id is the client
 // id: it asks device_challenge and signs the answer into register_device.
-func (l *Link) RegisterDevice(ctx context.Context, key crypto.PrivKey, addrs []string) error {
+// It returns the answer: the server's relay addresses, if it runs one.
+func (l *Link) RegisterDevice(ctx context.Context, key crypto.PrivKey, addrs []string) (wire.Registered, error) {
 	var ch wire.DeviceChallenge
 	if err := l.Call(ctx, wire.MethodDeviceChallenge, wire.Empty{}, &ch); err != nil {
-		return err
+		return wire.Registered{}, err
 	}
 	req := wire.RegisterDevice{Addrs: addrs}
 	if err := wire.ProveDevice(&req, key, l.cfg.User, ch.Challenge); err != nil {
-		return err
+		return wire.Registered{}, err
 	}
-	return l.Call(ctx, wire.MethodRegisterDevice, req, nil)
+	var reg wire.Registered
+	err := l.Call(ctx, wire.MethodRegisterDevice, req, &reg)
+	return reg, err
 }
 
 // Close disconnects and waits for the link's goroutines; safe to call

@@ -62,12 +62,26 @@ type Status struct {
 	// same From and MsgId. They stay here, unsequenced, and are not sent
 	// or pushed again.
 	Conflicted []localdb.Conflicted `json:"conflicted,omitempty"`
+	// Reachability is what the node learnt of its own reachability:
+	// "public", "private" or "unknown".
+	Reachability string `json:"reachability"`
+	// Relay is the node's slot on the server's relay; absent when the
+	// server runs none.
+	Relay *RelayStatus `json:"relay,omitempty"`
 	// Gossip is GossipSub's side: the groups' topics with their mesh
 	// peers, and what was published, delivered and refused.
 	Gossip *GossipStatus `json:"gossip,omitempty"`
 	// Thing is what the node does as a thing (commands, device program,
 	// rules and their dropped firings); absent for a node that is none.
 	Thing *ThingStatus `json:"thing,omitempty"`
+}
+
+// RelayStatus is the node's slot on the server's relay.
+type RelayStatus struct {
+	Relay   []string `json:"relay"`           // the relay's addresses, as the server names them
+	Addrs   []string `json:"addrs,omitempty"` // this device's relayed addresses, while it holds a slot
+	Expires int64    `json:"expires,omitempty"`
+	Error   string   `json:"error,omitempty"` // why the last reservation failed
 }
 
 // GossipStatus is the node's GossipSub side.
@@ -157,7 +171,7 @@ type Event struct {
 type Receipt struct {
 	MsgId string `json:"MsgId"`
 	Feeds string `json:"Feeds"`
-	Path  string `json:"path"`           // "p2p", "gossip" or "server"
+	Path  string `json:"path"`           // "p2p", "relayed", "gossip" or "server"
 	Peer  string `json:"peer,omitempty"` // the device that stored it (p2p)
 	// Peers is how many mesh peers a gossiped message went to (gossip).
 	Peers int   `json:"peers,omitempty"`

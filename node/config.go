@@ -12,7 +12,7 @@ type Config struct {
 	User     string
 	Password string
 	// ListenAddrs are the libp2p listen multiaddrs (--p2p); default TCP and
-	// QUIC on every interface, port 0.
+	// QUIC on every interface, port 0; ListenNone alone: none.
 	ListenAddrs []string
 	// APIAddr is the local API's listen address; default 127.0.0.1:0.
 	APIAddr string

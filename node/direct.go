@@ -66,11 +66,16 @@ func (n *Node) sendDirect(ctx context.Context, f wire.Feeds, feeds string, msgs 
 	for _, t := range targets {
 		wg.Go(func() {
 			k, err := n.sendBatch(ctx, t, msgs, bodies)
+			path := localdb.ViaP2P
+			if n.host.Limited(t.id) {
+				path = localdb.ViaRelayed
+				n.counts.sentRelayed.Add(int64(k))
+			}
 			mu.Lock()
 			for _, m := range msgs[:k] {
 				if _, ok := stored[m.MsgId]; !ok {
 					stored[m.MsgId] = t.id
-					n.events.publish(EventReceipt, Receipt{MsgId: m.MsgId, Feeds: m.Feeds, Path: localdb.ViaP2P, Peer: t.id.String()})
+					n.events.publish(EventReceipt, Receipt{MsgId: m.MsgId, Feeds: m.Feeds, Path: path, Peer: t.id.String()})
 				}
 			}
 			mu.Unlock()

@@ -1,7 +1,6 @@
 package node
 
 import (
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -10,6 +9,8 @@ import (
 	"syscall"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
+
+	"github.com/mqtter/mqtter/p2p"
 )
 
 // Files of a node's home directory besides the api files.
@@ -23,46 +24,8 @@ const (
 var ErrHomeInUse = errors.New("another node is running in this home")
 
 // loadIdentity reads the device key from home, creating it on first start.
-// A key file that others may read is refused, as ssh does.
 func loadIdentity(home string) (crypto.PrivKey, error) {
-	path := filepath.Join(home, identityFile)
-	raw, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return createIdentity(path)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("identity: %w", err)
-	}
-	fi, err := os.Stat(path)
-	if err != nil {
-		return nil, fmt.Errorf("identity: %w", err)
-	}
-	if fi.Mode().Perm()&0o077 != 0 {
-		return nil, fmt.Errorf("identity: %s is readable by others (mode %v): chmod 600 it", path, fi.Mode().Perm())
-	}
-	key, err := crypto.UnmarshalPrivateKey(raw)
-	if err != nil {
-		return nil, fmt.Errorf("identity: %s: %w", path, err)
-	}
-	if key.Type() != crypto.Ed25519 {
-		return nil, fmt.Errorf("identity: %s holds a %v key, want Ed25519", path, key.Type())
-	}
-	return key, nil
-}
-
-func createIdentity(path string) (crypto.PrivKey, error) {
-	key, _, err := crypto.GenerateEd25519Key(rand.Reader)
-	if err != nil {
-		return nil, fmt.Errorf("identity: generate: %w", err)
-	}
-	raw, err := crypto.MarshalPrivateKey(key)
-	if err != nil {
-		return nil, fmt.Errorf("identity: marshal: %w", err)
-	}
-	if err := writeFileAtomic(path, raw, 0o600); err != nil {
-		return nil, fmt.Errorf("identity: %w", err)
-	}
-	return key, nil
+	return p2p.LoadIdentity(filepath.Join(home, identityFile))
 }
 
 // writeFileAtomic writes data to path through a temporary file and a

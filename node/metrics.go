@@ -21,6 +21,9 @@ type counters struct {
 	sentGossip     atomic.Int64 // own group messages published to a mesh
 	failGossip     atomic.Int64 // publishes that reached no mesh peer
 	recvGossip     atomic.Int64 // messages new to this device by gossip
+	sentRelayed    atomic.Int64 // own messages a peer device stored, over a relayed connection
+	recvRelayed    atomic.Int64 // messages new to this device from direct frames over a relayed connection
+	failRelay      atomic.Int64 // failed reservations on the server's relay
 	refused        atomic.Int64 // incoming messages refused (signature, sender, membership)
 	pushed         atomic.Int64 // messages sequenced by history_push
 	conflicts      atomic.Int64 // held messages the server answered "conflict" for
@@ -38,28 +41,31 @@ type counters struct {
 // all names every counter, for Status and /metrics.
 func (c *counters) all() map[string]*atomic.Int64 {
 	return map[string]*atomic.Int64{
-		"sent_p2p":        &c.sentP2P,
-		"sent_server":     &c.sentServer,
-		"fail_p2p":        &c.failP2P,
-		"fail_server":     &c.failServer,
-		"received_p2p":    &c.recvP2P,
-		"received_server": &c.recvServer,
-		"received_sync":   &c.recvSync,
-		"sent_gossip":     &c.sentGossip,
-		"fail_gossip":     &c.failGossip,
-		"received_gossip": &c.recvGossip,
-		"refused":         &c.refused,
-		"pushed":          &c.pushed,
-		"conflicts":       &c.conflicts,
-		"events_dropped":  &c.eventsDropped,
-		"server_connects": &c.serverConnects,
-		"thing_commands":  &c.thingCommands,
-		"thing_rejected":  &c.thingRejected,
-		"thing_timeouts":  &c.thingTimeouts,
-		"thing_bad_lines": &c.thingBadLines,
-		"thing_ignored":   &c.thingIgnored,
-		"rules_fired":     &c.rulesFired,
-		"rules_dropped":   &c.rulesDropped,
+		"sent_p2p":         &c.sentP2P,
+		"sent_server":      &c.sentServer,
+		"fail_p2p":         &c.failP2P,
+		"fail_server":      &c.failServer,
+		"received_p2p":     &c.recvP2P,
+		"received_server":  &c.recvServer,
+		"received_sync":    &c.recvSync,
+		"sent_gossip":      &c.sentGossip,
+		"fail_gossip":      &c.failGossip,
+		"received_gossip":  &c.recvGossip,
+		"sent_relayed":     &c.sentRelayed,
+		"received_relayed": &c.recvRelayed,
+		"fail_relay":       &c.failRelay,
+		"refused":          &c.refused,
+		"pushed":           &c.pushed,
+		"conflicts":        &c.conflicts,
+		"events_dropped":   &c.eventsDropped,
+		"server_connects":  &c.serverConnects,
+		"thing_commands":   &c.thingCommands,
+		"thing_rejected":   &c.thingRejected,
+		"thing_timeouts":   &c.thingTimeouts,
+		"thing_bad_lines":  &c.thingBadLines,
+		"thing_ignored":    &c.thingIgnored,
+		"rules_fired":      &c.rulesFired,
+		"rules_dropped":    &c.rulesDropped,
 	}
 }
 

@@ -29,6 +29,10 @@ const (
 	DefaultDirectTimeout = 2 * time.Second
 )
 
+// ListenNone, alone in Config.ListenAddrs (--p2p none), makes a node that
+// listens nowhere: it dials out, and others reach it through the relay.
+const ListenNone = "none"
+
 // DefaultListenAddrs are the libp2p listen addresses when Config has none.
 var DefaultListenAddrs = []string{"/ip4/0.0.0.0/tcp/0", "/ip4/0.0.0.0/udp/0/quic-v1"}
 
@@ -67,6 +71,9 @@ func (c *Config) ensureDefaults() error {
 	if len(c.ListenAddrs) == 0 {
 		c.ListenAddrs = DefaultListenAddrs
 	}
+	if len(c.ListenAddrs) == 1 && c.ListenAddrs[0] == ListenNone {
+		c.ListenAddrs = []string{} // dial out only: reached through the relay
+	}
 	if c.APIAddr == "" {
 		c.APIAddr = DefaultAPIAddr
 	}
@@ -98,6 +105,7 @@ type Node struct {
 	started chan struct{}
 	book    *book
 	gossip  *p2p.Gossip // the groups' topics
+	relay   relaySlot   // the slot on the server's relay
 	// gossiped are the MsgIds published by gossip lately.
 	gossiped gossipedSet
 	ingest   *ingester
@@ -177,6 +185,7 @@ func start(ctx context.Context, cfg Config) (*Node, error) {
 		ctx:  nctx, cancel: cancel,
 		refreshKick: make(chan struct{}, 1),
 	}
+	n.relay.kickCh = make(chan struct{}, 1)
 	n.events = newEvents(func() { n.counts.eventsDropped.Add(1) })
 	n.thing = newThingRuntime(n)
 	if err := n.loadCaches(ctx); err != nil {
@@ -193,6 +202,7 @@ func start(ctx context.Context, cfg Config) (*Node, error) {
 		Logger:      log,
 		MDNS:        !cfg.NoMDNS,
 		OnPeerFound: n.peerFound,
+		Relay:       true,
 		OnConnectedness: func(id peer.ID, connected bool) {
 			if connected {
 				n.out.kick()
@@ -238,7 +248,8 @@ func start(ctx context.Context, cfg Config) (*Node, error) {
 		n.close()
 		return nil, err
 	}
-	n.wg.Add(4)
+	n.wg.Add(5)
+	go n.relayLoop()
 	go n.meshLoop()
 	go n.sweepCommands()
 	go n.refreshLoop()
@@ -337,6 +348,8 @@ func (n *Node) recordFailure(path string, to peer.ID, msgID string, err error) {
 		n.counts.failP2P.Add(1)
 	case localdb.ViaGossip:
 		n.counts.failGossip.Add(1)
+	case pathRelay:
+		n.counts.failRelay.Add(1)
 	default:
 		n.counts.failServer.Add(1)
 	}

@@ -26,6 +26,9 @@ func (n *Node) status(ctx context.Context) (Status, error) {
 		Failures:  n.failures.list(),
 		Counters:  n.counts.snapshot(),
 		Thing:     n.thing.status(),
+
+		Reachability: n.host.Reachability(),
+		Relay:        n.relayStatus(),
 	}
 	if n.gossip != nil {
 		gs := n.gossip.Stats()

@@ -33,11 +33,20 @@ func (h packetHandler) HandlePacket(ctx context.Context, from peer.ID, topic str
 }
 
 func (h packetHandler) HandlePacketAsync(ctx context.Context, from peer.ID, topic string, body []byte, answer func([]byte)) {
-	h.n.handlePacketAsync(from, topic, body, answer)
+	h.n.handlePacketVia(from, directVia(ctx), topic, body, answer)
 }
 
 func (h packetHandler) HandleBurst(ctx context.Context, from peer.ID, reqs []p2p.Request) {
-	h.n.handleBurst(from, reqs)
+	h.n.handleBurstVia(from, directVia(ctx), reqs)
+}
+
+// directVia is how a request of a direct stream came: over a relayed
+// connection, or straight.
+func directVia(ctx context.Context) string {
+	if p2p.Relayed(ctx) {
+		return localdb.ViaRelayed
+	}
+	return localdb.ViaP2P
 }
 
 // handlePacket answers one request frame from a direct stream: a message
@@ -56,6 +65,11 @@ func (n *Node) handlePacket(ctx context.Context, from peer.ID, topic string, bod
 // handlePacketAsync is handlePacket calling answer, exactly once, instead of
 // returning: at once for a refusal, after the commit for a message stored.
 func (n *Node) handlePacketAsync(from peer.ID, topic string, body []byte, answer func([]byte)) {
+	n.handlePacketVia(from, localdb.ViaP2P, topic, body, answer)
+}
+
+// handlePacketVia is handlePacketAsync for a request that came via.
+func (n *Node) handlePacketVia(from peer.ID, via, topic string, body []byte, answer func([]byte)) {
 	t, err := wire.ParseTopic(topic)
 	switch {
 	case err != nil:
@@ -65,7 +79,7 @@ func (n *Node) handlePacketAsync(from peer.ID, topic string, body []byte, answer
 	case t.Host != n.self.String():
 		answer(wire.Fail("", fmt.Sprintf("%s: %.80q is not this device", wire.AnswerNoSuchNode, t.Host)))
 	case t.Method() == wire.MethodSend:
-		n.directSend(from, body, answer)
+		n.directSend(from, via, body, answer)
 	default:
 		answer(wire.Fail("", fmt.Sprintf("%s: %.40q", errUnknownMethod, t.Method())))
 	}
@@ -73,13 +87,13 @@ func (n *Node) handlePacketAsync(from peer.ID, topic string, body []byte, answer
 
 // directSend stores a message that a peer device sent us directly, and
 // answers once it is durable.
-func (n *Node) directSend(from peer.ID, body []byte, answer func([]byte)) {
+func (n *Node) directSend(from peer.ID, via string, body []byte, answer func([]byte)) {
 	var m wire.Message
 	if err := json.Unmarshal(body, &m); err != nil {
 		answer(wire.Fail("", errBadRequest+": "+err.Error()))
 		return
 	}
-	n.directSends(from, []directMsg{{m: m, answer: answer}})
+	n.directSends(from, via, []directMsg{{m: m, answer: answer}})
 }
 
 // directMsg is a message of a direct stream and the answer it waits for.
@@ -92,13 +106,18 @@ type directMsg struct {
 // are checked together (their signatures in one batch) and stored in one
 // commit; any other request is handled as if alone, in its place.
 func (n *Node) handleBurst(from peer.ID, reqs []p2p.Request) {
+	n.handleBurstVia(from, localdb.ViaP2P, reqs)
+}
+
+// handleBurstVia is handleBurst for requests that came via.
+func (n *Node) handleBurstVia(from peer.ID, via string, reqs []p2p.Request) {
 	var sends []directMsg
 	for _, r := range reqs {
 		t, err := wire.ParseTopic(r.Topic)
 		if err != nil || t.Scheme != wire.SchemeIM || t.Host != n.self.String() || t.Method() != wire.MethodSend {
-			n.directSends(from, sends)
+			n.directSends(from, via, sends)
 			sends = nil
-			n.handlePacketAsync(from, r.Topic, r.Body, r.Answer)
+			n.handlePacketVia(from, via, r.Topic, r.Body, r.Answer)
 			continue
 		}
 		var m wire.Message
@@ -108,13 +127,13 @@ func (n *Node) handleBurst(from peer.ID, reqs []p2p.Request) {
 		}
 		sends = append(sends, directMsg{m: m, answer: r.Answer})
 	}
-	n.directSends(from, sends)
+	n.directSends(from, via, sends)
 }
 
 // directSends checks messages from a direct stream (checkDirect, the
 // signatures in one batch) and hands those that pass to the ingester
 // together; each is answered once durable, a refused one at once.
-func (n *Node) directSends(from peer.ID, in []directMsg) {
+func (n *Node) directSends(from peer.ID, via string, in []directMsg) {
 	if len(in) == 0 {
 		return
 	}
@@ -144,7 +163,7 @@ func (n *Node) directSends(from peer.ID, in []directMsg) {
 			n.refuseDirect(from, d, err)
 			continue
 		}
-		items = append(items, ingestItem{m: d.m, via: localdb.ViaP2P, done: d.stored(n)})
+		items = append(items, ingestItem{m: d.m, via: via, done: d.stored(n)})
 	}
 	n.ingest.addAll(items)
 }
@@ -427,6 +446,8 @@ func (n *Node) announce(msgs []wire.Message, via string) {
 	switch via {
 	case localdb.ViaP2P:
 		n.counts.recvP2P.Add(int64(len(msgs)))
+	case localdb.ViaRelayed:
+		n.counts.recvRelayed.Add(int64(len(msgs)))
 	case localdb.ViaServer:
 		n.counts.recvServer.Add(int64(len(msgs)))
 	case localdb.ViaSync:

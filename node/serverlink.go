@@ -23,8 +23,11 @@ func (n *Node) onConnect(ctx context.Context, l *mqttlink.Link) {
 	n.counts.serverConnects.Add(1)
 	// The proof of the key binds this peer id to the account: until it is
 	// in, related devices are not told of this one.
-	if err := l.RegisterDevice(ctx, n.key, n.host.Addrs()); err != nil {
+	reg, err := l.RegisterDevice(ctx, n.key, n.advertised())
+	if err != nil {
 		n.log.Warn("register_device failed", "err", err)
+	} else {
+		n.relay.told(reg.Relay)
 	}
 	if err := n.refresh(ctx); err != nil {
 		n.log.Warn("refresh after connect", "err", err)

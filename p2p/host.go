@@ -57,7 +57,8 @@ type Config struct {
 	// Key is the device's identity; its peer id is the device id. A nil Key
 	// gives a fresh random identity (tests only).
 	Key crypto.PrivKey
-	// ListenAddrs are multiaddrs such as /ip4/127.0.0.1/tcp/0.
+	// ListenAddrs are multiaddrs such as /ip4/127.0.0.1/tcp/0; none: the
+	// host only dials out.
 	ListenAddrs []string
 	// Authorize reports whether a peer may open a stream to us. A nil
 	// Authorize refuses every peer.
@@ -81,6 +82,9 @@ type Config struct {
 	MDNS bool
 	// OnPeerFound is told of every peer mDNS finds; it must not block.
 	OnPeerFound func(peer.AddrInfo)
+	// Relay dials through circuit relays and upgrades relayed
+	// connections by hole punching (DCUtR); see Reserve.
+	Relay bool
 	// OnConnectedness is told when a connection to a peer opens or
 	// closes; it runs on libp2p's goroutines and must not block.
 	OnConnectedness func(id peer.ID, connected bool)
@@ -122,6 +126,7 @@ type Host struct {
 
 	mu     sync.Mutex
 	closed bool
+	reach  string // reachability, as the last event said
 	peers  map[peer.ID]*peerLink
 	wg     sync.WaitGroup // stream handlers and outbound readers
 
@@ -155,8 +160,14 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 		return nil, fmt.Errorf("p2p: new host: %w", err)
 	}
 	opts := BaseOptions(cfg.ListenAddrs...)
+	if len(cfg.ListenAddrs) == 0 {
+		opts = append(opts, libp2p.NoListenAddrs) // not libp2p's defaults
+	}
 	if cfg.Key != nil {
 		opts = append(opts, libp2p.Identity(cfg.Key))
+	}
+	if cfg.Relay {
+		opts = append(opts, libp2p.EnableRelay(), libp2p.EnableHolePunching())
 	}
 	lh, err := libp2p.New(opts...)
 	if err != nil {
@@ -172,6 +183,10 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 		peers:  make(map[peer.ID]*peerLink),
 	}
 	lh.SetStreamHandler(ProtocolID, h.handleStream)
+	if err := h.watchReachability(); err != nil {
+		h.Close()
+		return nil, fmt.Errorf("p2p: reachability: %w", err)
+	}
 	if err := h.startDiscovery(); err != nil {
 		h.Close()
 		return nil, fmt.Errorf("p2p: mdns: %w", err)

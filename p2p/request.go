@@ -134,7 +134,7 @@ func (h *Host) stream(ctx context.Context, to peer.ID, addrs []multiaddr.Multiad
 		l = &peerLink{}
 		h.peers[to] = l
 	}
-	if st := l.st; st != nil && st.alive() {
+	if st := l.st; st != nil && st.alive() && !h.upgraded(st, to) {
 		h.mu.Unlock()
 		return st, nil
 	}
@@ -146,7 +146,13 @@ func (h *Host) stream(ctx context.Context, to peer.ID, addrs []multiaddr.Multiad
 	st := l.st // opened while we waited for l.open
 	h.mu.Unlock()
 	if st != nil && st.alive() {
-		return st, nil
+		if !h.upgraded(st, to) {
+			return st, nil
+		}
+		// A direct connection came up beside the relayed one the stream
+		// runs on (a hole punch): the next requests go on a new stream
+		// over it; the old one answers what it carries, then ends.
+		_ = st.s.CloseWrite()
 	}
 
 	if h.h.Network().Connectedness(to) != network.Connected && len(addrs) > 0 {
@@ -157,7 +163,10 @@ func (h *Host) stream(ctx context.Context, to peer.ID, addrs []multiaddr.Multiad
 	defer cancel()
 	stop := context.AfterFunc(h.ctx, cancel) // Close aborts a dial in progress
 	defer stop()
-	s, err := h.h.NewStream(openCtx, to, ProtocolID)
+	// A relayed connection is limited; it carries messages all the same
+	// (within the relay's limits: past them the stream fails and the
+	// outbox falls back to the server).
+	s, err := h.h.NewStream(network.WithAllowLimitedConn(openCtx, "mqtter"), to, ProtocolID)
 	if err != nil {
 		return nil, fmt.Errorf("open stream: %w", err)
 	}
@@ -197,6 +206,12 @@ func dialAddrs(to peer.ID, addrs []multiaddr.Multiaddr) []multiaddr.Multiaddr {
 		out = append(out, transport)
 	}
 	return out
+}
+
+// upgraded reports whether st runs on a relayed connection while a direct
+// one to the peer is open now.
+func (h *Host) upgraded(st *outStream, to peer.ID) bool {
+	return st.s.Conn().Stat().Limited && !h.Limited(to)
 }
 
 // outStream is an outbound stream carrying requests; answers come back in

@@ -39,7 +39,11 @@ func (h *Host) handleStream(s network.Stream) {
 		return
 	}
 	defer h.wg.Done()
-	err := serveStream(h.ctx, s, from, h.cfg.Handler, h.cfg.IdleTimeout, h.cfg.WriteTimeout)
+	ctx := h.ctx
+	if s.Conn().Stat().Limited {
+		ctx = context.WithValue(ctx, relayedKey{}, true)
+	}
+	err := serveStream(ctx, s, from, h.cfg.Handler, h.cfg.IdleTimeout, h.cfg.WriteTimeout)
 	if err != nil {
 		h.log.Debug("p2p: inbound stream ended", "from", from.String(), "err", err)
 		code := codeStreamFailure

@@ -64,6 +64,14 @@ type Config struct {
 	HTTPReadTimeout  time.Duration // how long an HTTP API request may take to arrive; default 30 s
 	ShutdownTimeout  time.Duration // how long stopping the broker may take before the server gives up waiting; default 10 s
 
+	// The libp2p relay (circuit relay v2) for the devices bound here.
+	// RelayListen are its listen multiaddrs; none: no relay.
+	RelayListen          []string
+	RelayMaxReservations int           // devices holding a slot at once; default 1024
+	RelayMaxCircuits     int           // circuits open through one device's slot; default 16
+	RelayLimitDuration   time.Duration // a circuit's lifetime; default 2 min
+	RelayLimitData       int64         // bytes a circuit carries each way; default 1 MiB
+
 	Logger *slog.Logger
 }
 
@@ -76,6 +84,18 @@ func (c *Config) fillDefaults() error {
 	}
 	if c.NodeID == "" {
 		c.NodeID = "n1"
+	}
+	if c.RelayMaxReservations <= 0 {
+		c.RelayMaxReservations = 1024
+	}
+	if c.RelayMaxCircuits <= 0 {
+		c.RelayMaxCircuits = 16
+	}
+	if c.RelayLimitDuration <= 0 {
+		c.RelayLimitDuration = 2 * time.Minute
+	}
+	if c.RelayLimitData <= 0 {
+		c.RelayLimitData = 1 << 20
 	}
 	if c.MaxBody <= 0 {
 		c.MaxBody = wire.DefaultMaxBody

@@ -14,6 +14,7 @@ type metrics struct {
 	reg             *prometheus.Registry
 	connections     prometheus.Gauge
 	connectsRefused prometheus.Counter
+	relayRefused    prometheus.Counter
 	requests        *prometheus.CounterVec
 	latency         *prometheus.HistogramVec
 	stored          prometheus.Counter
@@ -40,6 +41,9 @@ func newMetrics(s *Server) *metrics {
 		reg: prometheus.NewRegistry(),
 		connections: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "mqtter_connections", Help: "Connected MQTT clients.",
+		}),
+		relayRefused: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "mqtter_relay_refused_total", Help: "Relay reservations and circuits refused to peers that are no device bound here.",
 		}),
 		connectsRefused: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "mqtter_connects_refused_total", Help: "CONNECTs refused (bad credentials, device of another account).",
@@ -98,7 +102,7 @@ func newMetrics(s *Server) *metrics {
 	})
 	m.reg.MustRegister(m.acceptErrors, m.unauthed, m.unauthedRefused, m.connectTimeouts)
 	m.addThingMetrics()
-	m.reg.MustRegister(m.connections, m.connectsRefused, m.requests, m.latency, m.stored, m.pushes, m.slowClients,
+	m.reg.MustRegister(m.connections, m.connectsRefused, m.relayRefused, m.requests, m.latency, m.stored, m.pushes, m.slowClients,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -159,7 +159,7 @@ func (s *Server) registerDevice(ctx context.Context, c *call) (any, error) {
 		return nil, err
 	}
 	s.presenceChanged(c.sess, c.sess.Status())
-	return nil, nil
+	return wire.Registered{Relay: append([]string{}, s.RelayAddrs()...)}, nil
 }
 
 func (s *Server) peers(ctx context.Context, c *call) (any, error) {

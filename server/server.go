@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/host"
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/listeners"
 	"golang.org/x/sync/errgroup"
@@ -29,6 +30,7 @@ type Server struct {
 	log      *slog.Logger
 	db       Store
 	mqtt     *mqtt.Server
+	relay    host.Host // the libp2p relay; nil without one
 	sessions *registry
 	dir      *directory
 	verified *verifiedCache
@@ -171,6 +173,9 @@ func (s *Server) Serve(ctx context.Context, ls Listeners) error {
 			return fmt.Errorf("server: %s listener: %w", b.name, err)
 		}
 	}
+	if err := s.startRelay(); err != nil {
+		return err
+	}
 	if err := s.mqtt.Serve(); err != nil {
 		return fmt.Errorf("server: start broker: %w", err)
 	}
@@ -254,6 +259,11 @@ func (s *Server) Close() error {
 		s.stopping.Store(true)
 		if s.mqtt != nil {
 			s.stopBroker()
+		}
+		if s.relay != nil {
+			if err := s.relay.Close(); err != nil {
+				s.log.Warn("close the relay host", "err", err)
+			}
 		}
 		close(s.done)
 		s.adapters.wait()

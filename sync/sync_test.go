@@ -50,7 +50,7 @@ func newDevice(t *testing.T, srv *servertest.Instance, user string) *device {
 	if err := d.link.Wait(ctx); err != nil {
 		t.Fatalf("%s's device connects: %v", user, err)
 	}
-	if err := d.link.RegisterDevice(ctx, d.key, nil); err != nil {
+	if _, err := d.link.RegisterDevice(ctx, d.key, nil); err != nil {
 		t.Fatalf("%s's device registers: %v", user, err)
 	}
 	d.syncer, err = mqsync.New(mqsync.Config{DB: db, Server: d.link, Device: d.id, Interval: time.Hour,

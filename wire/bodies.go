@@ -62,6 +62,13 @@ type RegisterDevice struct {
 	Sig       string   `json:"sig,omitempty"`
 }
 
+// Registered is the result of register_device: Relay are the server's
+// libp2p relay addresses (each ending in /p2p/<relay id>), where a device
+// may reserve a slot; none when the server runs no relay.
+type Registered struct {
+	Relay []string `json:"relay"`
+}
+
 // DeviceChallenge is the result of device_challenge: an opaque string
 // (at most 256 bytes) to sign into a register_device proof, valid until
 // Expires (unix ms), for this account and client id only.

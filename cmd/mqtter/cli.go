@@ -8,7 +8,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -202,6 +204,24 @@ func printStatus(w io.Writer, st node.Status) {
 	fmt.Fprintf(w, "server:   %s\n", server)
 	printList(w, "addrs:", st.Addrs)
 	printList(w, "direct:", st.Peers)
+	fmt.Fprintf(w, "reach:    %s\n", st.Reachability)
+	if r := st.Relay; r != nil {
+		switch {
+		case len(r.Addrs) > 0:
+			fmt.Fprintf(w, "relay:    slot until %s\n", clock(r.Expires))
+			printList(w, "relayed:", r.Addrs)
+		case r.Error != "":
+			fmt.Fprintf(w, "relay:    no slot: %s\n", r.Error)
+		default:
+			fmt.Fprintln(w, "relay:    no slot yet")
+		}
+	}
+	if g := st.Gossip; g != nil && len(g.Meshes) > 0 {
+		fmt.Fprintf(w, "gossip:   %d published, %d delivered, %d rejected\n", g.Published, g.Delivered, g.Rejected)
+		for _, feeds := range slices.Sorted(maps.Keys(g.Meshes)) {
+			fmt.Fprintf(w, "  %s: %d mesh peers\n", feeds, len(g.Meshes[feeds]))
+		}
+	}
 	fmt.Fprintf(w, "outbox:   %d undelivered\n", st.Outbox)
 	fmt.Fprintf(w, "unsynced: %d without a SeqId\n", st.Unsynced)
 	if len(st.Refused) > 0 {

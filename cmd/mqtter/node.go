@@ -23,7 +23,7 @@ func runNode(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.StringVar(&cfg.Home, "home", os.Getenv("MQTTER_HOME"), "the node's home directory (required; default $MQTTER_HOME)")
 	fs.StringVar(&cfg.Server, "server", "", "the server: tcp://HOST:PORT, ssl://… or ws://… (required)")
 	fs.StringVar(&cfg.User, "user", "", "the account to log in as (required)")
-	fs.Var(&listen, "p2p", "libp2p listen multiaddr (repeatable; default TCP and QUIC on every interface, port 0)")
+	fs.Var(&listen, "p2p", "libp2p listen multiaddr (repeatable; default TCP and QUIC on every interface, port 0; \"none\": listen nowhere, be reached through the server's relay)")
 	fs.StringVar(&cfg.APIAddr, "api", "", "local API listen address, loopback only (default 127.0.0.1:0)")
 	fs.BoolVar(&cfg.NoMDNS, "no-mdns", false, "turn local network discovery off")
 	fs.StringVar(&passwordFile, "password-file", "", "read the password from the first line of this file (default $MQTTER_PASSWORD)")

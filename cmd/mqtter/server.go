@@ -29,6 +29,12 @@ func runServer(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.StringVar(&cfg.TLSCert, "tls-cert", "", "TLS certificate (PEM) for every listener")
 	fs.StringVar(&cfg.TLSKey, "tls-key", "", "TLS private key (PEM)")
 	fs.StringVar(&cfg.NodeID, "node-id", "n1", "this service node's id in routing rules")
+	var relayListen string
+	fs.StringVar(&relayListen, "relay-listen", "", "comma-separated libp2p listen multiaddrs of the relay for nodes behind NATs, e.g. /ip4/0.0.0.0/tcp/4001,/ip4/0.0.0.0/udp/4001/quic-v1 (\"\" for none)")
+	fs.IntVar(&cfg.RelayMaxReservations, "relay-max-reservations", 1024, "devices that may hold a relay slot at once")
+	fs.IntVar(&cfg.RelayMaxCircuits, "relay-max-circuits", 16, "relayed circuits open through one device's slot at once")
+	fs.DurationVar(&cfg.RelayLimitDuration, "relay-limit-duration", 2*time.Minute, "longest a relayed circuit lasts (nodes upgrade to a direct connection or open another)")
+	fs.Int64Var(&cfg.RelayLimitData, "relay-limit-data", 1<<20, "bytes a relayed circuit carries each way before it ends")
 	fs.StringVar(&proxyAllow, "proxy-allow", "", "comma-separated hosts (host or host:port) the http(s) proxy may reach")
 	fs.StringVar(&cfg.S2SToken, "s2s-token", os.Getenv("MQTTER_S2S_TOKEN"), "bearer token for POST /v1/s2s/push (default $MQTTER_S2S_TOKEN)")
 	fs.IntVar(&cfg.MaxBody, "max-body", 0, "request body limit in bytes (default 256 KiB)")
@@ -62,6 +68,11 @@ func runServer(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	if cfg.DataDir == "" {
 		return fmt.Errorf("%w: server needs --data DIR", errUsage)
+	}
+	for _, a := range strings.Split(relayListen, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			cfg.RelayListen = append(cfg.RelayListen, a)
+		}
 	}
 	for _, h := range strings.Split(proxyAllow, ",") {
 		if h = strings.TrimSpace(h); h != "" {
@@ -115,7 +126,8 @@ func runServer(ctx context.Context, args []string, stderr io.Writer) error {
 // not served) beside path and renames it into place, so a reader never sees
 // a partial file.
 func writeReadyFile(path string, srv *server.Server) error {
-	b, err := json.Marshal(map[string]string{"mqtt": srv.Addr("mqtt"), "ws": srv.Addr("ws"), "http": srv.Addr("http")})
+	b, err := json.Marshal(map[string]string{"mqtt": srv.Addr("mqtt"), "ws": srv.Addr("ws"), "http": srv.Addr("http"),
+		"relay": strings.Join(srv.RelayAddrs(), ",")})
 	if err != nil {
 		return err
 	}

@@ -1,5 +1,5 @@
--- A message may come by gossip (GossipSub among a group's members): via
--- says so. SQLite cannot change a CHECK constraint in place, so the table
+-- A message may come by gossip (GossipSub among a group's members) or as
+-- a direct frame over a relayed connection: via says so. SQLite cannot change a CHECK constraint in place, so the table
 -- is rebuilt, with its rows (local_order kept) and its indexes.
 CREATE TABLE messages_new (
     local_order INTEGER PRIMARY KEY,
@@ -12,7 +12,7 @@ CREATE TABLE messages_new (
     time_create INTEGER NOT NULL,
     device      TEXT NOT NULL,
     sig         TEXT NOT NULL,
-    via         TEXT NOT NULL CHECK (via IN ('local', 'p2p', 'server', 'sync', 'gossip'))
+    via         TEXT NOT NULL CHECK (via IN ('local', 'p2p', 'server', 'sync', 'gossip', 'relayed'))
 );
 INSERT INTO messages_new (local_order, feeds, seq, msg_id, msg_type, sender, payload, time_create, device, sig, via)
     SELECT local_order, feeds, seq, msg_id, msg_type, sender, payload, time_create, device, sig, via FROM messages;
