@@ -10,7 +10,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/crypto"
 
-	"github.com/mqtter/mqtter/p2p"
+	"github.com/mqtter/mqtter/wire"
 )
 
 // Files of a node's home directory besides the api files.
@@ -25,7 +25,7 @@ var ErrHomeInUse = errors.New("another node is running in this home")
 
 // loadIdentity reads the device key from home, creating it on first start.
 func loadIdentity(home string) (crypto.PrivKey, error) {
-	return p2p.LoadIdentity(filepath.Join(home, identityFile))
+	return wire.LoadIdentity(filepath.Join(home, identityFile))
 }
 
 // writeFileAtomic writes data to path through a temporary file and a

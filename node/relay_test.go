@@ -4,6 +4,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mqtter/mqtter/localdb"
 	"github.com/mqtter/mqtter/server"
@@ -21,7 +22,9 @@ func TestRelayedPath(t *testing.T) {
 	}))
 	srv.AddUser(t, "alice", "alice-pw", false)
 	srv.AddUser(t, "bob", "bob-pw", false)
-	alice := startTestNode(t, srv, t.TempDir(), "alice", nil)
+	// alice's sync waits: a history_push of her message would race the
+	// relayed frame to bob's node (the server's push winning it).
+	alice := startTestNode(t, srv, t.TempDir(), "alice", func(c *Config) { c.SyncInterval = time.Hour })
 	bob := startTestNode(t, srv, t.TempDir(), "bob", func(c *Config) { c.ListenAddrs = []string{ListenNone} })
 	ctx := t.Context()
 	if err := alice.cl.Call(ctx, wire.MethodAddFriend, wire.UserReq{User: "bob"}, nil); err != nil {
@@ -56,6 +59,12 @@ func TestRelayedPath(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer func() {
+		if t.Failed() {
+			st, _ := alice.cl.Status(ctx)
+			t.Logf("alice's failures: %+v", st.Failures)
+		}
+	}()
 	if via := waitStored(t, bob, wire.DM("alice", "bob"), res.MsgId); via != localdb.ViaRelayed {
 		t.Errorf("bob stored it via %q, want relayed", via)
 	}

@@ -9,10 +9,14 @@ import (
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/p2p/muxer/yamux"
 	relayv2 "github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/relay"
+	"github.com/libp2p/go-libp2p/p2p/security/noise"
+	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
+	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
 	ma "github.com/multiformats/go-multiaddr"
 
-	"github.com/mqtter/mqtter/p2p"
+	"github.com/mqtter/mqtter/wire"
 )
 
 // The server's libp2p relay (docs/protocol.md, "The relay"): a host of
@@ -29,7 +33,7 @@ func (s *Server) startRelay() error {
 	if len(s.cfg.RelayListen) == 0 {
 		return nil
 	}
-	key, err := p2p.LoadIdentity(filepath.Join(s.cfg.DataDir, relayKeyFile))
+	key, err := wire.LoadIdentity(filepath.Join(s.cfg.DataDir, relayKeyFile))
 	if err != nil {
 		return fmt.Errorf("server: relay: %w", err)
 	}
@@ -39,7 +43,13 @@ func (s *Server) startRelay() error {
 	res.MaxReservationsPerIP = s.cfg.RelayMaxReservations // households share an address
 	res.MaxReservationsPerASN = s.cfg.RelayMaxReservations
 	res.Limit = &relayv2.RelayLimit{Duration: s.cfg.RelayLimitDuration, Data: s.cfg.RelayLimitData}
-	opts := append(p2p.BaseOptions(s.cfg.RelayListen...),
+	h, err := libp2p.New(
+		libp2p.ListenAddrStrings(s.cfg.RelayListen...),
+		libp2p.Transport(tcp.NewTCPTransport),
+		libp2p.Transport(quic.NewTransport),
+		libp2p.Security(noise.ID, noise.New),
+		libp2p.Muxer(yamux.ID, yamux.DefaultTransport),
+		libp2p.DisableMetrics(),
 		libp2p.Identity(key),
 		// The relay serves only once its host believes it is reachable:
 		// a server is, by its job.
@@ -48,7 +58,6 @@ func (s *Server) startRelay() error {
 		libp2p.EnableNATService(),
 		libp2p.EnableRelayService(relayv2.WithResources(res), relayv2.WithACL(relayACL{s})),
 	)
-	h, err := libp2p.New(opts...)
 	if err != nil {
 		return fmt.Errorf("server: relay: %w", err)
 	}

@@ -1,4 +1,4 @@
-package p2p
+package wire
 
 import (
 	"crypto/rand"
@@ -11,7 +11,9 @@ import (
 	"github.com/libp2p/go-libp2p/core/crypto"
 )
 
-// LoadIdentity reads a host's Ed25519 key from path (libp2p-marshalled),
+// LoadIdentity reads a device's (or the server relay's) Ed25519 key, the
+// key of its libp2p identity and of the signatures it makes, from path
+// (libp2p-marshalled),
 // creating it, mode 0600, when there is none. A key file that others may
 // read is refused, as ssh does.
 func LoadIdentity(path string) (crypto.PrivKey, error) {
