@@ -100,6 +100,13 @@ func (s *Server) openPersistent(ctx context.Context, sess *session, pk packets.P
 		}
 		restored = append(restored, subscription{filter: sub.Filter, qos: sub.QoS, expires: sub.Expires, made: sub.Made})
 	}
+	if present {
+		filters := make([]string, len(restored))
+		for i, sub := range restored {
+			filters[i] = sub.filter
+		}
+		s.log.Debug("session resumed", "device", sess.device, "filters", filters, "ended", len(ended))
+	}
 	if len(restored) > 0 {
 		sess.omu.Lock()
 		sess.subs, sess.mode = restored, modeSubscribed

@@ -256,6 +256,35 @@ func TestPersistentSessionResendsUnacked(t *testing.T) {
 	waitCursor(t, inst, "alice-raw", dm, 3)
 }
 
+// A SUBSCRIBE is recorded in the stored session even when the client
+// leaves before its SUBACK: the recording is not dropped with the
+// connection's other queued work.
+func TestPersistentSubscribeThenGone(t *testing.T) {
+	t.Parallel()
+	inst, c := start(t, "alice", "bob")
+	alice, bob := c[0], c[1]
+	befriend(t, alice, bob)
+	dm := wire.DM("alice", "bob")
+	for i := range 5 {
+		device := fmt.Sprintf("alice-gone-%d", i)
+		raw, _ := dialSession(t, inst, 4, "alice", device, false, 0)
+		raw.write(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Subscribe, Qos: 1}, PacketID: 1,
+			Filters: packets.Subscriptions{{Filter: "feeds/dm/bob", Qos: 1}}})
+		raw.write(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Disconnect}})
+		raw.conn.Close()
+		waitOffline(t, inst, "alice", device)
+		r := send(t, bob, text(dm, device))
+		raw, ack := dialSession(t, inst, 4, "alice", device, false, 0)
+		if !ack.SessionPresent {
+			t.Fatalf("%s: session not present", device)
+		}
+		if got := raw.publishes("feeds/dm/bob", 1, true); len(got) != 1 || got[0] != fmt.Sprintf("%d:%s", r.SeqId, device) {
+			t.Fatalf("%s: after the reconnect got %v, want the message sent while away (SeqId %d)", device, got, r.SeqId)
+		}
+		raw.conn.Close()
+	}
+}
+
 // MQTT 5: a Session Expiry Interval keeps the session (the CONNACK grants
 // it, cut to the server's maximum); clean start false resumes it; a
 // DISCONNECT with interval 0 ends it.

@@ -45,6 +45,9 @@ type request struct {
 	body     []byte
 	received time.Time
 	task     func()
+	// durable: the task runs even once the client is gone, as a stored
+	// message's request does (what it records outlives the connection).
+	durable bool
 }
 
 // size is what a queued request or packet counts against its client's
@@ -304,13 +307,15 @@ func (s *session) drain() {
 }
 
 // dropAfterCloseLocked drops the queued requests of a client that is gone,
-// but those that store messages: their PUBACK went out when they were
-// read, and a client that disconnects right after it (mosquitto_pub) must
-// not lose what it sent.
+// but those that store messages (their PUBACK went out when they were
+// read, and a client that disconnects right after it, as mosquitto_pub
+// does, must not lose what it sent) and the durable tasks.
 func (s *session) dropAfterCloseLocked() {
 	keep := s.queue[:0]
 	for _, r := range s.queue {
 		switch {
+		case r.task != nil && r.durable:
+			keep = append(keep, r)
 		case r.task != nil:
 		case storesMessages(r.topic):
 			keep = append(keep, r)

@@ -65,14 +65,32 @@ func (s *Server) takeSubscribe(sess *session, id uint16, reqs []subRequest, expi
 		add = append(add, subscription{filter: r.filter, qos: codes[i], expires: expires})
 		addAt = append(addAt, i)
 	}
+	var rows []store.SessionSub
 	for j, ok := range sess.subscribe(add) {
 		if !ok {
 			codes[addAt[j]] = codeRefused
 			s.log.Info("subscribe refused", "account", sess.account, "device", sess.device, "filter", add[j].filter,
 				"reason", fmt.Sprintf("more than %d subscriptions", maxSubscriptions))
+			continue
 		}
+		rows = append(rows, store.SessionSub{Filter: add[j].filter, QoS: add[j].qos, Expires: add[j].expires})
 	}
-	sess.enqueue(request{task: func() { s.recordSubscriptions(sess, id, reqs, filters, codes) }})
+	// Into the stored session now, as the subscription takes effect: a
+	// client that leaves at once (having got what it brought) and comes
+	// back finds it, whatever the queued recording below has done by
+	// then. That recording settles what the subscription stands for and
+	// writes it again, with that.
+	if sess.ps.stored && len(rows) > 0 {
+		ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
+		if err := s.db.PutSessionSubs(ctx, sess.device, rows); err != nil {
+			s.log.Warn("subscribe: stored session", "device", sess.device, "err", err)
+		}
+		cancel()
+	}
+	// Durable: a client that disconnects right after its SUBSCRIBE (having
+	// got what the subscription brought at once) still has it recorded,
+	// in its stored session and in what it stands for.
+	sess.enqueue(request{durable: true, task: func() { s.recordSubscriptions(sess, id, reqs, filters, codes) }})
 }
 
 // recordSubscriptions makes each filter a standing subscription (standing),

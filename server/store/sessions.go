@@ -125,13 +125,16 @@ func (db *DB) CloseSession(ctx context.Context, clientID string, opened int64, k
 }
 
 // PutSessionSubs records subscriptions of a stored session (replacing
-// those of the same filter); it does nothing for a client id without one.
+// those of the same filter, but a Made already recorded stays: only an
+// unsubscribe or an end forgets it); it does nothing for a client id
+// without one.
 func (db *DB) PutSessionSubs(ctx context.Context, clientID string, subs []SessionSub) error {
 	return db.writer.do(ctx, func(ctx context.Context, tx Tx) error {
 		for _, s := range subs {
 			_, err := tx.ExecContext(ctx, `INSERT INTO mqtt_session_subs (client_id, filter, qos, expires, made)
 				SELECT ?1, ?2, ?3, ?4, ?5 WHERE EXISTS (SELECT 1 FROM mqtt_sessions WHERE client_id = ?1)
-				ON CONFLICT (client_id, filter) DO UPDATE SET qos = excluded.qos, expires = excluded.expires, made = excluded.made`,
+				ON CONFLICT (client_id, filter) DO UPDATE SET qos = excluded.qos, expires = excluded.expires,
+					made = mqtt_session_subs.made OR excluded.made`,
 				clientID, s.Filter, s.QoS, s.Expires, s.Made)
 			if err != nil {
 				return fmt.Errorf("store: session %s: subscribe %q: %w", clientID, s.Filter, err)
