@@ -12,20 +12,23 @@ import (
 	"github.com/mqtter/mqtter/wire"
 )
 
-// A node that listens nowhere (behind a NAT, say) holds a slot on the
-// server's relay and registers its relayed address; a friend's node
-// reaches it there: the messages go directly, over the relayed
-// connection, and both sides say so (the receipt's path and Via).
-func TestRelayedPath(t *testing.T) {
+// relayedPair starts a server with a relay (edit changes its config),
+// alice's node and bob's, which listens nowhere, makes them friends, and
+// waits until bob holds a slot and alice knows his relayed address.
+func relayedPair(t *testing.T, edit func(*server.Config)) (alice, bob *testNode) {
+	t.Helper()
 	srv := servertest.Start(t, servertest.WithConfig(func(c *server.Config) {
 		c.RelayListen = []string{"/ip4/127.0.0.1/tcp/0"}
+		if edit != nil {
+			edit(c)
+		}
 	}))
 	srv.AddUser(t, "alice", "alice-pw", false)
 	srv.AddUser(t, "bob", "bob-pw", false)
 	// alice's sync waits: a history_push of her message would race the
 	// relayed frame to bob's node (the server's push winning it).
-	alice := startTestNode(t, srv, t.TempDir(), "alice", func(c *Config) { c.SyncInterval = time.Hour })
-	bob := startTestNode(t, srv, t.TempDir(), "bob", func(c *Config) { c.ListenAddrs = []string{ListenNone} })
+	alice = startTestNode(t, srv, t.TempDir(), "alice", func(c *Config) { c.SyncInterval = time.Hour })
+	bob = startTestNode(t, srv, t.TempDir(), "bob", func(c *Config) { c.ListenAddrs = []string{ListenNone} })
 	ctx := t.Context()
 	if err := alice.cl.Call(ctx, wire.MethodAddFriend, wire.UserReq{User: "bob"}, nil); err != nil {
 		t.Fatal(err)
@@ -54,6 +57,16 @@ func TestRelayedPath(t *testing.T) {
 		defer alice.n.book.mu.RUnlock()
 		return slices.Contains(alice.n.book.devices[bob.n.self.String()].Addrs, relayed)
 	})
+	return alice, bob
+}
+
+// A node that listens nowhere (behind a NAT, say) holds a slot on the
+// server's relay and registers its relayed address; a friend's node
+// reaches it there: the messages go directly, over the relayed
+// connection, and both sides say so (the receipt's path and Via).
+func TestRelayedPath(t *testing.T) {
+	alice, bob := relayedPair(t, nil)
+	ctx := t.Context()
 
 	res, err := alice.cl.Send(ctx, SendRequest{To: "bob", Text: "through the relay"})
 	if err != nil {
@@ -81,4 +94,33 @@ func TestRelayedPath(t *testing.T) {
 	if got := bob.n.counts.recvRelayed.Load(); got != 1 {
 		t.Errorf("bob's received_relayed = %d, want 1", got)
 	}
+}
+
+// A message bigger than what a circuit may carry ends the circuit: the
+// failure shows, and the message goes through the server; nothing is lost.
+func TestRelayLimitFallsBackToServer(t *testing.T) {
+	alice, bob := relayedPair(t, func(c *server.Config) { c.RelayLimitData = 16 << 10 })
+	ctx := t.Context()
+	big := strings.Repeat("a long story ", 4<<10) // 52 KiB, past the circuit's 16 KiB
+	res, err := alice.cl.Send(ctx, SendRequest{To: "bob", Text: big})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if via := waitStored(t, bob, wire.DM("alice", "bob"), res.MsgId); via != localdb.ViaServer {
+		t.Errorf("bob stored the big message via %q, want server", via)
+	}
+	st, err := alice.cl.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	failed := slices.ContainsFunc(st.Failures, func(f PathFailure) bool {
+		return f.Path == localdb.ViaP2P && f.MsgId == res.MsgId && f.Peer == bob.n.self.String()
+	})
+	if !failed {
+		t.Errorf("alice's failures %+v name no failed direct attempt of %s", st.Failures, res.MsgId)
+	}
+	waitFor(t, "alice's outbox empty (the server took it)", func() bool {
+		st, err := alice.cl.Status(ctx)
+		return err == nil && st.Outbox == 0
+	})
 }
