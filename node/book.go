@@ -1,6 +1,7 @@
 package node
 
 import (
+	"maps"
 	"slices"
 	"sync"
 
@@ -211,12 +212,7 @@ func (r bookRights) Member(feeds, account string) (bool, error) {
 func (b *book) groupFeeds() []string {
 	b.mu.RLock()
 	defer b.mu.RUnlock()
-	out := make([]string, 0, len(b.groups))
-	for feeds := range b.groups {
-		out = append(out, feeds)
-	}
-	slices.Sort(out)
-	return out
+	return slices.Sorted(maps.Keys(b.groups))
 }
 
 // group returns a group this account is a member of.

@@ -122,14 +122,8 @@ var errUnknownDevice = errors.New("device not in the book")
 // checkGossipShape is checkDirectShape for a message that may have come
 // through other members: its Device is its author's, not the sender's.
 func (n *Node) checkGossipShape(m *wire.Message) error {
-	if err := m.Validate(); err != nil {
-		return fmt.Errorf("%s: %w", errBadRequest, err)
-	}
-	if m.SeqId != 0 {
-		return fmt.Errorf("%s: SeqId %d: only the server assigns SeqIds", errBadRequest, m.SeqId)
-	}
-	if !m.Signed() {
-		return fmt.Errorf("%s: unsigned message by gossip", errForbidden)
+	if err := checkPeerMessage(m, "by gossip"); err != nil {
+		return err
 	}
 	owner, ok := n.book.account(m.Device)
 	if !ok {

@@ -205,6 +205,22 @@ func (n *Node) refuseDirect(from peer.ID, d *directMsg, err error) {
 // device must belong to From. The signature must then verify and From be
 // allowed to write into the conversation (checkMember).
 func (n *Node) checkDirectShape(m *wire.Message, from peer.ID) error {
+	if err := checkPeerMessage(m, "on a direct stream"); err != nil {
+		return err
+	}
+	if m.Device != from.String() {
+		return fmt.Errorf("%s: Device %.60s is not the sending device", errForbidden, m.Device)
+	}
+	if owner, ok := n.book.account(m.Device); !ok || owner != m.From {
+		return fmt.Errorf("%s: device %s does not belong to %s", errForbidden, m.Device, m.From)
+	}
+	return nil
+}
+
+// checkPeerMessage is what a message from a peer (directly or by gossip,
+// as how says) must be before anything else: well formed, unsequenced,
+// signed.
+func checkPeerMessage(m *wire.Message, how string) error {
 	if err := m.Validate(); err != nil {
 		return fmt.Errorf("%s: %w", errBadRequest, err)
 	}
@@ -212,13 +228,7 @@ func (n *Node) checkDirectShape(m *wire.Message, from peer.ID) error {
 		return fmt.Errorf("%s: SeqId %d: only the server assigns SeqIds", errBadRequest, m.SeqId)
 	}
 	if !m.Signed() {
-		return fmt.Errorf("%s: unsigned message on a direct stream", errForbidden)
-	}
-	if m.Device != from.String() {
-		return fmt.Errorf("%s: Device %.60s is not the sending device", errForbidden, m.Device)
-	}
-	if owner, ok := n.book.account(m.Device); !ok || owner != m.From {
-		return fmt.Errorf("%s: device %s does not belong to %s", errForbidden, m.Device, m.From)
+		return fmt.Errorf("%s: unsigned message %s", errForbidden, how)
 	}
 	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -292,12 +293,7 @@ func (g *Gossip) Leave(topic string) {
 func (g *Gossip) Joined() []string {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	out := make([]string, 0, len(g.topics))
-	for t := range g.topics {
-		out = append(out, t)
-	}
-	slices.Sort(out)
-	return out
+	return slices.Sorted(maps.Keys(g.topics))
 }
 
 // ErrNotJoined is returned by Publish for a topic not joined.
@@ -348,12 +344,7 @@ func (g *Gossip) Score(id peer.ID) float64 {
 func (g *Gossip) MeshPeers(topic string) []peer.ID {
 	g.tmu.Lock()
 	defer g.tmu.Unlock()
-	out := make([]peer.ID, 0, len(g.mesh[topic]))
-	for p := range g.mesh[topic] {
-		out = append(out, p)
-	}
-	slices.Sort(out)
-	return out
+	return slices.Sorted(maps.Keys(g.mesh[topic]))
 }
 
 // Evict drops the peers of topic that MayJoin no longer allows: their

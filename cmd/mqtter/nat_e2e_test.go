@@ -151,17 +151,7 @@ func (n *natNet) cli(ns, home string, args ...string) (string, error) {
 
 func (n *natNet) eventually(d time.Duration, what string, cond func() (bool, string)) {
 	n.t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		ok, last := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			n.t.Fatalf("waited %v until %s; last: %s", d, what, last)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	eventually(n.t, d, what, cond)
 }
 
 // natPair starts the server (with its relay) in pub and alice's and bob's

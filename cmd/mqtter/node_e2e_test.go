@@ -199,6 +199,13 @@ func (n *nodeProc) received(whom, msgID string) node.HistoryEntry {
 // eventually polls cond until it holds or d passes; what says what is awaited.
 func (n *nodeProc) eventually(d time.Duration, what string, cond func() (bool, string)) {
 	n.t.Helper()
+	eventually(n.t, d, n.user+": "+what, cond)
+}
+
+// eventually polls cond for up to d and fails the test with cond's last
+// word if it never holds.
+func eventually(t *testing.T, d time.Duration, what string, cond func() (bool, string)) {
+	t.Helper()
 	deadline := time.Now().Add(d)
 	for {
 		ok, last := cond()
@@ -206,7 +213,7 @@ func (n *nodeProc) eventually(d time.Duration, what string, cond func() (bool, s
 			return
 		}
 		if time.Now().After(deadline) {
-			n.t.Fatalf("%s: waited %v until %s; last: %s", n.user, d, what, last)
+			t.Fatalf("waited %v until %s; last: %s", d, what, last)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
