@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/mqtter/mqtter/localdb"
@@ -483,6 +484,9 @@ func (rt *thingRuntime) serverLoop() {
 	}
 }
 
+// notAThing is how the server's answer says an account is no thing.
+const notAThing = "is not a thing"
+
 // fetchRules asks the server for the rules of this thing and keeps them.
 func (rt *thingRuntime) fetchRules() {
 	ctx, cancel := context.WithTimeout(rt.ctx, 30*time.Second)
@@ -494,6 +498,10 @@ func (rt *thingRuntime) fetchRules() {
 		rt.setRules(rules)
 	case isAnswerKind(err, errUnknownMethod):
 		rt.log.Debug("the server has no list_rules method yet; keeping the cached rules", "err", err)
+	case isAnswerKind(err, errBadRequest) && strings.Contains(err.Error(), notAThing):
+		// A person's node asks too (it cannot tell its own kind): no
+		// rules are this account's, and that is no warning.
+		rt.log.Debug("list_rules: this account is not a thing", "err", err)
 	case rt.ctx.Err() == nil:
 		rt.log.Warn("list_rules; keeping the cached rules", "err", err)
 		rt.needRules.Store(true)
