@@ -72,6 +72,7 @@ type demo struct {
 	root  string
 	mqtt  string // 127.0.0.1:port of the server, the same after a restart
 	http  string
+	relay string // the server's libp2p relay, a TCP multiaddr on loopback
 	procs []*proc
 	// current is the step running, for the error of a failed one.
 	current string
@@ -341,7 +342,7 @@ func freePort() (string, error) {
 
 // server starts `mqtter server` on d.root/server and waits for /healthz.
 func (d *demo) server(ctx context.Context, log *logBuffer) (*proc, error) {
-	p, err := d.start(ctx, "server", "", log, "server", "--data", "server", "--mqtt", d.mqtt, "--http", d.http)
+	p, err := d.start(ctx, "server", "", log, "server", "--data", "server", "--mqtt", d.mqtt, "--http", d.http, "--relay-listen", d.relay)
 	if err != nil {
 		return nil, err
 	}
@@ -379,10 +380,14 @@ type nodeProc struct {
 
 // node starts `mqtter node` for user in d.root/home and waits until its
 // local API answers and it is connected to the server.
-// Extra flags (a thing's --thing-handler) go at the end of its command line.
+// Extra flags (a thing's --thing-handler, a --p2p of its own) go at the
+// end of its command line.
 func (d *demo) node(ctx context.Context, user, home string, log *logBuffer, extra ...string) (*nodeProc, error) {
-	args := append([]string{"node", "--home", home, "--server", "tcp://" + d.mqtt, "--user", user,
-		"--p2p", "/ip4/127.0.0.1/tcp/0", "--no-mdns", "--sync-interval", "1s"}, extra...)
+	args := []string{"node", "--home", home, "--server", "tcp://" + d.mqtt, "--user", user, "--no-mdns", "--sync-interval", "1s"}
+	if !slices.Contains(extra, "--p2p") {
+		args = append(args, "--p2p", "/ip4/127.0.0.1/tcp/0")
+	}
+	args = append(args, extra...)
 	p, err := d.start(ctx, "node "+home, "MQTTER_PASSWORD="+user+"-pw", log, args...)
 	if err != nil {
 		return nil, err
@@ -512,6 +517,11 @@ func (d *demo) run(ctx context.Context) error {
 	if d.http, err = freePort(); err != nil {
 		return err
 	}
+	relayAddr, err := freePort()
+	if err != nil {
+		return err
+	}
+	d.relay = "/ip4/127.0.0.1/tcp/" + relayAddr[strings.LastIndex(relayAddr, ":")+1:]
 	d.current = "0 (setup)"
 	d.say("MQTTER demo: a server, three nodes of two people and two things, all on 127.0.0.1 with mDNS off.")
 	d.say("Commands run in %s (removed at the end); peer ids are shortened.", d.root)

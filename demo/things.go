@@ -14,6 +14,7 @@ import (
 	"github.com/mqtter/mqtter/localdb"
 	"github.com/mqtter/mqtter/node"
 	"github.com/mqtter/mqtter/thing"
+	"github.com/mqtter/mqtter/wire"
 )
 
 // pairingLine is how `mqtter user add --thing` prints a thing's code.
@@ -167,6 +168,67 @@ func (d *demo) tasmota(ctx context.Context, srv *proc, alice *nodeProc) error {
 	if !plug.Power() {
 		return errors.New("demo: the plug answered done but is off")
 	}
-	_, err = d.cli(ctx, alice, "thing", "state", "plug")
+	if _, err = d.cli(ctx, alice, "thing", "state", "plug"); err != nil {
+		return err
+	}
+	return d.relayed(ctx, srv, alice)
+}
+
+// relayed shows a node that nobody can dial (it listens nowhere, as one
+// behind a NAT often cannot be reached) holding a slot on the server's
+// libp2p relay: alice's message still goes to it directly, through the
+// relay, not through the server.
+func (d *demo) relayed(ctx context.Context, srv *proc, alice *nodeProc) error {
+	d.step(13, "carol's node listens nowhere (think: behind a NAT); alice reaches it through the server's libp2p relay")
+	if _, err := d.must(ctx, "MQTTER_PASSWORD=carol-pw", []*proc{srv}, "user", "add", "carol", "--data", "server"); err != nil {
+		return err
+	}
+	carol, err := d.node(ctx, "carol", "carol", nil, "--p2p", "none")
+	if err != nil {
+		return err
+	}
+	all := []*proc{srv, alice.proc, carol.proc}
+	err = d.waitFor(ctx, "carol's node holds a slot on the relay", all, func(ctx context.Context) (bool, string) {
+		st, err := carol.api.Status(ctx)
+		if err != nil {
+			return false, err.Error()
+		}
+		return st.Relay != nil && len(st.Relay.Addrs) > 0, fmt.Sprintf("%+v", st.Relay)
+	})
+	if err != nil {
+		return err
+	}
+	out, err := d.run1(ctx, "", all, "--home", "carol", "status")
+	if err != nil {
+		return err
+	}
+	d.show(out, "addrs:", "relay:", "relayed:", "  /")
+	if _, err := d.cli(ctx, alice, "friend", "add", "carol"); err != nil {
+		return err
+	}
+	err = d.waitFor(ctx, "carol sees alice's request", all, func(ctx context.Context) (bool, string) {
+		var rels []wire.Relation
+		if err := carol.api.Call(ctx, wire.MethodListRelations, wire.Empty{}, &rels); err != nil {
+			return false, err.Error()
+		}
+		return slices.ContainsFunc(rels, func(r wire.Relation) bool { return r.User == "alice" }), fmt.Sprintf("%+v", rels)
+	})
+	if err != nil {
+		return err
+	}
+	if _, err := d.cli(ctx, carol, "friend", "accept", "alice"); err != nil {
+		return err
+	}
+	if err := d.knows(ctx, alice, "carol"); err != nil {
+		return err
+	}
+	hi, err := d.send(ctx, alice, "carol", "hi carol, through the relay")
+	if err != nil {
+		return err
+	}
+	if err := d.received(ctx, carol, "alice", hi, "relayed", all...); err != nil {
+		return err
+	}
+	_, err = d.cli(ctx, carol, "history", "alice")
 	return err
 }
