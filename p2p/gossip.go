@@ -116,9 +116,7 @@ func (h *Host) StartGossip(cfg GossipConfig) (*Gossip, error) {
 	}
 	opts := []pubsub.Option{
 		pubsub.WithGossipSubParams(params),
-		pubsub.WithGossipSubProtocols([]protocol.ID{GossipProtocolID}, func(f pubsub.GossipSubFeature, p protocol.ID) bool {
-			return p == GossipProtocolID && (f == pubsub.GossipSubFeatureMesh || f == pubsub.GossipSubFeatureIdontwant)
-		}),
+		pubsub.WithGossipSubProtocols([]protocol.ID{GossipProtocolID}, gossipFeatures),
 		// MQTTER messages carry their author's signature (the device key)
 		// and are checked by Validate; pubsub's own envelope is anonymous,
 		// and a message is known by a hash of its bytes, so a forged copy
@@ -149,6 +147,23 @@ func (h *Host) StartGossip(cfg GossipConfig) (*Gossip, error) {
 	}
 	g.ps = ps
 	return g, nil
+}
+
+// gossipFeatures says what a peer's protocol supports. A peer whose
+// protocol GossipSub has not recorded yet (its subscriptions came on its
+// own stream before ours to it opened) counts as a mesh peer too: no peer
+// speaks anything else to us, and GossipSub sends every message of a topic
+// to the peers it takes for plain floodsub ones, past the mesh and its
+// filter, so a peer that just reconnected (a member removed a moment ago,
+// still a friend) would otherwise get what is published in that moment.
+func gossipFeatures(f pubsub.GossipSubFeature, p protocol.ID) bool {
+	switch f {
+	case pubsub.GossipSubFeatureMesh:
+		return p == GossipProtocolID || p == ""
+	case pubsub.GossipSubFeatureIdontwant:
+		return p == GossipProtocolID
+	}
+	return false
 }
 
 // scoreParams blame what GossipSub can see go wrong: invalid messages above
