@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/p2p/net/swarm"
+	"github.com/multiformats/go-multiaddr"
 )
 
 // gossipPeer is a host with GossipSub, its members list (who MayJoin the
@@ -284,5 +286,26 @@ func TestGossipPublishNotJoined(t *testing.T) {
 	a.g.Leave(testTopic)
 	if got := a.g.Joined(); len(got) != 0 {
 		t.Errorf("Joined after Leave = %v", got)
+	}
+}
+
+// A relayed address waits behind a direct one, private ones included; a
+// peer with relayed addresses only is dialled through the relay at once.
+func TestPreferDirect(t *testing.T) {
+	direct := multiaddr.StringCast("/ip4/127.0.0.1/tcp/4001")
+	relayed := multiaddr.StringCast("/ip4/127.0.0.1/tcp/4002/p2p/12D3KooWLRNdMTLSZxPm59yr8HWfSfpHyjmKVsGWPbuL1C9hfmpL/p2p-circuit")
+	delays := func(addrs ...multiaddr.Multiaddr) map[string]time.Duration {
+		out := make(map[string]time.Duration)
+		for _, d := range preferDirect(addrs) {
+			out[d.Addr.String()] = d.Delay
+		}
+		return out
+	}
+	both := delays(direct, relayed)
+	if both[relayed.String()] < swarm.RelayDelay || both[direct.String()] != 0 {
+		t.Errorf("delays with a private direct address = %v, want the relay %v behind it", both, swarm.RelayDelay)
+	}
+	if only := delays(relayed); only[relayed.String()] >= swarm.RelayDelay {
+		t.Errorf("delay of a relay alone = %v, want it dialled at once", only)
 	}
 }

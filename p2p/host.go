@@ -15,6 +15,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/protocol"
 	"github.com/libp2p/go-libp2p/p2p/discovery/mdns"
 	"github.com/libp2p/go-libp2p/p2p/muxer/yamux"
+	"github.com/libp2p/go-libp2p/p2p/net/swarm"
 	"github.com/libp2p/go-libp2p/p2p/security/noise"
 	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
@@ -167,7 +168,8 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 		opts = append(opts, libp2p.Identity(cfg.Key))
 	}
 	if cfg.Relay {
-		opts = append(opts, libp2p.EnableRelay(), libp2p.EnableHolePunching())
+		opts = append(opts, libp2p.EnableRelay(), libp2p.EnableHolePunching(),
+			libp2p.SwarmOpts(swarm.WithDialRanker(preferDirect)))
 	}
 	lh, err := libp2p.New(opts...)
 	if err != nil {

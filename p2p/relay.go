@@ -3,13 +3,16 @@ package p2p
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/event"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/p2p/host/observedaddrs"
+	"github.com/libp2p/go-libp2p/p2p/net/swarm"
 	"github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/client"
+	"github.com/multiformats/go-multiaddr"
 )
 
 // Relayed connections (docs/protocol.md, "The relay"): with Config.Relay a
@@ -28,6 +31,32 @@ import (
 // stays in use. It is a process-wide setting of go-libp2p, made before
 // any host exists.
 func init() { observedaddrs.ActivationThresh = 1 }
+
+// preferDirect ranks the addresses of a dial as go-libp2p does, but a
+// relayed address waits RelayDelay whenever the peer has a direct one, even
+// a private one: go-libp2p delays relays only behind a public address, so
+// on a LAN the circuit through a relay the host is already connected to
+// often won the race, and two nodes side by side talked through the server's
+// relay, within its limits.
+func preferDirect(addrs []multiaddr.Multiaddr) []network.AddrDelay {
+	res := swarm.DefaultDialRanker(addrs)
+	direct := slices.ContainsFunc(addrs, func(a multiaddr.Multiaddr) bool { return !isCircuit(a) })
+	if !direct {
+		return res
+	}
+	for i := range res {
+		if isCircuit(res[i].Addr) {
+			res[i].Delay = max(res[i].Delay, swarm.RelayDelay)
+		}
+	}
+	return res
+}
+
+// isCircuit reports whether a is a relayed address.
+func isCircuit(a multiaddr.Multiaddr) bool {
+	_, err := a.ValueForProtocol(multiaddr.P_CIRCUIT)
+	return err == nil
+}
 
 // relayedKey marks the context of requests that came over a relayed
 // connection.
