@@ -194,6 +194,9 @@ func start(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n.ingest = newIngester(n)
+	// The outbox exists before the host: a connection, inbound at once or
+	// dialled for a group's mesh, kicks it.
+	n.out = newOutbox(n)
 	n.host, err = p2p.New(ctx, p2p.Config{
 		Key:         key,
 		ListenAddrs: cfg.ListenAddrs,
@@ -222,8 +225,6 @@ func start(ctx context.Context, cfg Config) (*Node, error) {
 		cancel()
 		return nil, fmt.Errorf("node: %w", err)
 	}
-	n.syncGossip(ctx)
-	n.out = newOutbox(n)
 	if n.syncer, err = n.newSyncer(); err != nil {
 		n.ingest.close()
 		n.host.Close()
@@ -248,6 +249,7 @@ func start(ctx context.Context, cfg Config) (*Node, error) {
 		n.close()
 		return nil, err
 	}
+	n.syncGossip(ctx) // the groups' topics, from the cached book
 	n.wg.Add(5)
 	go n.relayLoop()
 	go n.meshLoop()
