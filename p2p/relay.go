@@ -93,8 +93,8 @@ func (h *Host) Reserve(ctx context.Context, ai peer.AddrInfo) (Reservation, erro
 		addrs = ai.Addrs
 	}
 	for _, a := range addrs {
-		if _, id := peer.SplitAddr(a); id != "" {
-			a, _ = peer.SplitAddr(a)
+		if transport, id := peer.SplitAddr(a); id != "" {
+			a = transport
 		}
 		out.Addrs = append(out.Addrs, a.String()+suffix)
 	}
