@@ -132,7 +132,13 @@ func TestRelayWaitsForTheAuthor(t *testing.T) {
 	if s := phone.seqOf(t, sent[4]); s != 5 {
 		t.Errorf("the phone holds bob's last message as SeqId %d, want 5", s)
 	}
-	if c := phone.syncer.Counts(); c.Relayed != 1 {
+	// The SeqId is written before the push returns and counts the relay:
+	// give the count that moment.
+	c := phone.syncer.Counts()
+	for deadline := time.Now().Add(5 * time.Second); c.Relayed == 0 && time.Now().Before(deadline); c = phone.syncer.Counts() {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if c.Relayed != 1 {
 		t.Errorf("the phone's counts = %+v, want 1 relayed", c)
 	}
 	wantServerOrder(t, srv, "alice", dm, sent)
