@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"sync"
 	"time"
@@ -209,6 +210,11 @@ func (o *outbox) loop() {
 				// the receiver keeps one copy.
 				o.n.markDelivered(o.n.ctx, r.direct, localdb.ViaP2P)
 			}()
+			// Let the worker run now: Go runs the goroutine started last
+			// first, which would send a burst's conversations in reverse
+			// (a command's result behind the state sent to the thing's
+			// other audience).
+			runtime.Gosched()
 		}
 		timer.Reset(time.Until(wake))
 		select {
