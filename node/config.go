@@ -14,6 +14,11 @@ type Config struct {
 	// ListenAddrs are the libp2p listen multiaddrs (--p2p); default TCP and
 	// QUIC on every interface, port 0; ListenNone alone: none.
 	ListenAddrs []string
+	// Announce are the libp2p addresses the node tells peers and the
+	// server instead of the ones it listens on (--p2p-announce): a port
+	// forwarded on a router, a proxy in front of the node. Empty: the
+	// listen addresses.
+	Announce []string
 	// APIAddr is the local API's listen address; default 127.0.0.1:0.
 	APIAddr string
 	// NoMDNS turns local network discovery off.

@@ -200,6 +200,7 @@ func start(ctx context.Context, cfg Config) (*Node, error) {
 	n.host, err = p2p.New(ctx, p2p.Config{
 		Key:         key,
 		ListenAddrs: cfg.ListenAddrs,
+		Announce:    cfg.Announce,
 		Authorize:   n.book.authorized,
 		Handler:     packetHandler{n},
 		Logger:      log,
@@ -212,25 +213,25 @@ func start(ctx context.Context, cfg Config) (*Node, error) {
 			}
 		},
 	})
-	if err != nil {
-		n.ingest.close()
-		db.Close()
+	// Before the link runs, a failure undoes what started: the context
+	// first, which the ingester waits for.
+	fail := func(err error) (*Node, error) {
 		cancel()
+		n.ingest.close()
+		if n.host != nil {
+			n.host.Close()
+		}
+		db.Close()
 		return nil, fmt.Errorf("node: %w", err)
+	}
+	if err != nil {
+		return fail(err)
 	}
 	if err := n.startGossip(); err != nil {
-		n.ingest.close()
-		n.host.Close()
-		db.Close()
-		cancel()
-		return nil, fmt.Errorf("node: %w", err)
+		return fail(err)
 	}
 	if n.syncer, err = n.newSyncer(); err != nil {
-		n.ingest.close()
-		n.host.Close()
-		db.Close()
-		cancel()
-		return nil, fmt.Errorf("node: %w", err)
+		return fail(err)
 	}
 	n.acks = newAcker(n)
 	n.started = make(chan struct{})

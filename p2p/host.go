@@ -19,6 +19,7 @@ import (
 	"github.com/libp2p/go-libp2p/p2p/security/noise"
 	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
+	"github.com/multiformats/go-multiaddr"
 )
 
 // ProtocolID is the libp2p protocol of the packet stream (PROTOCOL.md §7).
@@ -83,6 +84,10 @@ type Config struct {
 	MDNS bool
 	// OnPeerFound is told of every peer mDNS finds; it must not block.
 	OnPeerFound func(peer.AddrInfo)
+	// Announce, when set, are the addresses the host tells peers (by
+	// identify) and reports from Addrs instead of the ones it listens
+	// on: a port forwarded on a router, or a proxy in front of the host.
+	Announce []string
 	// Relay dials through circuit relays and upgrades relayed
 	// connections by hole punching (DCUtR); see Reserve.
 	Relay bool
@@ -167,6 +172,13 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 	if cfg.Key != nil {
 		opts = append(opts, libp2p.Identity(cfg.Key))
 	}
+	if len(cfg.Announce) > 0 {
+		announce, err := parseAddrs(cfg.Announce)
+		if err != nil {
+			return nil, fmt.Errorf("p2p: announce: %w", err)
+		}
+		opts = append(opts, libp2p.AddrsFactory(func([]multiaddr.Multiaddr) []multiaddr.Multiaddr { return announce }))
+	}
 	if cfg.Relay {
 		opts = append(opts, libp2p.EnableRelay(), libp2p.EnableHolePunching(),
 			libp2p.SwarmOpts(swarm.WithDialRanker(preferDirect)))
@@ -249,4 +261,20 @@ func (h *Host) track() bool {
 	}
 	h.wg.Add(1)
 	return true
+}
+
+// parseAddrs parses multiaddrs that name no peer (the host's own).
+func parseAddrs(addrs []string) ([]multiaddr.Multiaddr, error) {
+	out := make([]multiaddr.Multiaddr, 0, len(addrs))
+	for _, a := range addrs {
+		m, err := multiaddr.NewMultiaddr(a)
+		if err != nil {
+			return nil, fmt.Errorf("%q: %w", a, err)
+		}
+		if _, id := peer.SplitAddr(m); id != "" {
+			return nil, fmt.Errorf("%q names a peer; give the address alone", a)
+		}
+		out = append(out, m)
+	}
+	return out, nil
 }

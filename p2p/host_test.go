@@ -6,9 +6,15 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
 	"runtime"
+	"slices"
+	"strconv"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -349,6 +355,89 @@ func TestAnswersCarryTrace(t *testing.T) {
 		}
 		if body == "fail" && a.Error != "bad request: no" {
 			t.Errorf("Error = %q after adding the Trace", a.Error)
+		}
+	}
+}
+
+// forwarder relays TCP connections on a loopback port to the address set
+// later, counting them: the stand-in for a router's forwarded port.
+type forwarder struct {
+	ln     net.Listener
+	target atomic.Value // string
+	conns  atomic.Int64
+}
+
+func newForwarder(tb testing.TB) *forwarder {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	f := &forwarder{ln: ln}
+	tb.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			f.conns.Add(1)
+			go func() {
+				defer c.Close()
+				up, err := net.Dial("tcp", f.target.Load().(string))
+				if err != nil {
+					return
+				}
+				defer up.Close()
+				go io.Copy(up, c)
+				io.Copy(c, up)
+			}()
+		}
+	}()
+	return f
+}
+
+// A host that announces another address (a forwarded port) tells only
+// that one, and is reached through it.
+func TestAnnounceAddrs(t *testing.T) {
+	fwd := newForwarder(t)
+	announce := "/ip4/127.0.0.1/tcp/" + strconv.Itoa(fwd.ln.Addr().(*net.TCPAddr).Port)
+	client, server := pair(t, func(c *Config) { c.Announce = []string{announce} })
+	var real string
+	for _, a := range server.h.Network().ListenAddresses() {
+		if port, err := a.ValueForProtocol(multiaddr.P_TCP); err == nil {
+			real = "127.0.0.1:" + port
+		}
+	}
+	if real == "" {
+		t.Fatal("the server listens on no TCP port")
+	}
+	fwd.target.Store(real)
+	if got, want := server.Addrs(), []string{announce + "/p2p/" + server.ID().String()}; !slices.Equal(got, want) {
+		t.Fatalf("Addrs() = %v, want only the announced %v", got, want)
+	}
+	topic := wire.RequestTopic(server.ID().String(), "send", "1")
+	answer, err := client.Request(t.Context(), server.ID(), addrsOf(t, server), topic, []byte("hello"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantEcho(t, answer, topic, "hello")
+	if fwd.conns.Load() == 0 {
+		t.Error("the request did not come through the announced address")
+	}
+	// What identify told the client is the announced address only.
+	for _, a := range client.h.Peerstore().Addrs(server.ID()) {
+		if a.String() != announce {
+			t.Errorf("the client learnt %s, an address the server does not announce", a)
+		}
+	}
+}
+
+func TestAnnounceRefusesBadAddrs(t *testing.T) {
+	for _, bad := range []string{"not-a-multiaddr", "/ip4/127.0.0.1/tcp/4001/p2p/12D3KooWRBhwfeP2Y4TCx1SM6s9rUoHhR5STGsAYbTHCyR3ydREk"} {
+		_, err := New(t.Context(), Config{Handler: echoHandler, Announce: []string{bad}})
+		if err == nil || !strings.Contains(err.Error(), "announce") {
+			t.Errorf("New with Announce %q: err = %v, want an announce error", bad, err)
 		}
 	}
 }

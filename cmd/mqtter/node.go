@@ -12,18 +12,19 @@ import (
 	"github.com/mqtter/mqtter/node"
 )
 
-const nodeUsage = "node --home DIR --server tcp://HOST:PORT --user NAME [--p2p MULTIADDR]... [--api ADDR] [--no-mdns] [--thing-handler CMD]"
+const nodeUsage = "node --home DIR --server tcp://HOST:PORT --user NAME [--p2p MULTIADDR]... [--p2p-announce MULTIADDR]... [--api ADDR] [--no-mdns] [--thing-handler CMD]"
 
 // runNode runs the node daemon until ctx is cancelled.
 func runNode(ctx context.Context, args []string, stderr io.Writer) error {
 	fs := quietFlags("node")
 	var cfg node.Config
-	var listen multiFlag
+	var listen, announce multiFlag
 	var passwordFile, logLevel, logFormat string
 	fs.StringVar(&cfg.Home, "home", os.Getenv("MQTTER_HOME"), "the node's home directory (required; default $MQTTER_HOME)")
 	fs.StringVar(&cfg.Server, "server", "", "the server: tcp://HOST:PORT, ssl://… or ws://… (required)")
 	fs.StringVar(&cfg.User, "user", "", "the account to log in as (required)")
 	fs.Var(&listen, "p2p", "libp2p listen multiaddr (repeatable; default TCP and QUIC on every interface, port 0; \"none\": listen nowhere, be reached through the server's relay)")
+	fs.Var(&announce, "p2p-announce", "a libp2p multiaddr to tell peers and the server instead of the listen addresses (repeatable): a port forwarded on a router, a proxy in front of the node")
 	fs.StringVar(&cfg.APIAddr, "api", "", "local API listen address, loopback only (default 127.0.0.1:0)")
 	fs.BoolVar(&cfg.NoMDNS, "no-mdns", false, "turn local network discovery off")
 	fs.StringVar(&passwordFile, "password-file", "", "read the password from the first line of this file (default $MQTTER_PASSWORD)")
@@ -46,7 +47,7 @@ func runNode(ctx context.Context, args []string, stderr io.Writer) error {
 	case cfg.User == "":
 		return fmt.Errorf("%w: node needs --user NAME", errUsage)
 	}
-	cfg.ListenAddrs = listen
+	cfg.ListenAddrs, cfg.Announce = listen, announce
 	if cfg.Password, err = nodePassword(passwordFile); err != nil {
 		return err
 	}

@@ -789,3 +789,46 @@ func TestNodeRefusesDMsFromNonFriends(t *testing.T) {
 		t.Errorf("alice counted %d more refused messages, want 2", got)
 	}
 }
+
+// A node started with --p2p-announce tells that address, and only it, in
+// its status and to its friends through the server; a malformed one stops
+// the node at start with the reason.
+func TestNodeAnnouncesAddrs(t *testing.T) {
+	t.Parallel()
+	data := newAccounts(t, "alice", "bob")
+	srv := startServer(t, data)
+	broker := "tcp://" + srv.mqtt
+	announce := "/ip4/127.0.0.1/tcp/" + strings.TrimPrefix(freeAddr(t), "127.0.0.1:")
+	alice := launch(t, &nodeProc{t: t, user: "alice", pass: "alice-pw", home: t.TempDir(), server: broker,
+		args: []string{"--p2p-announce", announce}})
+	bob := startNode(t, broker, t.TempDir(), "bob", "bob-pw")
+	befriend(t, alice, bob)
+	st := alice.status()
+	if want := []string{announce + "/p2p/" + st.Device}; !slices.Equal(st.Addrs, want) {
+		t.Errorf("alice's status addrs = %v, want only %v", st.Addrs, want)
+	}
+	bob.eventually(10*time.Second, "bob sees alice's announced address", func() (bool, string) {
+		var rows []node.PeerRow
+		out := bob.must("peers", "--json")
+		if err := json.Unmarshal([]byte(out), &rows); err != nil {
+			return false, out
+		}
+		for _, r := range rows {
+			if r.Device == st.Device {
+				return slices.Equal(r.Addrs, []string{announce + "/p2p/" + st.Device}) ||
+					slices.Equal(r.Addrs, []string{announce}), out
+			}
+		}
+		return false, out
+	})
+
+	// A host that cannot start stops the node with the reason (it used to
+	// hang: its cleanup waited for a goroutine that waits for the stop).
+	for _, bad := range [][]string{{"--p2p", "/ip4/127.0.0.1/tcp/0", "--p2p-announce", "/ip4/nowhere"}, {"--p2p", "/ip4/nowhere"}} {
+		args := append([]string{"node", "--home", t.TempDir(), "--server", broker, "--user", "alice", "--no-mdns"}, bad...)
+		code, out := mqtter(t, []string{"MQTTER_PASSWORD=alice-pw"}, "", args...)
+		if code != 1 || !strings.Contains(out, bad[len(bad)-1]) {
+			t.Errorf("node %v = exit %d: %s, want exit 1 naming the address", bad, code, out)
+		}
+	}
+}
