@@ -48,7 +48,8 @@ baremochi:
 # bench compares the server with Mosquitto and a bare mochi broker on
 # loopback, then two nodes (direct, through the server) with a raw libp2p
 # echo (nodebench), then a thing's commands and a rule chain beside a
-# message (thingbench), a command through the Tasmota adapter beside one
+# message (thingbench, on loopback and again with a 5 ms link on every
+# hop), a command through the Tasmota adapter beside one
 # to a thing's node (adapterbench), a group message's fan-out to 5, 20
 # and 50 members by GossipSub beside the server's push (gossipbench),
 # then runs the packages' micro benchmarks. Figures are reported, never asserted.
@@ -58,6 +59,7 @@ bench: build baremochi
 	$(GO) run ./bench/cmd/mqbench --mqtter bin/mqtter --baremochi bin/baremochi $(BENCHFLAGS)
 	$(GO) run ./bench/cmd/nodebench --mqtter bin/mqtter
 	$(GO) run ./bench/cmd/thingbench --mqtter bin/mqtter
+	$(GO) run ./bench/cmd/thingbench --mqtter bin/mqtter --link-delay 5ms --n 300 --chain-n 100
 	$(GO) run ./bench/cmd/adapterbench --mqtter bin/mqtter
 	$(GO) run ./bench/cmd/gossipbench --mqtter bin/mqtter
 	$(GO) run ./bench/cmd/restorebench --mqtter bin/mqtter --n 100000,1000000

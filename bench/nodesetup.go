@@ -143,12 +143,17 @@ type nodeProc struct {
 // 127.0.0.1 only, without mDNS, with history_push deferred, and the extra
 // flags given (a thing's --thing-handler).
 func startNodeProc(ctx context.Context, bin, dir, user, serverURL string, extra ...string) (*nodeProc, error) {
+	return startNodeProcAt(ctx, bin, dir, user, serverURL, "/ip4/127.0.0.1/tcp/0", extra...)
+}
+
+// startNodeProcAt is startNodeProc listening on the libp2p address listen.
+func startNodeProcAt(ctx context.Context, bin, dir, user, serverURL, listen string, extra ...string) (*nodeProc, error) {
 	home := filepath.Join(dir, user)
 	if err := os.MkdirAll(home, 0o700); err != nil {
 		return nil, err
 	}
 	args := append([]string{"node", "--home", home, "--server", serverURL, "--user", user,
-		"--p2p", "/ip4/127.0.0.1/tcp/0", "--no-mdns", "--sync-interval", "1h"}, extra...)
+		"--p2p", listen, "--no-mdns", "--sync-interval", "1h"}, extra...)
 	p, err := startProcess(user+"-node", dir, []string{"MQTTER_PASSWORD=" + benchPassword}, bin, args...)
 	if err != nil {
 		return nil, err

@@ -20,6 +20,10 @@ type ThingConfig struct {
 	ChainN      int           // samples of the rule chain
 	ChainWarmup int           // chain runs first and not counted
 	Timeout     time.Duration // longest wait for one sample
+	// LinkDelay, when set, puts every hop between processes (node to
+	// node, client to server) through a proxy that holds each byte this
+	// long each way: a network link's one-way delay, which loopback lacks.
+	LinkDelay time.Duration
 	Keep        bool          // keep logs and data even when all went well
 	Progress    io.Writer     // progress lines; nil discards them
 }
@@ -40,6 +44,9 @@ func (c ThingConfig) Quick() ThingConfig {
 func (c ThingConfig) Validate() error {
 	if c.N < 1 || c.Warmup < 0 || c.ChainN < 1 || c.ChainWarmup < 0 {
 		return fmt.Errorf("counts must be positive (n %d, warmup %d, chain-n %d, chain-warmup %d)", c.N, c.Warmup, c.ChainN, c.ChainWarmup)
+	}
+	if c.LinkDelay < 0 {
+		return fmt.Errorf("link delay %v must not be negative", c.LinkDelay)
 	}
 	if c.Timeout <= 0 {
 		return fmt.Errorf("timeout %v must be positive", c.Timeout)

@@ -29,6 +29,7 @@ type thingWorld struct {
 	alice, lamp, door *nodeProc
 	carol             *carolClient
 	rule              string // the id of the door → lamp rule in force
+	links             []*delayLink
 }
 
 func (w *thingWorld) nodes() []*nodeProc {
@@ -96,13 +97,22 @@ func startThingWorld(ctx context.Context, cfg ThingConfig, dir string, progress 
 		return nil, err
 	}
 	url := w.server.url()
-	if w.alice, err = startNodeProc(ctx, cfg.MQTTer, dir, "alice", url); err != nil {
+	if cfg.LinkDelay > 0 {
+		// The server behind a link of its own: every client's MQTT
+		// crosses one.
+		l, err := w.link(strings.TrimPrefix(url, "tcp://"), cfg.LinkDelay)
+		if err != nil {
+			return w, err
+		}
+		url = "tcp://" + l.addr()
+	}
+	if w.alice, err = w.startNode(ctx, cfg, dir, "alice", url); err != nil {
 		return w, err
 	}
-	if w.lamp, err = startNodeProc(ctx, cfg.MQTTer, dir, thingLamp, url, "--thing-handler", lampBin); err != nil {
+	if w.lamp, err = w.startNode(ctx, cfg, dir, thingLamp, url, "--thing-handler", lampBin); err != nil {
 		return w, err
 	}
-	if w.door, err = startNodeProc(ctx, cfg.MQTTer, dir, thingDoor, url, "--thing-handler", doorBin); err != nil {
+	if w.door, err = w.startNode(ctx, cfg, dir, thingDoor, url, "--thing-handler", doorBin); err != nil {
 		return w, err
 	}
 	for _, n := range w.nodes() {
@@ -143,6 +153,36 @@ func startThingWorld(ctx context.Context, cfg ThingConfig, dir string, progress 
 	}
 	w.carol, err = dialCarol(ctx, url)
 	return w, err
+}
+
+// link starts a delay link to target, closed with the world.
+func (w *thingWorld) link(target string, delay time.Duration) (*delayLink, error) {
+	l, err := newDelayLink(target, delay)
+	if err != nil {
+		return nil, err
+	}
+	w.links = append(w.links, l)
+	return l, nil
+}
+
+// startNode starts a node of the world; with a link delay it listens on a
+// port of its own and announces its link's address instead, so that every
+// connection to it crosses the link (and one between two nodes crosses
+// exactly one: the link of the node dialled).
+func (w *thingWorld) startNode(ctx context.Context, cfg ThingConfig, dir, user, url string, extra ...string) (*nodeProc, error) {
+	if cfg.LinkDelay <= 0 {
+		return startNodeProc(ctx, cfg.MQTTer, dir, user, url, extra...)
+	}
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	l, err := w.link(fmt.Sprintf("127.0.0.1:%d", port), cfg.LinkDelay)
+	if err != nil {
+		return nil, err
+	}
+	return startNodeProcAt(ctx, cfg.MQTTer, dir, user, url, fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", port),
+		append(extra, "--p2p-announce", fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", l.port()))...)
 }
 
 // bindCarol has carol bind the lamp with a second code, which the lamp's
@@ -228,6 +268,11 @@ func (w *thingWorld) close() []string {
 	for _, p := range procs {
 		if msg := p.shutdown(); msg != "" {
 			problems = append(problems, msg)
+		}
+	}
+	for _, l := range w.links {
+		if err := l.close(); err != nil {
+			problems = append(problems, "delay link: "+err.Error())
 		}
 	}
 	return problems

@@ -66,6 +66,7 @@ func newFlagSet(cfg *bench.ThingConfig, cpuProfile *string) (*flag.FlagSet, *boo
 	fs.IntVar(&cfg.ChainN, "chain-n", cfg.ChainN, "samples of the rule chain (door opened → lamp toggles)")
 	fs.IntVar(&cfg.ChainWarmup, "chain-warmup", cfg.ChainWarmup, "chain runs first and not counted")
 	fs.DurationVar(&cfg.Timeout, "timeout", cfg.Timeout, "longest wait for one sample")
+	fs.DurationVar(&cfg.LinkDelay, "link-delay", cfg.LinkDelay, "one-way delay of a link put on every hop between processes (node to node, client to server), e.g. 5ms; 0: plain loopback")
 	fs.BoolVar(&cfg.Keep, "keep", cfg.Keep, "keep the logs and data directories")
 	fs.StringVar(cpuProfile, "cpuprofile", *cpuProfile, "write a CPU profile of thingbench itself (carol's client, the API callers) to this file")
 	quick := fs.Bool("quick", false, "small numbers, for a smoke test")

@@ -5,6 +5,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mqtter/mqtter/bench"
 )
@@ -46,6 +47,7 @@ func TestQuickRun(t *testing.T) {
 	}
 	cfg := bench.DefaultThingConfig().Quick()
 	cfg.MQTTer, cfg.N, cfg.Warmup, cfg.ChainN = bin, 10, 2, 10 // the chain renews its rule once
+	cfg.LinkDelay = time.Millisecond                           // every hop through a delay link
 	res := bench.RunThings(t.Context(), cfg)
 	var out bytes.Buffer
 	res.Print(&out)
@@ -60,5 +62,9 @@ func TestQuickRun(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "added latency per chain hop") {
 		t.Error("no chain hop figure printed")
+	}
+	// Each hop crossed the link, twice for a round trip.
+	if p50 := res.Latency[bench.PathThingMessage].P50; p50 < 2*cfg.LinkDelay {
+		t.Errorf("message round trip p50 %v through links of %v each way: the links were not crossed", p50, cfg.LinkDelay)
 	}
 }
