@@ -110,7 +110,7 @@ func (n *Node) sendWithID(ctx context.Context, req SendRequest, msgID string) (S
 	if err != nil {
 		return SendResult{}, err
 	}
-	if err := n.enqueue(ctx, localdb.Outgoing{Messages: []wire.Message{m}}, nil); err != nil {
+	if err := n.enqueue(ctx, localdb.Outgoing{Messages: []wire.Message{m}}, nil, nil); err != nil {
 		return SendResult{}, err
 	}
 	return SendResult{MsgId: m.MsgId, Feeds: m.Feeds}, nil
@@ -176,10 +176,11 @@ func (n *Node) prepare(req SendRequest, msgID string) (wire.Message, error) {
 // enqueue makes prepared messages durable in the outbox, with the
 // commands among them tracked and the marks of received commands, all in
 // one transaction; then it hands them to the outbox (those in hold may
-// wait a moment for company) and announces them. A burst of messages
+// wait a moment for company; those held in the conversations release
+// need not any more) and announces them. A burst of messages
 // costs one commit, and a command's row exists before the command leaves,
 // so its feedback always finds it.
-func (n *Node) enqueue(ctx context.Context, out localdb.Outgoing, hold map[string]bool) error {
+func (n *Node) enqueue(ctx context.Context, out localdb.Outgoing, hold map[string]bool, release []string) error {
 	msgs := out.Messages
 	for i := range msgs {
 		if row, ok := n.ownCommandRow(&msgs[i]); ok {
@@ -199,7 +200,7 @@ func (n *Node) enqueue(ctx context.Context, out localdb.Outgoing, hold map[strin
 	for i, m := range msgs {
 		queued[i] = queuedMsg{m, hold[m.MsgId]}
 	}
-	n.out.add(queued)
+	n.out.add(queued, release)
 	for _, m := range msgs {
 		n.events.publish(EventMessage, HistoryEntry{Message: m, Via: "local"})
 	}

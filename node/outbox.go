@@ -35,7 +35,7 @@ const (
 // when something changes (the server or a peer comes back).
 type outbox struct {
 	n      *Node
-	newc   chan []queuedMsg
+	newc   chan outboxAdd
 	kickc  chan struct{}
 	donec  chan batchResult
 	gone   chan []string // MsgIds delivered by another way (history_push)
@@ -67,6 +67,14 @@ type queuedMsg struct {
 	hold bool
 }
 
+// outboxAdd is one step of the loop's intake: messages committed
+// together, then the conversations whose held messages need wait for no
+// more company (a thing's burst ended with its result).
+type outboxAdd struct {
+	msgs    []queuedMsg
+	release []string // feeds
+}
+
 type batchResult struct {
 	feeds     string
 	delivered map[string]bool // MsgId → stored somewhere, or conflicted: out of the queue
@@ -77,7 +85,7 @@ type batchResult struct {
 func newOutbox(n *Node) *outbox {
 	return &outbox{
 		n:      n,
-		newc:   make(chan []queuedMsg, 1024),
+		newc:   make(chan outboxAdd, 1024),
 		kickc:  make(chan struct{}, 1),
 		donec:  make(chan batchResult, maxConversationsInFlight),
 		gone:   make(chan []string, 16),
@@ -105,10 +113,12 @@ func (o *outbox) start(ctx context.Context) error {
 
 // add hands newly enqueued messages to the loop, all at once, so that
 // messages committed together go in one batch; a message marked hold
-// may wait up to ackHold for the next message of its conversation.
-func (o *outbox) add(msgs []queuedMsg) {
+// may wait up to ackHold for the next message of its conversation. Then
+// the held messages of the conversations release go without waiting
+// longer.
+func (o *outbox) add(msgs []queuedMsg, release []string) {
 	select {
-	case o.newc <- msgs:
+	case o.newc <- outboxAdd{msgs: msgs, release: release}:
 	case <-o.stopc:
 	}
 }
@@ -220,9 +230,14 @@ func (o *outbox) loop() {
 		select {
 		case <-o.stopc:
 			return
-		case msgs := <-o.newc:
-			for _, qm := range msgs {
+		case in := <-o.newc:
+			for _, qm := range in.msgs {
 				o.queue(qm.m, qm.hold)
+			}
+			for _, feeds := range in.release {
+				if q := o.queues[feeds]; q != nil {
+					q.hold = time.Time{}
+				}
 			}
 		case <-o.kickc:
 			for _, q := range o.queues {

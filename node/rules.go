@@ -76,6 +76,19 @@ func (e *ruleEngine) set(rules []thing.Rule) {
 	})
 }
 
+// targets are the things this thing's rules command (their B).
+func (e *ruleEngine) targets() []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var out []string
+	for _, r := range e.rules {
+		if !slices.Contains(out, r.B) {
+			out = append(out, r.B)
+		}
+	}
+	return out
+}
+
 // plan returns the commands the rules make on fb, state or an event this
 // thing emitted as message msgID, whose cause had trace cause (nil when no
 // command caused it). Every firing a guard stops is dropped, counted and

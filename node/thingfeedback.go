@@ -192,8 +192,11 @@ func (rt *thingRuntime) fromProgram(fb *thing.Feedback) error {
 			// A running command's result mostly follows at once: its state
 			// and events keep the ack company (ackHold) where the result
 			// goes, so that all go in one batch rather than the result
-			// behind their round trip.
-			to := rt.resultTo(oc)
+			// behind their round trip. So do those to the things this
+			// one's rules command: a command a later line of the burst
+			// fires goes with them, not behind their round trip (a
+			// conversation has one batch in flight).
+			to := append(rt.resultTo(oc), rt.rules.targets()...)
 			for _, m := range rt.pending.Messages[from:] {
 				if f, err := wire.ParseFeeds(m.Feeds); err == nil && slices.Contains(to, f.Peer(rt.self)) {
 					rt.holdBack(m.MsgId)
@@ -345,12 +348,12 @@ func (rt *thingRuntime) holdBack(msgID string) {
 // the outbox. It commits even while the node stops: what the program
 // reported is the device's own word and goes out after a restart.
 func (rt *thingRuntime) flush() error {
-	if len(rt.pending.Messages) == 0 && len(rt.pending.Marks) == 0 && len(rt.pending.Seen) == 0 && rt.pending.StateRev == 0 {
+	if len(rt.pending.Messages) == 0 && len(rt.pending.Marks) == 0 && len(rt.pending.Seen) == 0 && rt.pending.StateRev == 0 && len(rt.release) == 0 {
 		return nil
 	}
-	out, hold := rt.pending, rt.hold
-	rt.pending, rt.hold, rt.seen = localdb.Outgoing{}, nil, nil
-	err := rt.n.enqueue(context.WithoutCancel(rt.ctx), out, hold)
+	out, hold, release := rt.pending, rt.hold, rt.release
+	rt.pending, rt.hold, rt.seen, rt.release = localdb.Outgoing{}, nil, nil, nil
+	err := rt.n.enqueue(context.WithoutCancel(rt.ctx), out, hold, release)
 	if err != nil {
 		rt.log.Error("commit feedback", "messages", len(out.Messages), "marks", len(out.Marks), "err", err)
 	}

@@ -84,6 +84,7 @@ type thingRuntime struct {
 	told        map[string]int64 // person → description version sent
 	pending     localdb.Outgoing // queued by the work, committed by flush
 	hold        map[string]bool  // MsgIds of pending that may wait for company
+	release     []string         // conversations whose held messages need wait no more (a burst ended)
 	seen        map[string]bool  // "From MsgId" of pending.Seen
 	stateRev    int64            // the last state revision given out
 
@@ -486,6 +487,11 @@ func (rt *thingRuntime) answer(oc *openCommand, status string, output json.RawMe
 	}
 	rt.sendFeedback(&fb, rt.resultTo(oc))
 	rt.mark(oc.msgID, oc.from, localdb.CommandAnswered, status)
+	// The burst ended: what its state and events hold back for a rule's
+	// command (fromProgram) waits for nothing more.
+	for _, b := range rt.rules.targets() {
+		rt.release = append(rt.release, wire.DM(rt.self, b))
+	}
 }
 
 // mark queues a command's state change for the loop's next commit, with
