@@ -147,6 +147,10 @@ type PeerRow struct {
 	Status    string   `json:"status"` // as the server last said
 	Addrs     []string `json:"addrs"`
 	Connected bool     `json:"connected"` // a direct connection is open now
+	// Conns are the remote addresses of the connections open to the
+	// device now: a relayed one holds /p2p-circuit, a direct one names
+	// its transport and the address the device was reached at.
+	Conns []string `json:"conns"`
 }
 
 // SyncResult is the answer of POST /v1/sync.
