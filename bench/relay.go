@@ -18,6 +18,7 @@ import (
 type RelayConfig struct {
 	MQTTer    string        // path of the mqtter binary: the server and the nodes
 	Rounds    int           // hole punches timed, each in a fresh network
+	TCPRounds int           // more of them with the relay and the nodes on TCP alone
 	N         int           // latency samples per path
 	Warmup    int           // latency messages sent first and not counted
 	Pace      time.Duration // gap between messages while waiting for the punch
@@ -31,21 +32,21 @@ type RelayConfig struct {
 // on two cores.
 func DefaultRelayConfig() RelayConfig {
 	return RelayConfig{
-		MQTTer: "bin/mqtter", Rounds: 10, N: 500, Warmup: 50,
+		MQTTer: "bin/mqtter", Rounds: 10, TCPRounds: 5, N: 500, Warmup: 50,
 		Pace: 20 * time.Millisecond, PunchWait: 30 * time.Second, Timeout: 10 * time.Second,
 	}
 }
 
 // Quick shrinks c to a smoke test's size.
 func (c RelayConfig) Quick() RelayConfig {
-	c.Rounds, c.N, c.Warmup = 1, 100, 10
+	c.Rounds, c.TCPRounds, c.N, c.Warmup = 1, 1, 100, 10
 	return c
 }
 
 // Validate reports settings a run cannot use.
 func (c RelayConfig) Validate() error {
-	if c.Rounds < 1 || c.N < 1 || c.Warmup < 0 {
-		return fmt.Errorf("counts must be positive (rounds %d, n %d, warmup %d)", c.Rounds, c.N, c.Warmup)
+	if c.Rounds < 1 || c.TCPRounds < 0 || c.N < 1 || c.Warmup < 0 {
+		return fmt.Errorf("counts must be positive (rounds %d, tcp-rounds %d, n %d, warmup %d)", c.Rounds, c.TCPRounds, c.N, c.Warmup)
 	}
 	if c.Pace < 0 || c.PunchWait <= 0 || c.Timeout <= 0 {
 		return fmt.Errorf("pace %v must not be negative, punch-wait %v and timeout %v positive", c.Pace, c.PunchWait, c.Timeout)
@@ -71,8 +72,15 @@ var relayPaths = []struct{ path, via, what string }{
 
 // PunchRound is one timed upgrade from relayed to direct.
 type PunchRound struct {
+	// Ready is from the nodes' start until both held a relay slot and
+	// had started hole punching (status relay.hole_punch), the moment
+	// the other times start from.
+	Ready time.Duration
+	// Listen is what the relay and the nodes listen on: "tcp+quic" or
+	// "tcp".
+	Listen string
 	// ToRelayed is from both nodes online (friends, relay slots held,
-	// alice knowing bob's relayed address) until the first message is
+	// hole punching started, alice knowing bob's relayed address) until the first message is
 	// stored at bob; FirstVia is how it came (relayed, or p2p when the
 	// punch beat it).
 	ToRelayed time.Duration
@@ -133,10 +141,13 @@ func (res *RelayResults) progress(format string, args ...any) {
 
 func (res *RelayResults) run(ctx context.Context, dir string) {
 	cfg := res.Config
-	for i := range cfg.Rounds {
-		res.progress("round %d of %d: alice and bob behind cone NATs, relayed until the hole punch", i+1, cfg.Rounds)
-		ok := res.inWorld(ctx, dir, natWorldSpec{name: fmt.Sprintf("punch-%d", i+1), relay: true}, func(w *natWorld) {
+	for i := range cfg.Rounds + cfg.TCPRounds {
+		spec := natWorldSpec{name: fmt.Sprintf("punch-%d", i+1), relay: true, tcpOnly: i >= cfg.Rounds}
+		listen := map[bool]string{false: "tcp+quic", true: "tcp"}[spec.tcpOnly]
+		res.progress("round %d of %d: alice and bob behind cone NATs on %s, relayed until the hole punch", i+1, cfg.Rounds+cfg.TCPRounds, listen)
+		ok := res.inWorld(ctx, dir, spec, func(w *natWorld) {
 			round := res.punch(ctx, w)
+			round.Listen, round.Ready = listen, w.ready
 			res.Rounds = append(res.Rounds, round)
 			if i == 0 && round.Err == "" {
 				res.progress("latency direct: %d samples after %d warm-up", cfg.N, cfg.Warmup)
@@ -160,7 +171,10 @@ func (res *RelayResults) run(ctx context.Context, dir string) {
 	res.Notes = append(res.Notes,
 		"every setting is a fresh natlab network (the NAT tests' own): the server on a public segment, alice and bob each behind a router that masquerades and drops what comes from outside unasked",
 		"history_push is deferred (--sync-interval 1h) and --direct-timeout is 3s on every node, so the figures are of the delivery path alone",
-		"a relayed address is dialled 500 ms after a peer's direct ones (behind a NAT they lead nowhere), which the first relayed message waits out")
+		"a relayed address is dialled 500 ms after a peer's direct ones while those are still being tried (behind a NAT they lead nowhere): "+
+			"on TCP alone they fail at once and the relay is dialled; a QUIC dial stays pending, and the first relayed message waits the 500 ms out",
+		"go-libp2p starts hole punching once a node knows a public address of its own, looked for at 0.25 s then at doubling intervals up to 5 s "+
+			"(the \"ready\" column); a relayed connection opened before that stays relayed until it ends, so each round starts from there")
 }
 
 // inWorld builds a world, runs measure in it and tears it down. It

@@ -52,11 +52,28 @@ func (res *RelayResults) Print(w io.Writer) {
 }
 
 func (res *RelayResults) printRounds(w io.Writer) {
-	fmt.Fprintf(w, "\nFrom both nodes online (friends, relay slots held) to the first message relayed, and to the first direct one\n")
+	fmt.Fprintf(w, "\nFrom both nodes online (friends, relay slots held, hole punching started) to the first message relayed, and to the first direct one\n")
 	tw := newTable(w)
-	fmt.Fprintln(tw, "  round\tfirst message stored\tfirst direct message stored\tmessages before it\tdirect connection\t")
-	var relayed, direct []time.Duration
+	fmt.Fprintln(tw, "  round\tlistening on\tready\tfirst message stored\tfirst direct message stored\tmessages before it\tdirect connection\t")
+	for _, listen := range []string{"tcp+quic", "tcp"} {
+		res.printRoundsOn(tw, listen)
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "  ready: from the nodes' start until both held a relay slot and had started hole punching\n")
+	fmt.Fprintf(w, "  one message every %v once the previous one is stored; each round in a fresh network and fresh processes\n", res.Config.Pace)
+}
+
+// printRoundsOn writes the rounds that listened on listen, with their
+// medians when there are several.
+func (res *RelayResults) printRoundsOn(tw io.Writer, listen string) {
+	var ready, relayed, direct []time.Duration
+	rounds := 0
 	for i, r := range res.Rounds {
+		if r.Listen != listen {
+			continue
+		}
+		rounds++
+		ready = append(ready, r.Ready)
 		first, upgrade := "-", "-"
 		if r.FirstVia != "" {
 			first = FormatDuration(r.ToRelayed) + " (" + r.FirstVia + ")"
@@ -72,13 +89,11 @@ func (res *RelayResults) printRounds(w io.Writer) {
 		if r.Err != "" {
 			conns = "failed: " + r.Err
 		}
-		fmt.Fprintf(tw, "  %d\t%s\t%s\t%s\t%s\t\n", i+1, first, upgrade, formatVia(r.Before), conns)
+		fmt.Fprintf(tw, "  %d\t%s\t%s\t%s\t%s\t%s\t%s\t\n", i+1, listen, FormatDuration(r.Ready), first, upgrade, formatVia(r.Before), conns)
 	}
-	if len(res.Rounds) > 1 {
-		fmt.Fprintf(tw, "  median\t%s\t%s\t\t\t\n", medianCell(relayed), medianCell(direct))
+	if rounds > 1 {
+		fmt.Fprintf(tw, "  median\t%s\t%s\t%s\t%s\t\t\t\n", listen, medianCell(ready), medianCell(relayed), medianCell(direct))
 	}
-	tw.Flush()
-	fmt.Fprintf(w, "  one message every %v once the previous one is stored; each round in a fresh network and fresh processes\n", res.Config.Pace)
 }
 
 func medianCell(d []time.Duration) string {

@@ -18,6 +18,9 @@ type natWorld struct {
 	lab      *natlab.Net
 	server   *process
 	from, to *nodeProc
+	// ready is from the nodes' start until both held a relay slot and
+	// had started hole punching.
+	ready time.Duration
 }
 
 // natWorldSpec says how a world is made.
@@ -25,6 +28,7 @@ type natWorldSpec struct {
 	name      string // its directory under the run's, and in progress lines
 	symmetric bool   // the routers map every connection to a new port
 	relay     bool   // the server runs its relay and the nodes listen
+	tcpOnly   bool   // the relay and the nodes listen on TCP alone, no QUIC
 }
 
 // startNATWorld builds the network and starts everything in it. A
@@ -50,8 +54,15 @@ func startNATWorld(ctx context.Context, bin, dir string, spec natWorldSpec) (*na
 	}
 	ready := filepath.Join(dir, "ready.json")
 	args := []string{"server", "--data", dataDir, "--mqtt", natlab.ServerIP + ":1883", "--http", "127.0.0.1:0", "--ready-file", ready}
+	relayListen := "/ip4/" + natlab.ServerIP + "/tcp/4001,/ip4/" + natlab.ServerIP + "/udp/4001/quic-v1"
+	listen := []string{"--p2p", "/ip4/0.0.0.0/tcp/4001", "--p2p", "/ip4/0.0.0.0/udp/4001/quic-v1"}
+	if spec.tcpOnly {
+		relayListen, listen = "/ip4/"+natlab.ServerIP+"/tcp/4001", listen[:2]
+	}
 	if spec.relay {
-		args = append(args, "--relay-listen", "/ip4/"+natlab.ServerIP+"/tcp/4001,/ip4/"+natlab.ServerIP+"/udp/4001/quic-v1")
+		args = append(args, "--relay-listen", relayListen)
+	} else {
+		listen = []string{"--p2p", "none"}
 	}
 	if w.server, err = startProcess("server", dir, nil, "ip", append([]string{"netns", "exec", lab.Pub, bin}, args...)...); err != nil {
 		return w, err
@@ -67,10 +78,7 @@ func startNATWorld(ctx context.Context, bin, dir string, spec natWorldSpec) (*na
 	}); err != nil {
 		return w, err
 	}
-	listen := []string{"--p2p", "none"}
-	if spec.relay {
-		listen = []string{"--p2p", "/ip4/0.0.0.0/tcp/4001", "--p2p", "/ip4/0.0.0.0/udp/4001/quic-v1"}
-	}
+	started := time.Now()
 	for _, slot := range []struct {
 		p        **nodeProc
 		user, ns string
@@ -86,14 +94,11 @@ func startNATWorld(ctx context.Context, bin, dir string, spec natWorldSpec) (*na
 			return w, err
 		}
 	}
-	if err := befriend(ctx, w.from, w.to); err != nil {
-		return w, err
-	}
 	if !spec.relay {
-		return w, nil
+		return w, befriend(ctx, w.from, w.to)
 	}
 	for _, n := range []*nodeProc{w.from, w.to} {
-		if err := waitFor(ctx, 30*time.Second, n.user+"'s node holds a relay slot", func(ctx context.Context) (bool, string) {
+		if err := waitFor(ctx, 30*time.Second, n.user+"'s node holds a relay slot and hole-punches", func(ctx context.Context) (bool, string) {
 			st, err := n.api.Status(ctx)
 			if err != nil {
 				return false, err.Error()
@@ -101,10 +106,17 @@ func startNATWorld(ctx context.Context, bin, dir string, spec natWorldSpec) (*na
 			if st.Relay == nil {
 				return false, "no relay named"
 			}
-			return len(st.Relay.Addrs) > 0, st.Relay.Error
+			return len(st.Relay.Addrs) > 0 && st.Relay.HolePunch, fmt.Sprintf("%+v", *st.Relay)
 		}); err != nil {
 			return w, err
 		}
+	}
+	w.ready = time.Since(started)
+	// Friends once both hold their slots and hole-punch: a relayed
+	// connection that opens before go-libp2p has started hole punching
+	// (once the node knows a public address of its own) stays relayed.
+	if err := befriend(ctx, w.from, w.to); err != nil {
+		return w, err
 	}
 	err = waitFor(ctx, 30*time.Second, "alice's node knows bob's relayed address", func(ctx context.Context) (bool, string) {
 		rows, err := w.from.api.Peers(ctx)

@@ -82,6 +82,10 @@ type RelayStatus struct {
 	Addrs   []string `json:"addrs,omitempty"` // this device's relayed addresses, while it holds a slot
 	Expires int64    `json:"expires,omitempty"`
 	Error   string   `json:"error,omitempty"` // why the last reservation failed
+	// HolePunch says that hole punching has started (the node knows a
+	// public address of its own): a relayed connection that opens from
+	// now on is upgraded to a direct one where the NATs allow.
+	HolePunch bool `json:"hole_punch"`
 }
 
 // GossipStatus is the node's GossipSub side.

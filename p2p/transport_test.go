@@ -82,6 +82,17 @@ func TestConnAddrs(t *testing.T) {
 	}
 }
 
+// Hole punching waits for a public address of the host's own, which a
+// host on loopback never has; without Config.Relay there is none at all.
+func TestHolePunchingWaitsForAPublicAddress(t *testing.T) {
+	relayed := newTestHost(t, func(c *Config) { c.Relay = true })
+	plain := newTestHost(t, nil)
+	time.Sleep(300 * time.Millisecond) // past go-libp2p's first look
+	if relayed.HolePunching() || plain.HolePunching() {
+		t.Errorf("HolePunching() = %v with Relay, %v without, on loopback: want false for both", relayed.HolePunching(), plain.HolePunching())
+	}
+}
+
 func TestNilAuthorizeRefusesEveryone(t *testing.T) {
 	server := newTestHost(t, nil) // Config.Authorize left nil
 	client := newTestHost(t, nil)

@@ -51,6 +51,7 @@ func newFlagSet(cfg *bench.RelayConfig) (*flag.FlagSet, *bool) {
 	fs := flag.NewFlagSet("relaybench", flag.ContinueOnError)
 	fs.StringVar(&cfg.MQTTer, "mqtter", cfg.MQTTer, "path of the mqtter binary (server and nodes)")
 	fs.IntVar(&cfg.Rounds, "rounds", cfg.Rounds, "hole punches timed, each in a fresh network")
+	fs.IntVar(&cfg.TCPRounds, "tcp-rounds", cfg.TCPRounds, "more hole punches timed with the relay and the nodes on TCP alone")
 	fs.IntVar(&cfg.N, "n", cfg.N, "latency samples per path")
 	fs.IntVar(&cfg.Warmup, "warmup", cfg.Warmup, "latency messages sent first and not counted")
 	fs.DurationVar(&cfg.Pace, "pace", cfg.Pace, "gap between messages while waiting for the hole punch")

@@ -17,17 +17,17 @@ func TestParseFlags(t *testing.T) {
 	if cfg.N != 7 || cfg.Pace.Milliseconds() != 5 {
 		t.Errorf("flags given with --quick lost: %+v", cfg)
 	}
-	if cfg.Rounds != 1 || cfg.Warmup != 10 {
-		t.Errorf("--quick defaults not applied: rounds %d warmup %d", cfg.Rounds, cfg.Warmup)
+	if cfg.Rounds != 1 || cfg.TCPRounds != 1 || cfg.Warmup != 10 {
+		t.Errorf("--quick defaults not applied: rounds %d tcp-rounds %d warmup %d", cfg.Rounds, cfg.TCPRounds, cfg.Warmup)
 	}
 	full, err := parseFlags(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if full.Rounds != 10 || full.N != 500 || full.MQTTer != "bin/mqtter" {
+	if full.Rounds != 10 || full.TCPRounds != 5 || full.N != 500 || full.MQTTer != "bin/mqtter" {
 		t.Errorf("defaults: %+v", full)
 	}
-	for _, bad := range [][]string{{"--rounds", "0"}, {"--n", "x"}, {"--punch-wait", "0s"}, {"--pace", "-1s"}, {"extra"}} {
+	for _, bad := range [][]string{{"--rounds", "0"}, {"--tcp-rounds", "-1"}, {"--n", "x"}, {"--punch-wait", "0s"}, {"--pace", "-1s"}, {"extra"}} {
 		if _, err := parseFlags(bad); err == nil {
 			t.Errorf("parseFlags(%q) accepted", bad)
 		}
@@ -35,8 +35,8 @@ func TestParseFlags(t *testing.T) {
 }
 
 // A tiny run of the whole bench against the built binary: one punch
-// timed, the first message relayed and a later one direct over a
-// connection the punch made, then two messages on each latency path,
+// timed on TCP and QUIC and one on TCP alone, each with the first message
+// relayed and a later one direct over a connection the punch made, then two messages on each latency path,
 // each arriving the way its row says.
 func TestQuickRun(t *testing.T) {
 	bin := os.Getenv("MQTTER_BIN")
@@ -61,12 +61,16 @@ func TestQuickRun(t *testing.T) {
 	if len(res.Errors) > 0 {
 		t.Fatalf("errors: %v", res.Errors)
 	}
-	if len(res.Rounds) != 1 {
-		t.Fatalf("rounds %+v, want 1", res.Rounds)
+	if len(res.Rounds) != 2 {
+		t.Fatalf("rounds %+v, want 2", res.Rounds)
 	}
-	r := res.Rounds[0]
-	if r.Err != "" || r.ToDirect <= 0 || r.ToRelayed <= 0 || r.ToDirect < r.ToRelayed || len(r.Conns) == 0 {
-		t.Errorf("round %+v: want a relayed start, then a direct message over a direct connection", r)
+	for _, r := range res.Rounds {
+		if r.Err != "" || r.ToDirect <= 0 || r.ToRelayed <= 0 || r.ToDirect < r.ToRelayed || len(r.Conns) == 0 {
+			t.Errorf("round %+v: want a relayed start, then a direct message over a direct connection", r)
+		}
+	}
+	if tcp := res.Rounds[1]; tcp.Listen != "tcp" || len(tcp.Conns) == 0 || !strings.Contains(tcp.Conns[0], "/tcp/") {
+		t.Errorf("the TCP round %+v: want a direct TCP connection", tcp)
 	}
 	for path, want := range map[string]string{bench.PathHolePunched: "p2p", bench.PathRelayed: "relayed", bench.PathViaServer: "server"} {
 		if l := res.Latency[path]; l.N != 2 || res.LatencyErr[path] != "" {
