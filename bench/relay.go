@@ -170,6 +170,8 @@ func (res *RelayResults) run(ctx context.Context, dir string) {
 	})
 	res.Notes = append(res.Notes,
 		"every setting is a fresh natlab network (the NAT tests' own): the server on a public segment, alice and bob each behind a router that masquerades and drops what comes from outside unasked",
+		"every link is a veth pair on this machine with no delay of its own, so the latency paths differ only by what the hops do (the relay, the server); "+
+			"a real network's round trips come on top: alice↔bob direct, alice↔server↔bob relayed and through the server",
 		"history_push is deferred (--sync-interval 1h) and --direct-timeout is 3s on every node, so the figures are of the delivery path alone",
 		"a relayed address is dialled 500 ms after a peer's direct ones while those are still being tried (behind a NAT they lead nowhere): "+
 			"on TCP alone they fail at once and the relay is dialled; a QUIC dial stays pending, and the first relayed message waits the 500 ms out",
