@@ -52,6 +52,9 @@ baremochi:
 # hop), a command through the Tasmota adapter beside one
 # to a thing's node (adapterbench), a group message's fan-out to 5, 20
 # and 50 members by GossipSub beside the server's push (gossipbench),
+# two nodes behind NAT routers in network namespaces: relayed start, hole
+# punch, and latency direct, relayed and through the server (relaybench,
+# as root; otherwise it prints "skipped"),
 # then runs the packages' micro benchmarks. Figures are reported, never asserted.
 bench: build baremochi
 	@command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || ./.ci/apt-install mosquitto || \
@@ -63,6 +66,8 @@ bench: build baremochi
 	$(GO) run ./bench/cmd/adapterbench --mqtter bin/mqtter
 	$(GO) run ./bench/cmd/gossipbench --mqtter bin/mqtter
 	$(GO) run ./bench/cmd/restorebench --mqtter bin/mqtter --n 100000,1000000
+	@command -v iptables >/dev/null 2>&1 || ./.ci/apt-install iptables || true
+	$(GO) run ./bench/cmd/relaybench --mqtter bin/mqtter
 	$(GO) test -run '^$$' -bench . -benchtime 2000x ./...
 
 # bench-quick is the same run with small numbers: a smoke test in seconds.
@@ -71,6 +76,8 @@ bench-quick: build baremochi
 	$(GO) run ./bench/cmd/thingbench --mqtter bin/mqtter --quick
 	$(GO) run ./bench/cmd/adapterbench --mqtter bin/mqtter --quick
 	$(GO) run ./bench/cmd/gossipbench --mqtter bin/mqtter --quick
+	@command -v iptables >/dev/null 2>&1 || ./.ci/apt-install iptables || true
+	$(GO) run ./bench/cmd/relaybench --mqtter bin/mqtter --quick
 
 # fuzz runs every native fuzz target in the repository for FUZZTIME each.
 fuzz:

@@ -17,12 +17,16 @@
 // (bench/cmd/gossipbench): one member's message until the last of 5, 20
 // and 50 others' nodes stored it, by GossipSub and by the server's push,
 // with CPU per delivery; the largest group's nodes run in the bench's
-// own process (node.Run), the others as processes.
+// own process (node.Run), the others as processes. And two nodes behind
+// NAT routers (bench/cmd/relaybench), in network namespaces
+// (internal/natlab): the time from both online to the first message
+// relayed by the server's relay and to the first one direct after the
+// hole punch, and latency direct, relayed and through the server.
 //
 // Every broker and node runs as a separate process on 127.0.0.1, but for
-// gossipbench's in-process nodes. The figures are
+// gossipbench's in-process nodes and relaybench's namespaces. The figures are
 // reported, never asserted: a benchmark run fails only when it cannot set
 // itself up (a broker does not start, an account cannot be made).
-// Commands mqbench, nodebench, restorebench, thingbench and gossipbench are the entry points;
+// Commands mqbench, nodebench, restorebench, thingbench, gossipbench and relaybench are the entry points;
 // `make bench` runs them all.
 package bench

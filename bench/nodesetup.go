@@ -137,6 +137,9 @@ type nodeProc struct {
 	addrs []multiaddr.Multiaddr
 
 	apiBase, token string // for /metrics
+	// dial reaches the node's local API; the default dialer when nil
+	// (relaybench's nodes run in network namespaces).
+	dial node.DialFunc
 }
 
 // startNodeProc starts `mqtter node` for user in dir/<user>, listening on
@@ -172,7 +175,7 @@ func (n *nodeProc) waitReady(ctx context.Context) error {
 		default:
 		}
 		if n.api == nil {
-			c, err := node.Dial(n.home)
+			c, err := node.DialWith(n.home, n.dial)
 			if err != nil {
 				return false, err.Error()
 			}

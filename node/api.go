@@ -250,6 +250,10 @@ func (a *apiServer) peers(w http.ResponseWriter, r *http.Request) {
 		}
 		if id, err := peer.Decode(p.Device); err == nil {
 			row.Connected = a.n.host.IsConnected(id)
+			row.Conns = a.n.host.ConnAddrs(id)
+		}
+		if row.Conns == nil {
+			row.Conns = []string{}
 		}
 		rows = append(rows, row)
 	}

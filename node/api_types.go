@@ -82,6 +82,10 @@ type RelayStatus struct {
 	Addrs   []string `json:"addrs,omitempty"` // this device's relayed addresses, while it holds a slot
 	Expires int64    `json:"expires,omitempty"`
 	Error   string   `json:"error,omitempty"` // why the last reservation failed
+	// HolePunch says that hole punching has started (the node knows a
+	// public address of its own): a relayed connection that opens from
+	// now on is upgraded to a direct one where the NATs allow.
+	HolePunch bool `json:"hole_punch"`
 }
 
 // GossipStatus is the node's GossipSub side.
@@ -147,6 +151,10 @@ type PeerRow struct {
 	Status    string   `json:"status"` // as the server last said
 	Addrs     []string `json:"addrs"`
 	Connected bool     `json:"connected"` // a direct connection is open now
+	// Conns are the remote addresses of the connections open to the
+	// device now: a relayed one holds /p2p-circuit, a direct one names
+	// its transport and the address the device was reached at.
+	Conns []string `json:"conns"`
 }
 
 // SyncResult is the answer of POST /v1/sync.

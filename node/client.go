@@ -61,6 +61,19 @@ type Client struct {
 // it answers on the address. Without a running node the error wraps
 // ErrNoNode.
 func Dial(home string) (*Client, error) {
+	return DialWith(home, nil)
+}
+
+// DialFunc makes a Client's connections to the node's address.
+type DialFunc func(ctx context.Context, network, addr string) (net.Conn, error)
+
+// DialWith is Dial with the connections made by dial (the default dialer
+// when nil): a benchmark reaches a node running in another network
+// namespace this way.
+func DialWith(home string, dial DialFunc) (*Client, error) {
+	if dial == nil {
+		dial = (&net.Dialer{Timeout: dialTimeout}).DialContext
+	}
 	addr, err := readAPIFile(home, APIAddrFile)
 	if err != nil {
 		return nil, err
@@ -76,8 +89,10 @@ func Dial(home string) (*Client, error) {
 	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
 		return nil, fmt.Errorf("%s: %q is not a loopback address; the local API is on loopback only", filepath.Join(home, APIAddrFile), addr)
 	}
-	c := newClient(home, addr, token)
-	conn, err := net.DialTimeout("tcp", addr, dialTimeout)
+	c := newClient(home, addr, token, dial)
+	ctx, cancel := context.WithTimeout(context.Background(), dialTimeout)
+	defer cancel()
+	conn, err := dial(ctx, "tcp", addr)
 	if err != nil {
 		return nil, c.noNode(err)
 	}
@@ -85,10 +100,10 @@ func Dial(home string) (*Client, error) {
 	return c, nil
 }
 
-func newClient(home, addr, token string) *Client {
+func newClient(home, addr, token string, dial DialFunc) *Client {
 	tr := &http.Transport{
 		Proxy:               nil, // loopback: never through a proxy
-		DialContext:         (&net.Dialer{Timeout: dialTimeout}).DialContext,
+		DialContext:         dial,
 		MaxIdleConnsPerHost: 4,
 		IdleConnTimeout:     30 * time.Second,
 	}

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
+	"sync/atomic"
 	"testing"
 )
 
@@ -221,6 +222,35 @@ func TestClientCalls(t *testing.T) {
 	}
 	if err := c.Call(ctx, "list_relations", struct{}{}, nil); err != nil {
 		t.Errorf("Call(list_relations, out nil) = %v", err)
+	}
+}
+
+// DialWith makes every connection, the check and the requests', with the
+// dialer given; one that fails makes it ErrNoNode.
+func TestDialWith(t *testing.T) {
+	srv := httptest.NewServer(fakeAPI(t))
+	t.Cleanup(srv.Close)
+	home := t.TempDir()
+	writeAPIFiles(t, home, strings.TrimPrefix(srv.URL, "http://"), "s3cret")
+	var dials atomic.Int32
+	c, err := DialWith(home, func(ctx context.Context, network, addr string) (net.Conn, error) {
+		dials.Add(1)
+		return (&net.Dialer{}).DialContext(ctx, network, addr)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Status(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if n := dials.Load(); n < 2 {
+		t.Errorf("the dialer made %d connections, want the check's and the request's", n)
+	}
+	refuse := func(context.Context, string, string) (net.Conn, error) {
+		return nil, &net.OpError{Op: "dial", Net: "tcp", Err: errors.New("no way there")}
+	}
+	if _, err := DialWith(home, refuse); !errors.Is(err, ErrNoNode) {
+		t.Errorf("DialWith(a failing dialer) = %v, want ErrNoNode", err)
 	}
 }
 

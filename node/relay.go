@@ -157,7 +157,7 @@ func (n *Node) relayStatus() *RelayStatus {
 	if len(n.relay.relay) == 0 {
 		return nil
 	}
-	st := &RelayStatus{Relay: slices.Clone(n.relay.relay), Error: n.relay.err}
+	st := &RelayStatus{Relay: slices.Clone(n.relay.relay), Error: n.relay.err, HolePunch: n.host.HolePunching()}
 	if time.Now().Before(n.relay.res.Expires) {
 		st.Addrs, st.Expires = slices.Clone(n.relay.res.Addrs), n.relay.res.Expires.UnixMilli()
 	}

@@ -27,6 +27,20 @@ func (h *Host) IsConnected(id peer.ID) bool {
 	return h.h.Network().Connectedness(id) == network.Connected
 }
 
+// ConnAddrs returns the remote addresses of the connections open to id
+// now, sorted: a relayed one holds /p2p-circuit; a direct one names the
+// transport (/tcp/, /udp/…/quic-v1) and the address the peer was reached
+// at, as seen from here (behind a NAT, its router's mapping).
+func (h *Host) ConnAddrs(id peer.ID) []string {
+	conns := h.h.Network().ConnsToPeer(id)
+	out := make([]string, 0, len(conns))
+	for _, c := range conns {
+		out = append(out, c.RemoteMultiaddr().String())
+	}
+	slices.Sort(out)
+	return out
+}
+
 // Connect opens a connection to id (at addrs, or where the peerstore
 // knows it) unless one is open. Streams need no Connect; GossipSub does,
 // since it talks only to connected peers.

@@ -12,6 +12,7 @@ import (
 	"github.com/libp2p/go-libp2p/p2p/host/observedaddrs"
 	"github.com/libp2p/go-libp2p/p2p/net/swarm"
 	"github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/client"
+	"github.com/libp2p/go-libp2p/p2p/protocol/holepunch"
 	"github.com/multiformats/go-multiaddr"
 )
 
@@ -111,6 +112,15 @@ func (h *Host) Limited(id peer.ID) bool {
 		}
 	}
 	return len(conns) > 0
+}
+
+// HolePunching reports whether hole punching has started: go-libp2p
+// starts it (and answers DCUtR) only once the host knows a public address
+// of its own, which it looks for at 0.25 s, then at doubling intervals up
+// to 5 s. A relayed connection that opened before is not upgraded: it
+// stays relayed until it ends, and the next one is punched.
+func (h *Host) HolePunching() bool {
+	return h.cfg.Relay && slices.Contains(h.h.Mux().Protocols(), holepunch.Protocol)
 }
 
 // Reachability is what the host has learnt of its own reachability:

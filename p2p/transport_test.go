@@ -56,6 +56,43 @@ func TestQUICRequest(t *testing.T) {
 	}
 }
 
+// ConnAddrs names the transport of the connection a request took, as
+// peers' conns shows it: the server's QUIC address, and nothing once the
+// connection is gone or for a peer never reached.
+func TestConnAddrs(t *testing.T) {
+	client, server := pair(t, quicOnly)
+	if got := client.ConnAddrs(server.ID()); len(got) != 0 {
+		t.Fatalf("ConnAddrs before any connection = %q, want none", got)
+	}
+	addrs := addrsOf(t, server)
+	topic := wire.RequestTopic(server.ID().String(), "send", "1")
+	if _, err := client.Request(t.Context(), server.ID(), addrs, topic, nil); err != nil {
+		t.Fatal(err)
+	}
+	want, _ := peer.SplitAddr(addrs[0])
+	got := client.ConnAddrs(server.ID())
+	if len(got) != 1 || got[0] != want.String() {
+		t.Errorf("ConnAddrs after a QUIC request = %q, want [%s]", got, want)
+	}
+	if err := client.h.Network().ClosePeer(server.ID()); err != nil {
+		t.Fatal(err)
+	}
+	if got := client.ConnAddrs(server.ID()); len(got) != 0 {
+		t.Errorf("ConnAddrs after closing = %q, want none", got)
+	}
+}
+
+// Hole punching waits for a public address of the host's own, which a
+// host on loopback never has; without Config.Relay there is none at all.
+func TestHolePunchingWaitsForAPublicAddress(t *testing.T) {
+	relayed := newTestHost(t, func(c *Config) { c.Relay = true })
+	plain := newTestHost(t, nil)
+	time.Sleep(300 * time.Millisecond) // past go-libp2p's first look
+	if relayed.HolePunching() || plain.HolePunching() {
+		t.Errorf("HolePunching() = %v with Relay, %v without, on loopback: want false for both", relayed.HolePunching(), plain.HolePunching())
+	}
+}
+
 func TestNilAuthorizeRefusesEveryone(t *testing.T) {
 	server := newTestHost(t, nil) // Config.Authorize left nil
 	client := newTestHost(t, nil)
