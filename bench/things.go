@@ -24,8 +24,8 @@ type ThingConfig struct {
 	// node, client to server) through a proxy that holds each byte this
 	// long each way: a network link's one-way delay, which loopback lacks.
 	LinkDelay time.Duration
-	Keep        bool          // keep logs and data even when all went well
-	Progress    io.Writer     // progress lines; nil discards them
+	Keep      bool      // keep logs and data even when all went well
+	Progress  io.Writer // progress lines; nil discards them
 }
 
 // DefaultThingConfig returns the full run's settings: a minute or two on
