@@ -51,7 +51,8 @@ baremochi:
 # message (thingbench, on loopback and again with a 5 ms link on every
 # hop), a command through the Tasmota adapter beside one
 # to a thing's node (adapterbench), a group message's fan-out to 5, 20
-# and 50 members by GossipSub beside the server's push (gossipbench),
+# and 50 members by GossipSub beside the server's push (gossipbench, and
+# with a 5 ms link on every hop for 5 and 20),
 # two nodes behind NAT routers in network namespaces: relayed start, hole
 # punch, and latency direct, relayed and through the server (relaybench,
 # as root; otherwise it prints "skipped"),
@@ -65,6 +66,7 @@ bench: build baremochi
 	$(GO) run ./bench/cmd/thingbench --mqtter bin/mqtter --link-delay 5ms --n 300 --chain-n 100
 	$(GO) run ./bench/cmd/adapterbench --mqtter bin/mqtter
 	$(GO) run ./bench/cmd/gossipbench --mqtter bin/mqtter
+	$(GO) run ./bench/cmd/gossipbench --mqtter bin/mqtter --link-delay 5ms --sizes 5,20 --n 100
 	$(GO) run ./bench/cmd/restorebench --mqtter bin/mqtter --n 100000,1000000
 	@command -v iptables >/dev/null 2>&1 || ./.ci/apt-install iptables || true
 	$(GO) run ./bench/cmd/relaybench --mqtter bin/mqtter

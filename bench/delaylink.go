@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"sync"
 	"time"
 )
@@ -141,13 +142,71 @@ func (l *delayLink) close() error {
 	return err
 }
 
-// freePort returns a loopback port that was free a moment ago, for a
-// process to listen on behind a link.
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
+// netLinks puts a world's hops between processes through delay links,
+// when its delay is set: the server behind one link, each device behind
+// one of its own that it announces, so that every hop crosses exactly one
+// link (a connection crosses the link of the side dialled).
+type netLinks struct {
+	delay time.Duration
+	all   []*delayLink
+}
+
+// server returns the URL clients use for the server at url (tcp://…).
+func (ls *netLinks) server(url string) (string, error) {
+	if ls.delay <= 0 {
+		return url, nil
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
+	l, err := ls.link(strings.TrimPrefix(url, "tcp://"))
+	if err != nil {
+		return "", err
+	}
+	return "tcp://" + l.addr(), nil
+}
+
+// device returns where a device listens and what it announces (none
+// without a delay: it listens on a port of its own choosing).
+func (ls *netLinks) device() (listen string, announce []string, err error) {
+	if ls.delay <= 0 {
+		return "/ip4/127.0.0.1/tcp/0", nil, nil
+	}
+	addr, err := freeAddr()
+	if err != nil {
+		return "", nil, err
+	}
+	l, err := ls.link(addr)
+	if err != nil {
+		return "", nil, err
+	}
+	_, port, _ := net.SplitHostPort(addr)
+	return "/ip4/127.0.0.1/tcp/" + port, []string{fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", l.port())}, nil
+}
+
+// link starts a link to target, closed with the others.
+func (ls *netLinks) link(target string) (*delayLink, error) {
+	l, err := newDelayLink(target, ls.delay)
+	if err != nil {
+		return nil, err
+	}
+	ls.all = append(ls.all, l)
+	return l, nil
+}
+
+// close stops every link and says what went wrong.
+func (ls *netLinks) close() []string {
+	var problems []string
+	for _, l := range ls.all {
+		if err := l.close(); err != nil {
+			problems = append(problems, "delay link: "+err.Error())
+		}
+	}
+	ls.all = nil
+	return problems
+}
+
+// where says, for a report's header, what links the run had.
+func (ls *netLinks) where(base string) string {
+	if ls.delay <= 0 {
+		return base
+	}
+	return fmt.Sprintf("%s, each hop between processes through a link holding every byte %v each way (round trip %v); the local API calls cross none", base, ls.delay, 2*ls.delay)
 }

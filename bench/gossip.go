@@ -27,8 +27,11 @@ type GossipConfig struct {
 	Warmup   int           // messages sent first on each path and not counted
 	Timeout  time.Duration // longest wait for one message to reach every member
 	MeshWait time.Duration // longest wait for the group's meshes to form
-	Keep     bool          // keep logs and data even when all went well
-	Progress io.Writer     // progress lines; nil discards them
+	// LinkDelay, when set, puts every hop between devices and to the
+	// server through a link holding each byte this long each way.
+	LinkDelay time.Duration
+	Keep      bool      // keep logs and data even when all went well
+	Progress  io.Writer // progress lines; nil discards them
 }
 
 // DefaultGossipConfig returns the full run's settings: a few minutes on
@@ -57,6 +60,9 @@ func (c GossipConfig) Validate() error {
 		if s < 1 || s > maxGossipSize {
 			return fmt.Errorf("size %d: a group of 1 to %d members", s, maxGossipSize)
 		}
+	}
+	if c.LinkDelay < 0 {
+		return fmt.Errorf("link delay %v must not be negative", c.LinkDelay)
 	}
 	if c.Timeout <= 0 || c.MeshWait <= 0 {
 		return fmt.Errorf("timeout %v and mesh wait %v must be positive", c.Timeout, c.MeshWait)

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -32,6 +33,9 @@ type gossipWorld struct {
 	members []*member
 	events  *fanout
 	stopEv  func()
+	links   netLinks
+	linksMu sync.Mutex
+	url     string // the server's, as the devices reach it
 }
 
 // member is one member's real node: an `mqtter node` process, or
@@ -56,8 +60,15 @@ func startGossipWorld(ctx context.Context, cfg GossipConfig, dir string, size in
 	if err != nil {
 		return nil, err
 	}
-	w := &gossipWorld{server: server}
-	if w.device, err = newBenchDevice(ctx, dir, server.url(), gossipSender, users[1]); err != nil {
+	w := &gossipWorld{server: server, links: netLinks{delay: cfg.LinkDelay}}
+	if w.url, err = w.links.server(server.url()); err != nil {
+		return w, err
+	}
+	listen, announce, err := w.links.device()
+	if err != nil {
+		return w, err
+	}
+	if w.device, err = newBenchDeviceAt(ctx, dir, w.url, gossipSender, users[1], listen, announce); err != nil {
 		return w, err
 	}
 	if err := w.startMembers(ctx, cfg.MQTTer, dir, users[1:], procs); err != nil {
@@ -91,11 +102,14 @@ func (w *gossipWorld) startMembers(ctx context.Context, bin, dir string, users [
 	for i, user := range users {
 		g.Go(func() error {
 			var m *member
-			var err error
+			listen, announce, err := w.place()
+			if err != nil {
+				return err
+			}
 			if procs {
-				m, err = startMemberProc(gctx, bin, dir, user, w.server.url())
+				m, err = startMemberProc(gctx, bin, dir, user, w.url, listen, announce)
 			} else {
-				m, err = startMemberInProcess(gctx, dir, user, w.server.url(), logger)
+				m, err = startMemberInProcess(gctx, dir, user, w.url, listen, announce, logger)
 			}
 			w.members[i] = m
 			return err
@@ -104,9 +118,22 @@ func (w *gossipWorld) startMembers(ctx context.Context, bin, dir string, users [
 	return g.Wait()
 }
 
-// startMemberProc runs user's node as `mqtter node`, as nodebench does.
-func startMemberProc(ctx context.Context, bin, dir, user, url string) (*member, error) {
-	n, err := startNodeProc(ctx, bin, dir, user, url)
+// place gives a member's device its place behind the world's links
+// (devices start in parallel; the links are not).
+func (w *gossipWorld) place() (listen string, announce []string, err error) {
+	w.linksMu.Lock()
+	defer w.linksMu.Unlock()
+	return w.links.device()
+}
+
+// startMemberProc runs user's node as `mqtter node`, as nodebench does,
+// listening on listen and announcing announce.
+func startMemberProc(ctx context.Context, bin, dir, user, url, listen string, announce []string) (*member, error) {
+	var extra []string
+	for _, a := range announce {
+		extra = append(extra, "--p2p-announce", a)
+	}
+	n, err := startNodeProcAt(ctx, bin, dir, user, url, listen, extra...)
 	if err != nil {
 		return nil, err
 	}
@@ -120,14 +147,14 @@ func startMemberProc(ctx context.Context, bin, dir, user, url string) (*member, 
 
 // startMemberInProcess runs user's node with node.Run in this process,
 // configured as startNodeProc configures a node process.
-func startMemberInProcess(ctx context.Context, dir, user, url string, logger *slog.Logger) (*member, error) {
+func startMemberInProcess(ctx context.Context, dir, user, url, listen string, announce []string, logger *slog.Logger) (*member, error) {
 	home := filepath.Join(dir, user)
 	nctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
 		done <- node.Run(nctx, node.Config{
 			Home: home, Server: url, User: user, Password: benchPassword,
-			ListenAddrs: []string{"/ip4/127.0.0.1/tcp/0"}, NoMDNS: true, SyncInterval: time.Hour,
+			ListenAddrs: []string{listen}, Announce: announce, NoMDNS: true, SyncInterval: time.Hour,
 			Logger: logger.With("node", user),
 		})
 	}()
@@ -324,6 +351,7 @@ func (w *gossipWorld) close() []string {
 	if w.server != nil {
 		msgs = append(msgs, w.server.process.shutdown())
 	}
+	msgs = append(msgs, w.links.close()...)
 	for _, msg := range msgs {
 		if msg != "" {
 			problems = append(problems, msg)

@@ -43,6 +43,12 @@ type benchDevice struct {
 // newBenchDevice makes a device of user, registers it with the server at
 // url and opens its store in dir.
 func newBenchDevice(ctx context.Context, dir, url, user, peerUser string) (*benchDevice, error) {
+	return newBenchDeviceAt(ctx, dir, url, user, peerUser, "/ip4/127.0.0.1/tcp/0", nil)
+}
+
+// newBenchDeviceAt is newBenchDevice listening on listen and announcing
+// announce (behind a delay link).
+func newBenchDeviceAt(ctx context.Context, dir, url, user, peerUser, listen string, announce []string) (*benchDevice, error) {
 	key, id, err := newDeviceKey()
 	if err != nil {
 		return nil, err
@@ -51,7 +57,8 @@ func newBenchDevice(ctx context.Context, dir, url, user, peerUser string) (*benc
 	d := &benchDevice{key: key, id: id, user: user, feeds: wire.DM(user, peerUser)}
 	d.host, err = p2p.New(ctx, p2p.Config{
 		Key:         key,
-		ListenAddrs: []string{"/ip4/127.0.0.1/tcp/0"},
+		ListenAddrs: []string{listen},
+		Announce:    announce,
 		Handler: p2p.HandlerFunc(func(context.Context, peer.ID, string, []byte) []byte {
 			return wire.Fail("", "the bench device takes no requests")
 		}),

@@ -29,7 +29,7 @@ type thingWorld struct {
 	alice, lamp, door *nodeProc
 	carol             *carolClient
 	rule              string // the id of the door → lamp rule in force
-	links             []*delayLink
+	links             netLinks
 }
 
 func (w *thingWorld) nodes() []*nodeProc {
@@ -96,15 +96,10 @@ func startThingWorld(ctx context.Context, cfg ThingConfig, dir string, progress 
 	if w.server, err = serveMQTTer(ctx, cfg.MQTTer, dir, "server", dataDir); err != nil {
 		return nil, err
 	}
-	url := w.server.url()
-	if cfg.LinkDelay > 0 {
-		// The server behind a link of its own: every client's MQTT
-		// crosses one.
-		l, err := w.link(strings.TrimPrefix(url, "tcp://"), cfg.LinkDelay)
-		if err != nil {
-			return w, err
-		}
-		url = "tcp://" + l.addr()
+	w.links.delay = cfg.LinkDelay
+	url, err := w.links.server(w.server.url())
+	if err != nil {
+		return w, err
 	}
 	if w.alice, err = w.startNode(ctx, cfg, dir, "alice", url); err != nil {
 		return w, err
@@ -155,34 +150,17 @@ func startThingWorld(ctx context.Context, cfg ThingConfig, dir string, progress 
 	return w, err
 }
 
-// link starts a delay link to target, closed with the world.
-func (w *thingWorld) link(target string, delay time.Duration) (*delayLink, error) {
-	l, err := newDelayLink(target, delay)
-	if err != nil {
-		return nil, err
-	}
-	w.links = append(w.links, l)
-	return l, nil
-}
-
-// startNode starts a node of the world; with a link delay it listens on a
-// port of its own and announces its link's address instead, so that every
-// connection to it crosses the link (and one between two nodes crosses
-// exactly one: the link of the node dialled).
+// startNode starts a node of the world, behind a link of its own when
+// the world has links.
 func (w *thingWorld) startNode(ctx context.Context, cfg ThingConfig, dir, user, url string, extra ...string) (*nodeProc, error) {
-	if cfg.LinkDelay <= 0 {
-		return startNodeProc(ctx, cfg.MQTTer, dir, user, url, extra...)
-	}
-	port, err := freePort()
+	listen, announce, err := w.links.device()
 	if err != nil {
 		return nil, err
 	}
-	l, err := w.link(fmt.Sprintf("127.0.0.1:%d", port), cfg.LinkDelay)
-	if err != nil {
-		return nil, err
+	for _, a := range announce {
+		extra = append(extra, "--p2p-announce", a)
 	}
-	return startNodeProcAt(ctx, cfg.MQTTer, dir, user, url, fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", port),
-		append(extra, "--p2p-announce", fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", l.port()))...)
+	return startNodeProcAt(ctx, cfg.MQTTer, dir, user, url, listen, extra...)
 }
 
 // bindCarol has carol bind the lamp with a second code, which the lamp's
@@ -270,12 +248,7 @@ func (w *thingWorld) close() []string {
 			problems = append(problems, msg)
 		}
 	}
-	for _, l := range w.links {
-		if err := l.close(); err != nil {
-			problems = append(problems, "delay link: "+err.Error())
-		}
-	}
-	return problems
+	return append(problems, w.links.close()...)
 }
 
 // carolClient is carol's plain MQTT device: it sends unsigned commands

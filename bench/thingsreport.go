@@ -43,10 +43,8 @@ func (res *ThingResults) hop() (time.Duration, bool) {
 // problems.
 func (res *ThingResults) Print(w io.Writer) {
 	cfg := res.Config
-	where := "all on 127.0.0.1 (libp2p between nodes; MQTT to the server)"
-	if d := cfg.LinkDelay; d > 0 {
-		where = fmt.Sprintf("all on 127.0.0.1 (libp2p between nodes; MQTT to the server), each hop between processes through a link holding every byte %v each way (round trip %v); the local API calls cross none", d, 2*d)
-	}
+	links := netLinks{delay: cfg.LinkDelay}
+	where := links.where("all on 127.0.0.1 (libp2p between nodes; MQTT to the server)")
 	printHeader(w, "thing", where, res.Load)
 	if len(res.Latency) > 0 {
 		fmt.Fprintf(w, "\nLatency, one at a time (n=%d after %d warm-up; chain n=%d after %d)\n", cfg.N, cfg.Warmup, cfg.ChainN, cfg.ChainWarmup)

@@ -66,6 +66,7 @@ func newFlagSet(cfg *bench.GossipConfig, cpuProfile *string) (*flag.FlagSet, *bo
 	fs.IntVar(&cfg.Warmup, "warmup", cfg.Warmup, "messages sent first on each path and not counted")
 	fs.DurationVar(&cfg.Timeout, "timeout", cfg.Timeout, "longest wait for one message to reach every member")
 	fs.DurationVar(&cfg.MeshWait, "mesh-wait", cfg.MeshWait, "longest wait for the group's meshes to form")
+	fs.DurationVar(&cfg.LinkDelay, "link-delay", cfg.LinkDelay, "one-way delay of a link put on every hop between devices and to the server, e.g. 5ms; 0: plain loopback")
 	fs.BoolVar(&cfg.Keep, "keep", cfg.Keep, "keep the logs and data directories")
 	fs.StringVar(cpuProfile, "cpuprofile", *cpuProfile, "write a CPU profile of gossipbench itself (the sender, the in-process nodes) to this file")
 	quick := fs.Bool("quick", false, "fewer messages, for a smoke test")

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mqtter/mqtter/bench"
 )
@@ -57,6 +58,7 @@ func TestQuickRun(t *testing.T) {
 	}
 	cfg := bench.DefaultGossipConfig().Quick()
 	cfg.MQTTer, cfg.Sizes, cfg.Procs, cfg.N, cfg.Warmup = bin, bench.Sizes{2, 3}, 2, 1, 0
+	cfg.LinkDelay = time.Millisecond // every hop through a delay link
 	res := bench.RunGossip(t.Context(), cfg)
 	var out bytes.Buffer
 	res.Print(&out)
@@ -77,6 +79,10 @@ func TestQuickRun(t *testing.T) {
 			}
 			if !maps.Equal(r.Via, want) {
 				t.Errorf("%d members, %s: stored via %v, want %v", size, path, r.Via, want)
+			}
+			// The server push crosses two links, gossip at least one.
+			if hops := map[string]time.Duration{bench.PathGossip: 1, bench.PathServerPush: 2}[path]; r.Latency.P50 < hops*cfg.LinkDelay {
+				t.Errorf("%d members, %s: p50 %v, less than %d links of %v", size, path, r.Latency.P50, hops, cfg.LinkDelay)
 			}
 		}
 	}
