@@ -91,6 +91,15 @@ func TestThingFeedReaders(t *testing.T) {
 			t.Errorf("%s: list_thing_feeds = %v, want none", cl.User, got)
 		}
 	}
+	// A reader offline gets what it missed when it connects again.
+	h.sw.Close()
+	missed := send(t, h.lamp, feedMsg("lamp", lampState(false)))
+	h.alice.News()
+	sw := dial(t, h.inst, "switch", h.sw.Device)
+	if got := newsUntil(t, sw, "t:lamp", missed.SeqId); got[len(got)-1].Message.MsgId != missed.MsgId {
+		t.Errorf("switch, back: the last news of t:lamp is %s, want the state it missed", got[len(got)-1].Message.MsgId)
+	}
+
 	// A person has no feed anyone reads.
 	wantError(t, "alice pulls a person's feed", h.alice.Fail("history", wire.HistoryReq{Feeds: "t:dave"}), "forbidden")
 }
@@ -208,5 +217,33 @@ func TestThingFeedUnbind(t *testing.T) {
 	bindAgain(t, h.alice, h.lamp)
 	if h := history(t, h.alice, "t:lamp", 0, 0); len(h.Messages) != 2 {
 		t.Errorf("alice bound again: history(t:lamp) = %d messages, want 2", len(h.Messages))
+	}
+}
+
+// A reader may subscribe to feeds/t/<thing> and gets the feed's messages
+// there; a subscription makes nobody a reader: a stranger's and a friend's
+// of the owner are refused and get nothing.
+func TestThingFeedSubscription(t *testing.T) {
+	t.Parallel()
+	h := newHome(t)
+	st := send(t, h.lamp, feedMsg("lamp", lampState(true)))
+	sub := dial(t, h.inst, "alice", "alice-sub")
+	if code := subscribeQoS(t, sub, "feeds/t/lamp", 1); code != 1 {
+		t.Fatalf("alice subscribes to feeds/t/lamp: SUBACK %#x, want 1", code)
+	}
+	if got := messagesOn(t, sub, "feeds/t/lamp", 1); got[0].MsgId != st.MsgId {
+		t.Errorf("alice's subscription replayed %s, want the lamp's state", got[0].MsgId)
+	}
+	next := send(t, h.lamp, feedMsg("lamp", lampState(false)))
+	if got := messagesOn(t, sub, "feeds/t/lamp", 1); got[0].MsgId != next.MsgId {
+		t.Errorf("alice's subscription got %s, want the lamp's new state", got[0].MsgId)
+	}
+	for _, who := range []string{"bob", "dave"} {
+		cl := dial(t, h.inst, who, who+"-sub")
+		if code := subscribeQoS(t, cl, "feeds/t/lamp", 1); code != 0x80 {
+			t.Errorf("%s subscribes to feeds/t/lamp: SUBACK %#x, want 0x80", who, code)
+		}
+		send(t, h.lamp, feedMsg("lamp", lampState(true)))
+		nothingMore(t, cl)
 	}
 }
