@@ -64,6 +64,10 @@ func feedHome(t *testing.T) (srv *servertest.Instance, lamp, door, alice, bob, m
 	if _, ok := mallory.n.book.group("t:lamp"); ok {
 		t.Fatal("mallory's book lists the lamp's feed")
 	}
+	var list []wire.Group
+	if err := alice.cl.Call(ctx, wire.MethodListThingFeeds, wire.Empty{}, &list); err != nil || len(list) != 2 {
+		t.Fatalf("alice's list_thing_feeds through her node: %+v, %v; want the lamp's and the door's feeds", list, err)
+	}
 	waitMeshes(t, "t:lamp", lamp, door, alice, bob)
 	return srv, lamp, door, alice, bob, mallory
 }

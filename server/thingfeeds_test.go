@@ -247,3 +247,25 @@ func TestThingFeedSubscription(t *testing.T) {
 		nothingMore(t, cl)
 	}
 }
+
+// A thing without a node may write its feed too (unsigned, as all its
+// messages): its readers get the report, and the server runs its rules on
+// it as on a report in a dm.
+func TestPlainThingFeedFiresRules(t *testing.T) {
+	t.Parallel()
+	h := newPlainHome(t)
+	rule := h.addRule(t, "door-lamp", "door", "opened", "lamp", "toggle")
+	h.door.Drain(quiet)
+	h.lamp.Drain(quiet)
+
+	ev := feedMsg("door", thing.Feedback{Kind: thing.KindEvent, Event: "opened", Cause: thing.CauseLocal})
+	send(t, h.door, ev)
+	if n := h.alice.News(); n.Feeds != "t:door" || n.Message.MsgId != ev.MsgId || n.Message.From != "door" {
+		t.Errorf("alice: news %s %s from %s, want the door's event in t:door", n.Feeds, n.Message.MsgId, n.Message.From)
+	}
+	m, c := nextCommand(t, h.lamp)
+	if m.From != "door" || c.Action != "toggle" || c.Trace.Rule != rule.ID || c.Trace.OriginMsg != ev.MsgId {
+		t.Errorf("the rule's command: from %s, %+v; want the door's toggle under %s caused by %s", m.From, c, rule.ID, ev.MsgId)
+	}
+	h.bob.NoPush(wire.PushNews, quiet)
+}
