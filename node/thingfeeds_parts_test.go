@@ -2,6 +2,7 @@ package node
 
 import (
 	"errors"
+	"slices"
 	"testing"
 	"time"
 
@@ -51,5 +52,32 @@ func TestOutboxResultWaitsForFeed(t *testing.T) {
 	p.queue(text, false)
 	if waits, _ := p.queues[text.Feeds].waitsForFeed(now); waits {
 		t.Error("alice's dm waits for a feed that is not hers")
+	}
+}
+
+// A thing sends its state and events into its feed once the server listed
+// it, as a dm to each of its audience when the server has no feeds (an
+// older server), and nowhere when nobody hears it.
+func TestThingStateTargets(t *testing.T) {
+	b := newBook("lamp")
+	rt := &thingRuntime{n: &Node{book: b}, self: "lamp"}
+	if got := rt.stateTargets(); got != nil {
+		t.Errorf("targets with nobody bound = %v, want none", got)
+	}
+	b.setRelations([]wire.Relation{
+		{User: "alice", Kind: wire.KindPerson, State: wire.StateBound},
+		{User: "door", Kind: wire.KindThing, State: wire.StateAssociated},
+		{User: "carol", Kind: wire.KindPerson, State: wire.StateFriend},
+	})
+	if got := rt.stateTargets(); !slices.Equal(got, []string{"alice", "door"}) {
+		t.Errorf("targets without a feed = %v, want a dm to alice and the door", got)
+	}
+	b.setThingFeeds([]wire.Group{{Feeds: "t:lamp", Members: []string{"alice", "door", "lamp"}}})
+	if got := rt.stateTargets(); !slices.Equal(got, []string{"t:lamp"}) {
+		t.Errorf("targets with the feed listed = %v, want the feed once", got)
+	}
+	b.setThingFeeds([]wire.Group{{Feeds: "g:lamp"}, {Feeds: "t:door"}})
+	if got := rt.stateTargets(); !slices.Equal(got, []string{"alice", "door"}) {
+		t.Errorf("targets with only another's feed listed = %v, want the dms", got)
 	}
 }
