@@ -166,7 +166,7 @@ func (n *Node) syncGossip(ctx context.Context) {
 	for _, t := range n.gossip.Joined() {
 		if !want[t] {
 			n.gossip.Leave(t)
-			n.log.Info("gossip: left the topic of a group no longer ours", "topic", t)
+			n.log.Info("gossip: left a topic no longer ours (a group or a thing's feed)", "topic", t)
 		}
 	}
 	for t := range want {
@@ -237,9 +237,9 @@ func (n *Node) meshLoop() {
 				if none != empty[topic] {
 					feeds, _ := feedsOfTopic(topic)
 					if none {
-						n.log.Info("gossip: no mesh peers in a group's topic; its messages go to connected devices and the server", "feeds", feeds)
+						n.log.Info("gossip: no mesh peers in a topic; its messages go to connected devices and the server", "feeds", feeds)
 					} else {
-						n.log.Info("gossip: a group's topic has mesh peers again", "feeds", feeds)
+						n.log.Info("gossip: a topic has mesh peers again", "feeds", feeds)
 					}
 				}
 				empty[topic] = none
