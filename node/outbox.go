@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -167,7 +168,7 @@ func (o *outbox) queue(m wire.Message, hold bool) {
 		o.queues[m.Feeds] = q
 		o.order = append(o.order, m.Feeds)
 	}
-	if feed := o.queues[wire.ThingFeeds(o.n.cfg.User)]; feed != nil && feed != q && (feed.fresh || feed.busy) {
+	if feed := o.queues[wire.ThingFeeds(o.n.cfg.User)]; feed != nil && strings.HasPrefix(m.Feeds, "dm:") && (feed.fresh || feed.busy) {
 		// A thing's state or event is in its feed, not tried yet or
 		// being tried: what it sends next in a dm (a result) leaves
 		// after that try (its gossip leg, its server leg).

@@ -25,6 +25,11 @@ func TestOutboxResultWaitsForFeed(t *testing.T) {
 	if waits, _ := dm.waitsForFeed(now); !waits {
 		t.Fatal("the result does not wait for the untried state")
 	}
+	group := msg("g:home")
+	o.queue(group, false)
+	if waits, _ := o.queues[group.Feeds].waitsForFeed(now); waits {
+		t.Error("a group message of the thing waits for its feed")
+	}
 	feed.busy, feed.fresh = true, false // the loop takes the state
 	if waits, _ := dm.waitsForFeed(now); !waits {
 		t.Fatal("the result does not wait for the state's try")
