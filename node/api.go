@@ -34,7 +34,7 @@ var callMethods = map[string]bool{
 	wire.MethodRemoveFeedsMember: true, wire.MethodDissolveFeeds: true, wire.MethodListFeeds: true,
 	wire.MethodPairingCode: true, wire.MethodBindThing: true, wire.MethodUnbindThing: true,
 	wire.MethodAssociate: true, wire.MethodDissociate: true, wire.MethodPresence: true,
-	wire.MethodConversations: true, wire.MethodToken: true,
+	wire.MethodConversations: true, wire.MethodToken: true, wire.MethodListThingFeeds: true,
 }
 
 // apiServer is the running local API.
@@ -297,7 +297,7 @@ func (a *apiServer) call(w http.ResponseWriter, r *http.Request) {
 	}
 	switch method {
 	case wire.MethodListRelations, wire.MethodListFeeds, wire.MethodConversations,
-		wire.MethodPairingCode, wire.MethodToken, wire.MethodPresence:
+		wire.MethodPairingCode, wire.MethodToken, wire.MethodPresence, wire.MethodListThingFeeds:
 	default:
 		// A relation or a group changed: know it before answering, so
 		// the next command (a send to the new group, say) finds it.

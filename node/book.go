@@ -23,6 +23,9 @@ type book struct {
 	found     map[string][]multiaddr.Multiaddr // by device: addresses from mDNS
 	relations map[string]wire.Relation
 	groups    map[string]wire.Group // by feeds
+	// thingFeeds are the things' feeds this account reads ("t:<thing>",
+	// list_thing_feeds), in a group's shape: Members are the readers.
+	thingFeeds map[string]wire.Group
 }
 
 func newBook(self string) *book {
@@ -32,6 +35,8 @@ func newBook(self string) *book {
 		found:     make(map[string][]multiaddr.Multiaddr),
 		relations: make(map[string]wire.Relation),
 		groups:    make(map[string]wire.Group),
+
+		thingFeeds: make(map[string]wire.Group),
 	}
 }
 
@@ -62,6 +67,20 @@ func (b *book) setGroups(groups []wire.Group) {
 	}
 	b.mu.Lock()
 	b.groups = m
+	b.mu.Unlock()
+}
+
+// setThingFeeds replaces the things' feeds this account reads; a row
+// that names no thing's feed is left out.
+func (b *book) setThingFeeds(feeds []wire.Group) {
+	m := make(map[string]wire.Group, len(feeds))
+	for _, g := range feeds {
+		if f, err := wire.ParseFeeds(g.Feeds); err == nil && f.Kind == wire.FeedsThing {
+			m[g.Feeds] = g
+		}
+	}
+	b.mu.Lock()
+	b.thingFeeds = m
 	b.mu.Unlock()
 }
 
@@ -201,25 +220,34 @@ func (r bookRights) Related(a, b string) (bool, error) {
 	return false, nil
 }
 
-// Member reports whether account is a member of a group of this account.
+// Member reports whether account is a member of a group of this account,
+// or a reader of a thing's feed this account reads.
 func (r bookRights) Member(feeds, account string) (bool, error) {
 	g, ok := r.b.group(feeds)
 	return ok && slices.Contains(g.Members, account), nil
 }
 
-// groupFeeds returns the feeds of the groups this account is a member
-// of, sorted.
-func (b *book) groupFeeds() []string {
+// gossipFeeds returns the feeds whose messages travel by gossip: the
+// groups this account is a member of and the things' feeds it reads,
+// sorted.
+func (b *book) gossipFeeds() []string {
 	b.mu.RLock()
 	defer b.mu.RUnlock()
-	return slices.Sorted(maps.Keys(b.groups))
+	out := slices.Collect(maps.Keys(b.groups))
+	out = slices.AppendSeq(out, maps.Keys(b.thingFeeds))
+	slices.Sort(out)
+	return out
 }
 
-// group returns a group this account is a member of.
+// group returns a group this account is a member of, or a thing's feed
+// it reads (its readers as Members).
 func (b *book) group(feeds string) (wire.Group, bool) {
 	b.mu.RLock()
 	defer b.mu.RUnlock()
-	g, ok := b.groups[feeds]
+	if g, ok := b.groups[feeds]; ok {
+		return g, true
+	}
+	g, ok := b.thingFeeds[feeds]
 	return g, ok
 }
 
@@ -246,8 +274,16 @@ var _ thing.Relations = bookRights{}
 // Tie returns the relation between a and b as this account's book knows
 // it: only pairs that include this account are known. The kind of this
 // account itself follows from the relation: both of an association are
-// things, and a binding joins a person and a thing.
+// things, and a binding joins a person and a thing. Tie(a, a) answers a
+// thing for an account whose feed the book lists (the server lists only
+// things' feeds), and nothing else.
 func (r bookRights) Tie(a, b string) (state, kindB string, err error) {
+	if a == b {
+		if _, ok := r.b.group(wire.ThingFeeds(a)); ok {
+			return "", wire.KindThing, nil
+		}
+		return "", "", nil
+	}
 	self := r.b.self
 	var other string
 	switch self {

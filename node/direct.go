@@ -25,7 +25,8 @@ func (n *Node) sendDirect(ctx context.Context, f wire.Feeds, feeds string, msgs 
 	if len(members) == 0 {
 		return nil
 	}
-	if f.Kind == wire.FeedsGroup {
+	gossiped := f.Kind == wire.FeedsGroup || f.Kind == wire.FeedsThing
+	if gossiped {
 		if msgs = n.gossipSend(ctx, feeds, msgs); len(msgs) == 0 {
 			return nil
 		}
@@ -39,8 +40,8 @@ func (n *Node) sendDirect(ctx context.Context, f wire.Feeds, feeds string, msgs 
 		connected := n.host.IsConnected(t.id)
 		switch {
 		case connected:
-		case f.Kind == wire.FeedsGroup:
-			continue // groups go directly only to devices connected now
+		case gossiped:
+			continue // groups and feeds go directly only to devices connected now
 		case len(t.addrs) == 0:
 			continue
 		case serverUp && n.book.offline(t.id.String()):

@@ -15,6 +15,7 @@ import (
 
 	"github.com/mqtter/mqtter/localdb"
 	"github.com/mqtter/mqtter/p2p"
+	"github.com/mqtter/mqtter/thing"
 	"github.com/mqtter/mqtter/wire"
 )
 
@@ -329,15 +330,17 @@ func knownKind(msg string, kinds []string) bool {
 }
 
 // FuzzValidateGossip feeds arbitrary gossiped messages, on arbitrary
-// topics, to the group topics' validator. It must never panic, and must
-// accept only a valid, unsequenced message of the topic's group, signed by
-// a device of From, and From a member; whatever it accepts it hands on
-// parsed, as it was signed.
+// topics, to the validator of the group topics and things' feeds. It must
+// never panic, and must accept only a valid, unsequenced message of the
+// topic's group, signed by a device of From, and From a member, or in the
+// feed t:alice (which bob's book lists), alice's own state or event;
+// whatever it accepts it hands on parsed, as it was signed.
 func FuzzValidateGossip(f *testing.F) {
 	aliceKey, alice := fixedKey(f, 1)
 	_, bob := fixedKey(f, 2)
 	strangerKey, _ := fixedKey(f, 3)
 	n := newReceiveNode(f, bob, alice)
+	n.book.setThingFeeds([]wire.Group{{Feeds: "t:alice", Name: "alice", Owner: "alice", Members: []string{"alice", "bob"}}})
 	signed := func(feeds string, key crypto.PrivKey, mutate func(*wire.Message)) []byte {
 		m := wire.Message{MsgId: "01JD0000000000000000000021", Feeds: feeds, MsgType: wire.MsgTypeText,
 			From: "alice", Payload: json.RawMessage(`{"text":"hi all"}`), TimeCreate: 1732240000000}
@@ -346,6 +349,18 @@ func FuzzValidateGossip(f *testing.F) {
 		}
 		if mutate != nil {
 			mutate(&m)
+		}
+		b, err := json.Marshal(m)
+		if err != nil {
+			f.Fatal(err)
+		}
+		return b
+	}
+	signedWith := func(feeds string, key crypto.PrivKey, before func(*wire.Message)) []byte {
+		m := wire.Message{MsgId: "01JD0000000000000000000022", Feeds: feeds, From: "alice", TimeCreate: 1732240000000}
+		before(&m)
+		if err := m.Sign(key); err != nil {
+			f.Fatal(err)
 		}
 		b, err := json.Marshal(m)
 		if err != nil {
@@ -363,6 +378,17 @@ func FuzzValidateGossip(f *testing.F) {
 	f.Add(team, signed("g:team", aliceKey, func(m *wire.Message) { m.From = "bob" }))
 	f.Add(team, []byte(strings.Replace(string(good), "hi all", "hi All", 1)))
 	f.Add("/mqtter/feeds/1/", []byte(`{"MsgId":`))
+	feed := gossipTopic("t:alice")
+	state := func(m *wire.Message) {
+		m.MsgType, m.Payload = wire.MsgTypeFeedback, json.RawMessage(`{"kind":"state","props":{"on":true},"rev":1,"cause":"local"}`)
+	}
+	f.Add(feed, signedWith("t:alice", aliceKey, state))
+	f.Add(feed, signed("t:alice", aliceKey, nil))
+	f.Add(gossipTopic("t:bob"), signedWith("t:bob", aliceKey, state))
+	f.Add(feed, signedWith("t:alice", aliceKey, func(m *wire.Message) {
+		state(m)
+		m.Payload = json.RawMessage(`{"kind":"result","cmd":"c","status":"done"}`)
+	}))
 	f.Fuzz(func(t *testing.T, topic string, data []byte) {
 		val, v := n.validateGossip(context.Background(), alice, topic, data)
 		if v != p2p.Accept {
@@ -376,8 +402,14 @@ func FuzzValidateGossip(f *testing.F) {
 			t.Fatalf("accepted with value %T, want *wire.Message", val)
 		}
 		feeds, ok := feedsOfTopic(topic)
-		if !ok || feeds != "g:team" || m.Feeds != feeds {
+		if !ok || feeds != "g:team" && feeds != "t:alice" || m.Feeds != feeds {
 			t.Fatalf("accepted %s on topic %q", m.Feeds, topic)
+		}
+		if feeds == "t:alice" {
+			fb, err := thing.ParseFeedback(m.Payload)
+			if m.MsgType != wire.MsgTypeFeedback || err != nil || fb.Kind != thing.KindState && fb.Kind != thing.KindEvent {
+				t.Fatalf("accepted a %s (%v) in alice's feed", m.MsgType, err)
+			}
 		}
 		if err := m.Validate(); err != nil {
 			t.Fatalf("accepted an invalid message: %v", err)

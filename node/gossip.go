@@ -19,7 +19,10 @@ import (
 // Groups over GossipSub (docs/protocol.md, "Gossip"): each group is a
 // topic its members' devices join; a message published there reaches the
 // online members through the mesh, and goes to the server too, which
-// sequences it, stores it and carries it to whoever is offline.
+// sequences it, stores it and carries it to whoever is offline. A thing's
+// feed ("t:<thing>") travels the same way among its readers: the thing,
+// the persons bound to it and the things associated with it; the book
+// lists it as a group whose members are those readers.
 
 // gossipTopicPrefix starts every group's topic name.
 const gossipTopicPrefix = "/mqtter/feeds/1/"
@@ -32,14 +35,14 @@ func gossipTopic(feeds string) string { return gossipTopicPrefix + feeds }
 func GossipTopic(feeds string) string { return gossipTopic(feeds) }
 
 // feedsOfTopic is gossipTopic's inverse; it reports false for a topic
-// that names no group.
+// that names no group and no thing's feed.
 func feedsOfTopic(topic string) (string, bool) {
 	feeds, ok := strings.CutPrefix(topic, gossipTopicPrefix)
 	if !ok {
 		return "", false
 	}
 	f, err := wire.ParseFeeds(feeds)
-	if err != nil || f.Kind != wire.FeedsGroup {
+	if err != nil || f.Kind != wire.FeedsGroup && f.Kind != wire.FeedsThing {
 		return "", false
 	}
 	return feeds, true
@@ -148,8 +151,8 @@ func (n *Node) deliverGossip(_ peer.ID, _ string, val any) {
 	})
 }
 
-// syncGossip joins the topics of the groups in the book and leaves the
-// others, evicts from each topic the devices no longer of its members
+// syncGossip joins the topics of the groups and things' feeds in the book
+// and leaves the others, evicts from each topic the devices no longer of its members
 // (before it returns: nothing published after reaches them), and dials
 // members' devices where a mesh is thin.
 func (n *Node) syncGossip(ctx context.Context) {
@@ -157,13 +160,13 @@ func (n *Node) syncGossip(ctx context.Context) {
 		return
 	}
 	want := make(map[string]bool)
-	for _, feeds := range n.book.groupFeeds() {
+	for _, feeds := range n.book.gossipFeeds() {
 		want[gossipTopic(feeds)] = true
 	}
 	for _, t := range n.gossip.Joined() {
 		if !want[t] {
 			n.gossip.Leave(t)
-			n.log.Info("gossip: left the topic of a group no longer ours", "topic", t)
+			n.log.Info("gossip: left a topic no longer ours (a group or a thing's feed)", "topic", t)
 		}
 	}
 	for t := range want {
@@ -234,9 +237,9 @@ func (n *Node) meshLoop() {
 				if none != empty[topic] {
 					feeds, _ := feedsOfTopic(topic)
 					if none {
-						n.log.Info("gossip: no mesh peers in a group's topic; its messages go to connected devices and the server", "feeds", feeds)
+						n.log.Info("gossip: no mesh peers in a topic; its messages go to connected devices and the server", "feeds", feeds)
 					} else {
-						n.log.Info("gossip: a group's topic has mesh peers again", "feeds", feeds)
+						n.log.Info("gossip: a topic has mesh peers again", "feeds", feeds)
 					}
 				}
 				empty[topic] = none

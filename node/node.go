@@ -40,8 +40,12 @@ var DefaultListenAddrs = []string{"/ip4/0.0.0.0/tcp/0", "/ip4/0.0.0.0/udp/0/quic
 // and password: retrying will not help.
 var ErrLoginRefused = errors.New("the server refused the login")
 
-// metaGroups is the localdb meta key of the cached group list (JSON).
-const metaGroups = "groups"
+// metaGroups and metaThingFeeds are the localdb meta keys of the cached
+// group list and list of things' feeds (JSON).
+const (
+	metaGroups     = "groups"
+	metaThingFeeds = "thing_feeds"
+)
 
 func (c *Config) ensureDefaults() error {
 	if c.Home == "" {
@@ -277,19 +281,24 @@ func (n *Node) loadCaches(ctx context.Context) error {
 		return fmt.Errorf("node: %w", err)
 	}
 	n.book.setRelations(rels)
-	raw, err := n.db.Get(ctx, metaGroups)
-	if errors.Is(err, localdb.ErrNotFound) {
-		return nil
+	for _, c := range []struct {
+		key, what string
+		set       func([]wire.Group)
+	}{{metaGroups, "group list", n.book.setGroups}, {metaThingFeeds, "list of things' feeds", n.book.setThingFeeds}} {
+		raw, err := n.db.Get(ctx, c.key)
+		if errors.Is(err, localdb.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("node: %w", err)
+		}
+		var list []wire.Group
+		if err := json.Unmarshal([]byte(raw), &list); err != nil {
+			n.log.Warn("cached "+c.what+" unreadable; waiting for the server's", "err", err)
+			continue
+		}
+		c.set(list)
 	}
-	if err != nil {
-		return fmt.Errorf("node: %w", err)
-	}
-	var groups []wire.Group
-	if err := json.Unmarshal([]byte(raw), &groups); err != nil {
-		n.log.Warn("cached group list unreadable; waiting for the server's", "err", err)
-		return nil
-	}
-	n.book.setGroups(groups)
 	return nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -53,11 +54,34 @@ type convQueue struct {
 	attempts int
 	next     time.Time // retry not before (backoff)
 	hold     time.Time // a held message waits for company until then
-	// fresh: a group message came that no try has taken yet. It is
+	// fresh: a group message (or one of a thing's feed, which travels
+	// by gossip too) came that no try has taken yet. It is
 	// tried at once whatever the backoff: the backoff is the server
 	// leg's, which fails at every try while the server is down, and
 	// the members online get a group's messages by gossip meanwhile.
 	fresh bool
+	// tries counts the batches of this queue that finished.
+	tries int
+	// after: this queue (a dm of a thing's node) waits until the thing's
+	// feed queue after finished afterTries batches, or until afterUntil,
+	// so that the state a command caused, in the feed, goes before the
+	// command's result, in the dm, as it did when both went in the dm.
+	after      *convQueue
+	afterTries int
+	afterUntil time.Time
+}
+
+// feedFirstWait bounds how long a thing's dm waits for its feed's try.
+const feedFirstWait = 2 * time.Second
+
+// waitsForFeed reports whether q still waits for its thing's feed, and
+// until when.
+func (q *convQueue) waitsForFeed(now time.Time) (bool, time.Time) {
+	a := q.after
+	if a == nil || len(a.msgs) == 0 || a.tries >= q.afterTries || !now.Before(q.afterUntil) {
+		return false, time.Time{}
+	}
+	return true, q.afterUntil
 }
 
 // queuedMsg is a message for the loop; hold: it may wait up to ackHold
@@ -155,6 +179,16 @@ func (o *outbox) queue(m wire.Message, hold bool) {
 		o.queues[m.Feeds] = q
 		o.order = append(o.order, m.Feeds)
 	}
+	if feed := o.queues[wire.ThingFeeds(o.n.cfg.User)]; feed != nil && strings.HasPrefix(m.Feeds, "dm:") && (feed.fresh || feed.busy) {
+		// A thing's state or event is in its feed, not tried yet or
+		// being tried: what it sends next in a dm (a result) leaves
+		// after that try (its gossip leg, its server leg).
+		q.after, q.afterUntil = feed, time.Now().Add(feedFirstWait)
+		q.afterTries = feed.tries + 1
+		if feed.busy && feed.fresh {
+			q.afterTries++
+		}
+	}
 	switch {
 	case !hold:
 		q.hold = time.Time{}
@@ -167,7 +201,7 @@ func (o *outbox) queue(m wire.Message, hold bool) {
 		}
 	}
 	q.msgs = append(q.msgs, m)
-	if f, err := wire.ParseFeeds(m.Feeds); err == nil && f.Kind == wire.FeedsGroup {
+	if f, err := wire.ParseFeeds(m.Feeds); err == nil && (f.Kind == wire.FeedsGroup || f.Kind == wire.FeedsThing) {
 		q.fresh = true
 	}
 }
@@ -202,6 +236,10 @@ func (o *outbox) loop() {
 			}
 			if q.hold.After(now) {
 				wake = minTime(wake, q.hold)
+				continue
+			}
+			if waits, until := q.waitsForFeed(now); waits {
+				wake = minTime(wake, until)
 				continue
 			}
 			if inFlight >= maxConversationsInFlight {
@@ -297,6 +335,7 @@ func (o *outbox) finish(r batchResult) {
 		return
 	}
 	q.busy = false
+	q.tries++
 	kept := q.msgs[:0]
 	for _, m := range q.msgs {
 		if !r.delivered[m.MsgId] {

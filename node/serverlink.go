@@ -62,7 +62,7 @@ func (n *Node) onServerState(connected bool, err error) {
 }
 
 // refresh asks the server for the relations, the devices of related
-// accounts and the groups, and caches them.
+// accounts, the groups and the things' feeds, and caches them.
 func (n *Node) refresh(ctx context.Context) error {
 	var rels []wire.Relation
 	if err := n.link.Call(ctx, wire.MethodListRelations, wire.Empty{}, &rels); err != nil {
@@ -100,6 +100,18 @@ func (n *Node) refresh(ctx context.Context) error {
 	if raw, err := json.Marshal(groups); err == nil {
 		if err := n.db.Set(ctx, metaGroups, string(raw)); err != nil {
 			n.log.Warn("cache groups", "err", err)
+		}
+	}
+	// A server without things' feeds has none: the thing then sends its
+	// state and events as dms, as before.
+	feeds := []wire.Group{}
+	if err := n.link.Call(ctx, wire.MethodListThingFeeds, wire.Empty{}, &feeds); err != nil && !isAnswerKind(err, errUnknownMethod) {
+		return err
+	}
+	n.book.setThingFeeds(feeds)
+	if raw, err := json.Marshal(feeds); err == nil {
+		if err := n.db.Set(ctx, metaThingFeeds, string(raw)); err != nil {
+			n.log.Warn("cache things' feeds", "err", err)
 		}
 	}
 	n.syncGossip(ctx)

@@ -241,15 +241,20 @@ func sendCommand(t *testing.T, from *testNode, to string, c thing.Command) strin
 }
 
 // feedbackOf returns the feedback about cmd (its MsgId as Cmd or Cause)
-// that who holds from the thing th.
+// that who holds from the thing th: in their dm (acks, results) and in
+// the thing's feed (state, events).
 func feedbackOf(t *testing.T, who *testNode, th, cmd string) []thing.Feedback {
 	t.Helper()
-	h, err := who.cl.History(t.Context(), th, 0)
-	if err != nil {
-		t.Fatalf("history: %v", err)
+	var msgs []HistoryEntry
+	for _, conv := range []string{th, wire.ThingFeeds(th)} {
+		h, err := who.cl.History(t.Context(), conv, 0)
+		if err != nil {
+			t.Fatalf("history of %s: %v", conv, err)
+		}
+		msgs = append(msgs, h.Messages...)
 	}
 	var out []thing.Feedback
-	for _, m := range h.Messages {
+	for _, m := range msgs {
 		if m.MsgType != wire.MsgTypeFeedback || m.From != th {
 			continue
 		}

@@ -187,7 +187,7 @@ func (rt *thingRuntime) fromProgram(fb *thing.Feedback) error {
 			return err
 		}
 		from := len(rt.pending.Messages)
-		first := rt.sendFeedback(fb, rt.audience())
+		first := rt.sendFeedback(fb, rt.stateTargets())
 		if oc, ok := rt.running[fb.Cause]; ok {
 			// A running command's result mostly follows at once: its state
 			// and events keep the ack company (ackHold) where the result
@@ -391,6 +391,22 @@ func (rt *thingRuntime) audience() []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// stateTargets are where this thing's state and events go when someone
+// hears them: its feed, once, when the server keeps one (list_thing_feeds
+// named it; docs/protocol.md, "Things' feeds"), else a dm to each person
+// bound and each thing associated, as a server without feeds needs.
+func (rt *thingRuntime) stateTargets() []string {
+	audience := rt.audience()
+	if len(audience) == 0 {
+		return nil
+	}
+	feeds := wire.ThingFeeds(rt.self)
+	if _, ok := rt.n.book.group(feeds); ok {
+		return []string{feeds}
+	}
+	return audience
 }
 
 // boundPersons are the persons bound to this thing.

@@ -390,20 +390,5 @@ func (s *Server) writeAdopted(ctx context.Context, name, device, feeds string, f
 	}
 }
 
-// bound returns the persons bound to thing name.
-func (s *Server) bound(ctx context.Context, name string) ([]string, error) {
-	rels, err := s.db.RelationsOf(ctx, name)
-	if err != nil {
-		return nil, err
-	}
-	var out []string
-	for _, r := range rels {
-		if r.State == store.StateActive && r.Kind == store.KindBound {
-			out = append(out, r.Other(name))
-		}
-	}
-	return out, nil
-}
-
 // sortedKeys is maps.Keys in order.
 func sortedKeys[V any](m map[string]V) []string { return slices.Sorted(maps.Keys(m)) }

@@ -151,13 +151,9 @@ func (a *adapters) report(sess *session, topic string, payload []byte) {
 			s.writeAdopted(ctx, t.name, device, w.feeds, w.fb)
 		}
 		if local := t.localState(); local != nil {
-			persons, err := s.bound(ctx, t.name)
-			if err != nil {
-				s.log.Warn("adapter: bound persons", "thing", t.name, "err", err)
-			}
-			for _, p := range persons {
-				s.writeAdopted(ctx, t.name, device, wire.DM(p, t.name), *local)
-			}
+			// Once, into the thing's feed: its readers (the persons
+			// bound, the things associated) get it from there.
+			s.writeAdopted(ctx, t.name, device, wire.ThingFeeds(t.name), *local)
 		}
 	}
 }

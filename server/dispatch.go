@@ -76,6 +76,8 @@ func init() {
 		wire.MethodAddRule:     (*Server).addRule,
 		wire.MethodRemoveRule:  (*Server).removeRule,
 		wire.MethodListRules:   (*Server).listRules,
+
+		wire.MethodListThingFeeds: (*Server).listThingFeeds,
 	}
 }
 

@@ -93,7 +93,8 @@ func (s *Server) admit(ctx context.Context, sess *session, m *wire.Message, rela
 }
 
 // members returns the accounts of a conversation that account may read:
-// the two of a dm it is one of, or the members of a group it belongs to.
+// the two of a dm it is one of, the members of a group it belongs to, or
+// the readers of a thing's feed it reads.
 func (s *Server) members(ctx context.Context, account, feeds string) (wire.Feeds, []string, error) {
 	f, err := wire.ParseFeeds(feeds)
 	if err != nil {
@@ -104,6 +105,17 @@ func (s *Server) members(ctx context.Context, account, feeds string) (wire.Feeds
 			return f, nil, forbidden("not a member of %s", feeds)
 		}
 		return f, []string{f.A, f.B}, nil
+	}
+	if f.Kind == wire.FeedsThing {
+		ok, err := s.readsFeed(ctx, f.Thing, account)
+		if err != nil {
+			return f, nil, err
+		}
+		if !ok {
+			return f, nil, forbidden("not a reader of %s", feeds)
+		}
+		readers, err := s.feedReaders(ctx, f.Thing)
+		return f, readers, err
 	}
 	g, found, err := s.dir.group(ctx, feeds)
 	if err != nil {
@@ -125,14 +137,19 @@ type rights struct {
 // Related reports whether a and b have an active relation.
 func (r rights) Related(a, b string) (bool, error) { return r.s.related(r.ctx, a, b) }
 
-// Member reports whether account is a current member of the group feeds.
+// Member reports whether account is a current member of the group feeds,
+// or a reader of the thing's feed feeds.
 func (r rights) Member(feeds, account string) (bool, error) {
+	if f, err := wire.ParseFeeds(feeds); err == nil && f.Kind == wire.FeedsThing {
+		return r.s.readsFeed(r.ctx, f.Thing, account)
+	}
 	g, found, err := r.s.dir.group(r.ctx, feeds)
 	return found && g.IsMember(account), err
 }
 
-// inConversation reports whether account is one of a dm's two or a current
-// member of a group: the right to read feeds, and to relay into it.
+// inConversation reports whether account is one of a dm's two, a current
+// member of a group or a reader of a thing's feed: the right to read
+// feeds, and to relay into it.
 func inConversation(r wire.Rights, feeds, account string) (bool, error) {
 	f, err := wire.ParseFeeds(feeds)
 	if err != nil {
@@ -388,13 +405,18 @@ func (s *Server) conversations(ctx context.Context, c *call) (any, error) {
 	return s.Conversations(ctx, c.sess.account)
 }
 
-// Conversations lists account's conversations with their last SeqIds.
+// Conversations lists account's conversations with their last SeqIds: its
+// dms with messages, its groups and the things' feeds it reads.
 func (s *Server) Conversations(ctx context.Context, account string) ([]wire.Conversation, error) {
 	groups, err := s.db.GroupsOf(ctx, account)
 	if err != nil {
 		return nil, err
 	}
-	convs, err := s.db.Conversations(ctx, account, groups)
+	feeds, err := s.thingFeedsOf(ctx, account)
+	if err != nil {
+		return nil, err
+	}
+	convs, err := s.db.Conversations(ctx, account, append(groups, feeds...))
 	if convs == nil && err == nil {
 		convs = []wire.Conversation{}
 	}

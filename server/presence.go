@@ -167,8 +167,8 @@ func (s *Server) peers(ctx context.Context, c *call) (any, error) {
 }
 
 // contacts returns the accounts that see account's devices: those with an
-// active relation to it and those sharing a group with it, sorted, without
-// account itself.
+// active relation to it, those sharing a group with it and those reading a
+// thing's feed it reads, sorted, without account itself.
 func (s *Server) contacts(ctx context.Context, account string) ([]string, error) {
 	accounts, err := s.relatedAccounts(ctx, account)
 	if err != nil {
@@ -186,6 +186,19 @@ func (s *Server) contacts(ctx context.Context, account string) ([]string, error)
 		if found {
 			accounts = append(accounts, g.Members...)
 		}
+	}
+	// Readers of a thing's feed relay its messages to each other by
+	// gossip, as a group's members do: they see each other's devices.
+	feeds, err := s.thingFeedsOf(ctx, account)
+	if err != nil {
+		return nil, err
+	}
+	for _, f := range feeds {
+		readers, err := s.feedReaders(ctx, f[len(wire.ThingFeeds("")):])
+		if err != nil {
+			return nil, err
+		}
+		accounts = append(accounts, readers...)
 	}
 	slices.Sort(accounts)
 	accounts = slices.Compact(accounts)

@@ -358,6 +358,7 @@ func (s *Server) bindThing(ctx context.Context, c *call) (any, error) {
 		return nil, forbidden("%v", guess)
 	}
 	s.relationEvent(req.Thing, wire.RelationEvent{Event: evBound, User: me})
+	s.feedReadersChanged(ctx, req.Thing, me)
 	return nil, nil
 }
 
@@ -386,6 +387,7 @@ func (s *Server) unbindThing(ctx context.Context, c *call) (any, error) {
 		return nil, err
 	}
 	s.relationEvent(req.Thing, wire.RelationEvent{Event: evUnbound, User: me})
+	s.feedReadersChanged(ctx, req.Thing, me)
 	s.rulesChanged(dropped, c.sess)
 	return nil, nil
 }
@@ -457,6 +459,8 @@ func (s *Server) setAssociation(ctx context.Context, c *call, on bool) (any, err
 	}
 	s.relationEvent(req.A, wire.RelationEvent{Event: ev, User: req.B})
 	s.relationEvent(req.B, wire.RelationEvent{Event: ev, User: req.A})
+	s.feedReadersChanged(ctx, req.A, req.B)
+	s.feedReadersChanged(ctx, req.B, req.A)
 	s.rulesChanged(dropped, c.sess)
 	return nil, nil
 }

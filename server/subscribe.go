@@ -149,7 +149,8 @@ func (s *Server) recordSubscriptions(sess *session, id uint16, reqs []subRequest
 // standing records what a subscription to f stands for, through the
 // im:// methods: to a person, a friend request (or its acceptance, or the
 // restore of a relation the subscriber put in the recycle bin); to a group
-// the subscriber is not in, an application to join. A subscription to a
+// the subscriber is not in, an application to join; to a thing's feed, it
+// must be one of its readers already. A subscription to a
 // relation or group that exists already, to a presence the subscriber
 // sees, or under a wildcard or the protocol's schemes is just a
 // subscription. An error refuses the subscription; made reports that it
@@ -182,6 +183,16 @@ func (s *Server) standing(ctx context.Context, sess *session, f wire.Filter) (ma
 			return false, nil
 		}
 		return false, s.invoke(ctx, sess, "apply_join_feeds", wire.FeedsReq{Feeds: f.Name})
+	case wire.FilterThing:
+		// Reading a thing's feed comes with a binding or an association,
+		// which a subscription cannot make.
+		ok, err := rights{ctx, s}.Member(f.Name, me)
+		if err != nil {
+			return false, err
+		}
+		if !ok {
+			return false, forbidden("not a reader of %s", f.Name)
+		}
 	case wire.FilterPresence:
 		if f.Name == me {
 			return false, nil

@@ -75,11 +75,19 @@ func (r rights) mayWriteThing(m *wire.Message) error {
 // mayRelayThing checks a command or feedback another account signed and
 // the caller relays: its payload parses, and the parts of the command rule
 // that never change hold (it is in a dm; a command goes to a thing;
-// feedback comes from a thing). Who may command whom is the author's right
+// feedback comes from a thing), or, in a thing's feed, the feed's rule. Who may command whom is the author's right
 // when it wrote, which the recipient's node checked then; like any relayed
 // message, a relation or rule ended since does not strand it.
 func (r rights) mayRelayThing(m *wire.Message) error {
 	var err error
+	if f, ferr := wire.ParseFeeds(m.Feeds); ferr == nil && f.Kind == wire.FeedsThing {
+		// A thing's feed holds its own state and events only, whatever
+		// the message's type.
+		if err := thing.MayWriteFeed(r, f, m); err != nil {
+			return fmt.Errorf("message %s: %w", m.MsgId, err)
+		}
+		return nil
+	}
 	switch m.MsgType {
 	case wire.MsgTypeCommand:
 		_, err = thing.ParseCommand(m.Payload)
@@ -94,6 +102,12 @@ func (r rights) mayRelayThing(m *wire.Message) error {
 	f, err := wire.ParseFeeds(m.Feeds)
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrBadRequest, err)
+	}
+	if f.Kind == wire.FeedsThing {
+		if err := thing.MayWriteFeed(r, f, m); err != nil {
+			return fmt.Errorf("message %s: %w", m.MsgId, err)
+		}
+		return nil
 	}
 	if f.Kind != wire.FeedsDM || !f.Has(m.From) {
 		return forbidden("message %s: a %s goes in a dm of its author", m.MsgId, m.MsgType)

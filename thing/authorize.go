@@ -18,7 +18,8 @@ type Relations interface {
 	// Tie returns the state of the active relation between a and b
 	// (wire.StateFriend, wire.StateBound, wire.StateAssociated, or ""
 	// when there is none or it is not known) and the kind of account b
-	// (wire.KindPerson, wire.KindThing, or "" when not known).
+	// (wire.KindPerson, wire.KindThing, or "" when not known). Tie(b, b)
+	// asks for the kind of b alone.
 	Tie(a, b string) (state, kindB string, err error)
 	// DeviceOwner returns the account a device id belongs to.
 	DeviceOwner(device string) (account string, ok bool, err error)
@@ -37,15 +38,20 @@ type Relations interface {
 //     it carries is its own;
 //   - both payloads parse (ParseCommand, ParseFeedback).
 //
-// Other message types pass. Errors wrap ErrNotAllowed, ErrBadCommand or
-// ErrBadFeedback, or are the Relations' own.
+// A thing's feed ("t:<thing>") holds only the thing's own feedback of
+// kind state or event (MayWriteFeed). Other message types pass elsewhere.
+// Errors wrap ErrNotAllowed, ErrBadCommand or ErrBadFeedback, or are the
+// Relations' own.
 func MayWrite(r Relations, m *wire.Message) error {
-	if m.MsgType != wire.MsgTypeCommand && m.MsgType != wire.MsgTypeFeedback {
-		return nil
-	}
 	f, err := wire.ParseFeeds(m.Feeds)
 	if err != nil {
 		return err
+	}
+	if f.Kind == wire.FeedsThing {
+		return MayWriteFeed(r, f, m)
+	}
+	if m.MsgType != wire.MsgTypeCommand && m.MsgType != wire.MsgTypeFeedback {
+		return nil
 	}
 	if f.Kind != wire.FeedsDM || !f.Has(m.From) {
 		return fmt.Errorf("%w: a %s goes in a dm of its author", ErrNotAllowed, m.MsgType)
@@ -73,6 +79,35 @@ func MayWrite(r Relations, m *wire.Message) error {
 		return err
 	}
 	return MayCommand(r, m.From, other, &c)
+}
+
+// MayWriteFeed is the rule of a thing's feed f (f.Kind wire.FeedsThing),
+// whoever relays the message: its author is the thing itself, which is an
+// account of kind thing, and it is feedback of kind state or event. Acks
+// and results stay in the dms of the command's sender and origin, and a
+// description in the dms of the bound persons: those are for them alone.
+func MayWriteFeed(r Relations, f wire.Feeds, m *wire.Message) error {
+	if m.From != f.Thing {
+		return fmt.Errorf("%w: only %s writes %s, not %s", ErrNotAllowed, f.Thing, m.Feeds, m.From)
+	}
+	if m.MsgType != wire.MsgTypeFeedback {
+		return fmt.Errorf("%w: a thing's feed holds feedback only, not %.20q", ErrNotAllowed, m.MsgType)
+	}
+	fb, err := ParseFeedback(m.Payload)
+	if err != nil {
+		return err
+	}
+	if fb.Kind != KindState && fb.Kind != KindEvent {
+		return fmt.Errorf("%w: a thing's feed holds state and events, not %s", ErrNotAllowed, fb.Kind)
+	}
+	_, kind, err := r.Tie(m.From, m.From)
+	if err != nil {
+		return err
+	}
+	if kind != wire.KindThing {
+		return fmt.Errorf("%w: %s has a feed only if it is a thing", ErrNotAllowed, m.From)
+	}
+	return nil
 }
 
 // MayCommand reports whether author may send c to thing: see MayWrite.

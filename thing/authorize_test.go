@@ -227,6 +227,8 @@ func TestMayWrite(t *testing.T) {
 	person := payload(Command{Action: "on", Expires: 1, Trace: Trace{Origin: "alice", OriginMsg: "m"}})
 	granted := payload(grantedCommand(t))
 	result := json.RawMessage(`{"kind":"result","cmd":"m","status":"done"}`)
+	state := json.RawMessage(`{"kind":"state","props":{"on":true},"rev":1,"cause":"local"}`)
+	event := json.RawMessage(`{"kind":"event","event":"opened","cause":"local"}`)
 	msg := func(typ, from, feeds string, p json.RawMessage) *wire.Message {
 		return &wire.Message{MsgId: "m2", Feeds: feeds, MsgType: typ, From: from, Payload: p, TimeCreate: 1}
 	}
@@ -257,6 +259,17 @@ func TestMayWrite(t *testing.T) {
 			json.RawMessage(`{"kind":"description","description":{"thing":"lamp","version":1}}`)), nil},
 		{"another thing's description", msg(wire.MsgTypeFeedback, "lamp", wire.DM("alice", "lamp"),
 			json.RawMessage(`{"kind":"description","description":{"thing":"door","version":1}}`)), ErrNotAllowed},
+		{"state in its feed", msg(wire.MsgTypeFeedback, "lamp", wire.ThingFeeds("lamp"), state), nil},
+		{"event in its feed", msg(wire.MsgTypeFeedback, "lamp", wire.ThingFeeds("lamp"), event), nil},
+		{"a bound person writes a thing's feed", msg(wire.MsgTypeFeedback, "alice", wire.ThingFeeds("lamp"), state), ErrNotAllowed},
+		{"an associated thing writes a thing's feed", msg(wire.MsgTypeFeedback, "door", wire.ThingFeeds("lamp"), state), ErrNotAllowed},
+		{"a person's feed", msg(wire.MsgTypeFeedback, "alice", wire.ThingFeeds("alice"), state), ErrNotAllowed},
+		{"text in a thing's feed", msg(wire.MsgTypeText, "lamp", wire.ThingFeeds("lamp"), json.RawMessage(`{"text":"hi"}`)), ErrNotAllowed},
+		{"command in a thing's feed", msg(wire.MsgTypeCommand, "lamp", wire.ThingFeeds("lamp"), person), ErrNotAllowed},
+		{"result in a thing's feed", msg(wire.MsgTypeFeedback, "lamp", wire.ThingFeeds("lamp"), result), ErrNotAllowed},
+		{"description in a thing's feed", msg(wire.MsgTypeFeedback, "lamp", wire.ThingFeeds("lamp"),
+			json.RawMessage(`{"kind":"description","description":{"thing":"lamp","version":1}}`)), ErrNotAllowed},
+		{"malformed state in a thing's feed", msg(wire.MsgTypeFeedback, "lamp", wire.ThingFeeds("lamp"), json.RawMessage(`{"kind":"state"}`)), ErrBadFeedback},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -39,6 +39,9 @@ const (
 	MethodAddRule     = "add_rule"    // a signed thing.Rule → {"id"}
 	MethodRemoveRule  = "remove_rule" // {"id"}
 	MethodListRules   = "list_rules"  // {"thing"?} → []thing.Rule
+	// MethodListThingFeeds lists the things' feeds ("t:<thing>") the
+	// caller reads, each with its readers: {} → []Group (extension).
+	MethodListThingFeeds = "list_thing_feeds"
 )
 
 // MaxHistoryPush is the most messages one history_push may carry.

@@ -29,6 +29,7 @@ func isLowerAlnum(c byte) bool { return 'a' <= c && c <= 'z' || '0' <= c && c <=
 const (
 	dmPrefix    = "dm:"
 	groupPrefix = "g:"
+	thingPrefix = "t:"
 )
 
 // MaxGroupIDLen is the longest group id (the part after "g:").
@@ -44,29 +45,38 @@ type FeedsKind int
 const (
 	FeedsDM    FeedsKind = iota + 1 // "dm:<a>:<b>"
 	FeedsGroup                      // "g:<id>"
+	// FeedsThing is a thing's feed of state and events, "t:<thing>": only
+	// the thing writes it; the persons bound to it and the things
+	// associated with it read it (an extension of the contract).
+	FeedsThing
 )
 
-// String returns "dm", "group" or "FeedsKind(n)".
+// String returns "dm", "group", "thing" or "FeedsKind(n)".
 func (k FeedsKind) String() string {
 	switch k {
 	case FeedsDM:
 		return "dm"
 	case FeedsGroup:
 		return "group"
+	case FeedsThing:
+		return "thing"
 	}
 	return fmt.Sprintf("FeedsKind(%d)", int(k))
 }
 
-// Feeds is a parsed conversation id: "dm:<a>:<b>" with a < b, or "g:<id>".
+// Feeds is a parsed conversation id: "dm:<a>:<b>" with a < b, "g:<id>",
+// or "t:<thing>".
 type Feeds struct {
 	Kind  FeedsKind
 	A, B  string // the two accounts of a dm, A < B
 	Group string // the id of a group, without "g:"
+	Thing string // the account whose feed a "t:" is
 }
 
 // ParseFeeds parses a conversation id. Both accounts of a dm must be valid
 // and in order (a < b, so each pair has exactly one id); a group id is
-// [A-Za-z0-9._-]{1,64}. Errors wrap ErrBadFeeds.
+// [A-Za-z0-9._-]{1,64}; a thing's feed names a valid account. Errors wrap
+// ErrBadFeeds.
 func ParseFeeds(s string) (Feeds, error) {
 	f, why := parseFeeds(s)
 	if why != "" {
@@ -95,8 +105,14 @@ func parseFeeds(s string) (Feeds, string) {
 			return Feeds{}, "bad group id"
 		}
 		return Feeds{Kind: FeedsGroup, Group: id}, ""
+	case strings.HasPrefix(s, thingPrefix):
+		name := s[len(thingPrefix):]
+		if !ValidAccount(name) {
+			return Feeds{}, "bad account name"
+		}
+		return Feeds{Kind: FeedsThing, Thing: name}, ""
 	}
-	return Feeds{}, "want dm:<a>:<b> or g:<id>"
+	return Feeds{}, "want dm:<a>:<b>, g:<id> or t:<thing>"
 }
 
 // ValidGroupID reports whether id can follow "g:": [A-Za-z0-9._-]{1,64}.
@@ -128,6 +144,10 @@ func DM(a, b string) string {
 // GroupFeeds returns the conversation id of the group with the given id.
 func GroupFeeds(id string) string { return groupPrefix + id }
 
+// ThingFeeds returns the conversation id of thing's feed of state and
+// events. It does not validate the name.
+func ThingFeeds(thing string) string { return thingPrefix + thing }
+
 // String formats f back to its conversation id; the zero Feeds gives "".
 func (f Feeds) String() string {
 	switch f.Kind {
@@ -135,12 +155,15 @@ func (f Feeds) String() string {
 		return DM(f.A, f.B)
 	case FeedsGroup:
 		return GroupFeeds(f.Group)
+	case FeedsThing:
+		return ThingFeeds(f.Thing)
 	}
 	return ""
 }
 
 // Has reports whether account is one of the two sides of a dm. It is always
-// false for groups, whose members only the server knows.
+// false for groups and things' feeds, whose readers only the relation book
+// knows.
 func (f Feeds) Has(account string) bool {
 	return f.Kind == FeedsDM && account != "" && (account == f.A || account == f.B)
 }

@@ -46,6 +46,9 @@ var goodFeeds = []struct {
 	{"g:01JD8RSH00B9D5MPJTB9D5MPJT", Feeds{Kind: FeedsGroup, Group: "01JD8RSH00B9D5MPJTB9D5MPJT"}},
 	{"g:Team.A_b-1", Feeds{Kind: FeedsGroup, Group: "Team.A_b-1"}},
 	{"g:" + strings.Repeat("x", 64), Feeds{Kind: FeedsGroup, Group: strings.Repeat("x", 64)}},
+	{"t:lamp", Feeds{Kind: FeedsThing, Thing: "lamp"}},
+	{"t:door.sensor_2-x", Feeds{Kind: FeedsThing, Thing: "door.sensor_2-x"}},
+	{"t:" + strings.Repeat("a", 63), Feeds{Kind: FeedsThing, Thing: strings.Repeat("a", 63)}},
 }
 
 func TestParseFeeds(t *testing.T) {
@@ -66,6 +69,7 @@ func TestParseFeedsBad(t *testing.T) {
 		"", "dm:", "dm:alice", "dm:alice:", "dm::bob", "dm:bob:alice", "dm:alice:alice",
 		"dm:alice:bob:carol", "dm:Alice:bob", "dm:alice:b b", "DM:alice:bob", "dm alice bob",
 		"g:", "g:a b", "g:a:b", "g:a/b", "g:" + strings.Repeat("x", 65), "group:x", "x", "alice",
+		"t:", "t:Lamp", "t:lamp:x", "t:.lamp", "t:la mp", "t:" + strings.Repeat("a", 64), "T:lamp", "thing:lamp",
 	} {
 		if got, err := ParseFeeds(in); !errors.Is(err, ErrBadFeeds) {
 			t.Errorf("ParseFeeds(%q) = %+v, %v, want an error wrapping ErrBadFeeds", in, got, err)
@@ -83,6 +87,9 @@ func TestDM(t *testing.T) {
 	if got := GroupFeeds("x1"); got != "g:x1" {
 		t.Errorf(`GroupFeeds("x1") = %q, want "g:x1"`, got)
 	}
+	if got := ThingFeeds("lamp"); got != "t:lamp" {
+		t.Errorf(`ThingFeeds("lamp") = %q, want "t:lamp"`, got)
+	}
 	if got := (Feeds{}).String(); got != "" {
 		t.Errorf(`Feeds{}.String() = %q, want ""`, got)
 	}
@@ -91,6 +98,7 @@ func TestDM(t *testing.T) {
 func TestFeedsHasPeer(t *testing.T) {
 	dm := Feeds{Kind: FeedsDM, A: "alice", B: "bob"}
 	group := Feeds{Kind: FeedsGroup, Group: "alice"}
+	feed := Feeds{Kind: FeedsThing, Thing: "alice"}
 	tests := []struct {
 		f        Feeds
 		account  string
@@ -102,6 +110,7 @@ func TestFeedsHasPeer(t *testing.T) {
 		{dm, "carol", false, ""},
 		{dm, "", false, ""},
 		{group, "alice", false, ""},
+		{feed, "alice", false, ""},
 		{Feeds{}, "", false, ""},
 	}
 	for _, tt := range tests {
@@ -115,9 +124,39 @@ func TestFeedsHasPeer(t *testing.T) {
 }
 
 func TestFeedsKindString(t *testing.T) {
-	for k, want := range map[FeedsKind]string{FeedsDM: "dm", FeedsGroup: "group", 0: "FeedsKind(0)"} {
+	for k, want := range map[FeedsKind]string{FeedsDM: "dm", FeedsGroup: "group", FeedsThing: "thing", 0: "FeedsKind(0)"} {
 		if got := k.String(); got != want {
 			t.Errorf("FeedsKind(%d).String() = %q, want %q", int(k), got, want)
 		}
 	}
+}
+
+// FuzzParseFeeds: ParseFeeds never panics, refuses with ErrBadFeeds, and
+// what it accepts formats back to its input and parses to the same Feeds.
+func FuzzParseFeeds(f *testing.F) {
+	for _, tt := range goodFeeds {
+		f.Add(tt.in)
+	}
+	for _, s := range []string{"", "t:", "t:Lamp", "t:lamp:x", "dm:b:a", "g:a b", "t:\x00", "t:" + strings.Repeat("a", 64)} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got, err := ParseFeeds(s)
+		if err != nil {
+			if !errors.Is(err, ErrBadFeeds) {
+				t.Fatalf("ParseFeeds(%q) = %v, want an error wrapping ErrBadFeeds", s, err)
+			}
+			return
+		}
+		if got.String() != s {
+			t.Fatalf("ParseFeeds(%q).String() = %q, want the input", s, got.String())
+		}
+		again, err := ParseFeeds(got.String())
+		if err != nil || again != got {
+			t.Fatalf("ParseFeeds(%q) again = %+v, %v, want %+v", s, again, err, got)
+		}
+		if got.Kind == FeedsThing && !ValidAccount(got.Thing) {
+			t.Fatalf("ParseFeeds(%q) names thing %q, not an account", s, got.Thing)
+		}
+	})
 }

@@ -23,7 +23,8 @@ type Rights interface {
 	// bound (person and thing) or associated (two things).
 	Related(a, b string) (bool, error)
 	// Member reports whether account is a current member of the group
-	// feeds.
+	// feeds, or, for a thing's feed, one of its readers now: the thing,
+	// a person bound to it or a thing associated with it.
 	Member(feeds, account string) (bool, error)
 }
 
@@ -31,7 +32,8 @@ type Rights interface {
 // whichever path the message takes (a send, a history push, a server-to-
 // server push, a direct stream): the author of a dm must be one of its two
 // accounts and related to the other; the author of a group message must be
-// a current member. It returns nil, an error wrapping ErrNotMember or
+// a current member; only the thing itself writes its feed ("t:<thing>";
+// what it may put there is the thing model's rule). It returns nil, an error wrapping ErrNotMember or
 // ErrNotRelated, or the error Rights returned.
 func MayWrite(r Rights, feeds, author string) error {
 	f, err := ParseFeeds(feeds)
@@ -48,6 +50,12 @@ func MayWrite(r Rights, feeds, author string) error {
 		}
 		if !ok {
 			return fmt.Errorf("%w: %s and %s are neither friends, bound nor associated", ErrNotRelated, f.A, f.B)
+		}
+		return nil
+	}
+	if f.Kind == FeedsThing {
+		if author != f.Thing {
+			return fmt.Errorf("%w: only %s writes %s", ErrNotMember, f.Thing, feeds)
 		}
 		return nil
 	}

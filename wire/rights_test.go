@@ -25,7 +25,7 @@ func (r rightsTable) Member(feeds, account string) (bool, error) {
 func TestMayWrite(t *testing.T) {
 	book := rightsTable{
 		related: map[[2]string]bool{{"alice", "bob"}: true},
-		members: map[string][]string{"g:1": {"alice", "carol"}},
+		members: map[string][]string{"g:1": {"alice", "carol"}, "t:lamp": {"lamp", "alice", "door"}},
 	}
 	boom := errors.New("boom")
 	tests := []struct {
@@ -42,6 +42,11 @@ func TestMayWrite(t *testing.T) {
 		{"member", book, "g:1", "carol", nil},
 		{"not a member", book, "g:1", "bob", ErrNotMember},
 		{"unknown group", book, "g:2", "alice", ErrNotMember},
+		{"thing writes its feed", book, "t:lamp", "lamp", nil},
+		{"bound person writes a thing's feed", book, "t:lamp", "alice", ErrNotMember},
+		{"associated thing writes a thing's feed", book, "t:lamp", "door", ErrNotMember},
+		{"stranger writes a thing's feed", book, "t:lamp", "mallory", ErrNotMember},
+		{"bad thing feed", book, "t:Lamp", "lamp", ErrBadFeeds},
 		{"bad feeds", book, "dm:bob:alice", "bob", ErrBadFeeds},
 		{"book fails", rightsTable{err: boom}, "dm:alice:bob", "alice", boom},
 	}

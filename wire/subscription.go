@@ -13,6 +13,7 @@ import (
 //
 //	feeds/dm/<user>    the dm with <user>: its messages, the message JSON as the payload
 //	feeds/g/<id>       the group g:<id>: its messages
+//	feeds/t/<thing>    the feed t:<thing> of a thing one reads: its state and events
 //	presence/<user>    the presence of <user>'s devices (the body of a PushPresence)
 //
 // A filter under these roots may hold MQTT wildcards below the root
@@ -21,6 +22,7 @@ import (
 const (
 	TopicFeedsDM    = "feeds/dm/"
 	TopicFeedsGroup = "feeds/g/"
+	TopicFeedsThing = "feeds/t/"
 	TopicPresence   = "presence/"
 )
 
@@ -37,13 +39,14 @@ const (
 	FilterDM                             // feeds/dm/<user>
 	FilterGroup                          // feeds/g/<id>
 	FilterPresence                       // presence/<user>
+	FilterThing                          // feeds/t/<thing>
 )
 
 // Filter is a parsed subscription filter.
 type Filter struct {
 	Kind FilterKind
 	// Name is the account of FilterDM and FilterPresence, and the feeds
-	// ("g:<id>") of FilterGroup.
+	// ("g:<id>", "t:<thing>") of FilterGroup and FilterThing.
 	Name string
 }
 
@@ -86,17 +89,23 @@ func ParseFilter(filter string) (Filter, error) {
 			return Filter{Kind: FilterGroup, Name: groupPrefix + f.Group}, nil
 		}
 		return bad("want feeds/g/<id>")
+	case strings.HasPrefix(filter, TopicFeedsThing):
+		if name := filter[len(TopicFeedsThing):]; ValidAccount(name) {
+			return Filter{Kind: FilterThing, Name: ThingFeeds(name)}, nil
+		}
+		return bad("want feeds/t/<thing>")
 	case strings.HasPrefix(filter, TopicPresence):
 		if name := filter[len(TopicPresence):]; ValidAccount(name) {
 			return Filter{Kind: FilterPresence, Name: name}, nil
 		}
 		return bad("want presence/<user>")
 	}
-	return bad("want feeds/dm/<user>, feeds/g/<id> or presence/<user>")
+	return bad("want feeds/dm/<user>, feeds/g/<id>, feeds/t/<thing> or presence/<user>")
 }
 
 // FeedsTopic is the topic on which account receives the messages of feeds
-// when it subscribed: feeds/dm/<the other> or feeds/g/<id>. It is "" for
+// when it subscribed: feeds/dm/<the other>, feeds/g/<id> or
+// feeds/t/<thing>. It is "" for
 // a feeds that does not parse or a dm account is not one of.
 func FeedsTopic(account, feeds string) string {
 	f, err := ParseFeeds(feeds)
@@ -105,6 +114,8 @@ func FeedsTopic(account, feeds string) string {
 		return ""
 	case f.Kind == FeedsGroup:
 		return TopicFeedsGroup + f.Group
+	case f.Kind == FeedsThing:
+		return TopicFeedsThing + f.Thing
 	case f.A == account:
 		return TopicFeedsDM + f.B
 	case f.B == account:

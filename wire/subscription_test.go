@@ -13,6 +13,8 @@ var goodFilters = []struct {
 	{"feeds/dm/bob", Filter{Kind: FilterDM, Name: "bob"}},
 	{"feeds/g/01JD7Q", Filter{Kind: FilterGroup, Name: "g:01JD7Q"}},
 	{"presence/lamp-1", Filter{Kind: FilterPresence, Name: "lamp-1"}},
+	{"feeds/t/lamp-1", Filter{Kind: FilterThing, Name: "t:lamp-1"}},
+	{"feeds/t/+", Filter{Kind: FilterWildcard}},
 	{"feeds/#", Filter{Kind: FilterWildcard}},
 	{"feeds/dm/+", Filter{Kind: FilterWildcard}},
 	{"feeds/+/+", Filter{Kind: FilterWildcard}},
@@ -28,6 +30,7 @@ var badFilters = []string{
 	"chat/room", "bob/#", "feeds", "presence", "feeds/dm", "feeds/dm/", "feeds/dm/Bob",
 	"feeds/dm/bob/x", "feeds/g/", "feeds/g/a:b", "feeds/x/y", "presence/", "presence/bob/x",
 	"feeds/dm/bo#", "feeds/#/x", "feeds/dm+", "im://a/b#c", "feeds/dm/\x00",
+	"feeds/t/", "feeds/t/Lamp", "feeds/t/lamp/x", "feeds/t/a:b",
 }
 
 func TestParseFilter(t *testing.T) {
@@ -50,6 +53,8 @@ func TestFeedsTopic(t *testing.T) {
 		{"bob", "dm:alice:bob", "feeds/dm/alice"},
 		{"carol", "dm:alice:bob", ""},
 		{"alice", "g:01JD", "feeds/g/01JD"},
+		{"alice", "t:lamp", "feeds/t/lamp"},
+		{"lamp", "t:lamp", "feeds/t/lamp"},
 		{"alice", "x", ""},
 	}
 	for _, tt := range tests {

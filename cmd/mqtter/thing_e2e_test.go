@@ -40,10 +40,12 @@ func (n *nodeProc) client() *node.Client {
 	return cl
 }
 
-// feedback returns the feedback about cmd that n holds from th.
+// feedback returns the feedback about cmd that n holds from th: in their
+// dm (acks, results) and in the thing's feed (state, events), each read
+// with the history command.
 func (n *nodeProc) feedback(th, cmd string) []thing.Feedback {
 	var out []thing.Feedback
-	for _, m := range n.history(th) {
+	for _, m := range append(n.history(th), n.history(wire.ThingFeeds(th))...) {
 		if m.MsgType != wire.MsgTypeFeedback {
 			continue
 		}

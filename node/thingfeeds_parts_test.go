@@ -1,0 +1,88 @@
+package node
+
+import (
+	"errors"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/mqtter/mqtter/wire"
+)
+
+// A thing's dm (a command's result) queued behind a state in its feed
+// waits for the feed's try, and no longer: not for a feed only backing
+// off (every ack would wait while the server is down), not past
+// feedFirstWait, not for another account's feed.
+func TestOutboxResultWaitsForFeed(t *testing.T) {
+	o := &outbox{n: &Node{cfg: Config{User: "lamp"}}, queues: make(map[string]*convQueue)}
+	msg := func(feeds string) wire.Message { return wire.Message{MsgId: wire.NewMsgID(), Feeds: feeds} }
+	state, result := msg("t:lamp"), msg(wire.DM("alice", "lamp"))
+	now := time.Now()
+
+	o.queue(state, false)
+	o.queue(result, false)
+	dm, feed := o.queues[result.Feeds], o.queues[state.Feeds]
+	if waits, _ := dm.waitsForFeed(now); !waits {
+		t.Fatal("the result does not wait for the untried state")
+	}
+	group := msg("g:home")
+	o.queue(group, false)
+	if waits, _ := o.queues[group.Feeds].waitsForFeed(now); waits {
+		t.Error("a group message of the thing waits for its feed")
+	}
+	feed.busy, feed.fresh = true, false // the loop takes the state
+	if waits, _ := dm.waitsForFeed(now); !waits {
+		t.Fatal("the result does not wait for the state's try")
+	}
+	if waits, _ := dm.waitsForFeed(now.Add(feedFirstWait + time.Second)); waits {
+		t.Error("the result waits past feedFirstWait")
+	}
+	o.finish(batchResult{feeds: state.Feeds, delivered: map[string]bool{}, err: errors.New("server unreachable")})
+	if waits, _ := dm.waitsForFeed(now); waits {
+		t.Error("the result still waits after the state's try")
+	}
+
+	// The state failed and backs off: a new result does not wait for it.
+	later := msg(wire.DM("alice", "lamp"))
+	o.queue(later, false)
+	if waits, _ := o.queues[later.Feeds].waitsForFeed(now); waits {
+		t.Error("a result waits for a feed that only backs off")
+	}
+
+	// A person's node has no feed to wait for; another's feed is no
+	// reason to wait.
+	p := &outbox{n: &Node{cfg: Config{User: "alice"}}, queues: make(map[string]*convQueue)}
+	p.queue(msg("t:lamp"), false)
+	text := msg(wire.DM("alice", "bob"))
+	p.queue(text, false)
+	if waits, _ := p.queues[text.Feeds].waitsForFeed(now); waits {
+		t.Error("alice's dm waits for a feed that is not hers")
+	}
+}
+
+// A thing sends its state and events into its feed once the server listed
+// it, as a dm to each of its audience when the server has no feeds (an
+// older server), and nowhere when nobody hears it.
+func TestThingStateTargets(t *testing.T) {
+	b := newBook("lamp")
+	rt := &thingRuntime{n: &Node{book: b}, self: "lamp"}
+	if got := rt.stateTargets(); got != nil {
+		t.Errorf("targets with nobody bound = %v, want none", got)
+	}
+	b.setRelations([]wire.Relation{
+		{User: "alice", Kind: wire.KindPerson, State: wire.StateBound},
+		{User: "door", Kind: wire.KindThing, State: wire.StateAssociated},
+		{User: "carol", Kind: wire.KindPerson, State: wire.StateFriend},
+	})
+	if got := rt.stateTargets(); !slices.Equal(got, []string{"alice", "door"}) {
+		t.Errorf("targets without a feed = %v, want a dm to alice and the door", got)
+	}
+	b.setThingFeeds([]wire.Group{{Feeds: "t:lamp", Members: []string{"alice", "door", "lamp"}}})
+	if got := rt.stateTargets(); !slices.Equal(got, []string{"t:lamp"}) {
+		t.Errorf("targets with the feed listed = %v, want the feed once", got)
+	}
+	b.setThingFeeds([]wire.Group{{Feeds: "g:lamp"}, {Feeds: "t:door"}})
+	if got := rt.stateTargets(); !slices.Equal(got, []string{"alice", "door"}) {
+		t.Errorf("targets with only another's feed listed = %v, want the dms", got)
+	}
+}
