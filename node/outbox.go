@@ -40,6 +40,7 @@ type outbox struct {
 	kickc  chan struct{}
 	donec  chan batchResult
 	gone   chan []string // MsgIds delivered by another way (history_push)
+	sentc  chan sentLeg  // a batch's direct leg is done
 	stopc  chan struct{}
 	loopWG sync.WaitGroup
 
@@ -60,14 +61,22 @@ type convQueue struct {
 	// leg's, which fails at every try while the server is down, and
 	// the members online get a group's messages by gossip meanwhile.
 	fresh bool
-	// tries counts the batches of this queue that finished.
-	tries int
+	// Of a queue whose messages also go by gossip (a group, a thing's
+	// feed): seq numbers the messages queued (seqs, by MsgId), sent is
+	// the highest whose direct leg (gossip, the devices connected) is
+	// done, early the highest handed to an early gossip leg (one that
+	// does not wait while the queue is busy with a try's server leg).
+	seq, sent, early int
+	seqs             map[string]int
 	// after: this queue (a dm of a thing's node) waits until the thing's
-	// feed queue after finished afterTries batches, or until afterUntil,
-	// so that the state a command caused, in the feed, goes before the
-	// command's result, in the dm, as it did when both went in the dm.
+	// feed queue after has sent its message afterSeq, or until
+	// afterUntil, so that the state a command caused, in the feed, goes
+	// out before the command's result, in the dm, as it did when both
+	// went in the dm. Only the direct leg is waited for: the readers
+	// online have the state by gossip then, and the server leg (a round
+	// trip to the server and back) would delay every result by it.
 	after      *convQueue
-	afterTries int
+	afterSeq   int
 	afterUntil time.Time
 }
 
@@ -78,7 +87,7 @@ const feedFirstWait = 2 * time.Second
 // until when.
 func (q *convQueue) waitsForFeed(now time.Time) (bool, time.Time) {
 	a := q.after
-	if a == nil || len(a.msgs) == 0 || a.tries >= q.afterTries || !now.Before(q.afterUntil) {
+	if a == nil || len(a.msgs) == 0 || a.sent >= q.afterSeq || !now.Before(q.afterUntil) {
 		return false, time.Time{}
 	}
 	return true, q.afterUntil
@@ -99,8 +108,65 @@ type outboxAdd struct {
 	release []string // feeds
 }
 
+// sentLeg says that the messages of the queue feeds up to seq have had
+// their direct leg.
+type sentLeg struct {
+	feeds string
+	seq   int
+}
+
+// seqOf is the highest seq among msgs (0 for a queue that does not
+// gossip).
+func (q *convQueue) seqOf(msgs []wire.Message) int {
+	last := 0
+	for _, m := range msgs {
+		last = max(last, q.seqs[m.MsgId])
+	}
+	return last
+}
+
+// legSent tells the loop, from a worker, that the messages of feeds up
+// to seq had their direct leg.
+func (o *outbox) legSent(feeds string, seq int) {
+	select {
+	case o.sentc <- sentLeg{feeds, seq}:
+	case <-o.stopc:
+	}
+}
+
+// gossipEarly publishes, by gossip only, the messages of busy queues that
+// the try in flight does not carry: their try starts once that one's
+// server leg ends, and the members online need not wait for it (nor a
+// thing's result for its state). The try still takes them later, for the
+// server; gossip does not publish a message twice.
+func (o *outbox) gossipEarly(workers *sync.WaitGroup) {
+	for feeds, q := range o.queues {
+		if !q.busy || q.early >= q.seq {
+			continue
+		}
+		var fresh []wire.Message
+		for _, m := range q.msgs {
+			if q.seqs[m.MsgId] > q.early {
+				fresh = append(fresh, m)
+			}
+		}
+		last := q.seqOf(fresh)
+		q.early = q.seq
+		if len(fresh) == 0 {
+			continue
+		}
+		workers.Add(1)
+		go func() {
+			defer workers.Done()
+			o.n.gossipSend(o.n.ctx, feeds, fresh)
+			o.legSent(feeds, last)
+		}()
+	}
+}
+
 type batchResult struct {
 	feeds     string
+	sent      int             // the highest seq of the batch (see convQueue.seq)
 	delivered map[string]bool // MsgId → stored somewhere, or conflicted: out of the queue
 	direct    []string        // delivered directly, still in the persistent outbox
 	err       error           // why the rest was not delivered
@@ -113,6 +179,7 @@ func newOutbox(n *Node) *outbox {
 		kickc:  make(chan struct{}, 1),
 		donec:  make(chan batchResult, maxConversationsInFlight),
 		gone:   make(chan []string, 16),
+		sentc:  make(chan sentLeg, maxConversationsInFlight),
 		stopc:  make(chan struct{}),
 		queues: make(map[string]*convQueue),
 	}
@@ -179,15 +246,10 @@ func (o *outbox) queue(m wire.Message, hold bool) {
 		o.queues[m.Feeds] = q
 		o.order = append(o.order, m.Feeds)
 	}
-	if feed := o.queues[wire.ThingFeeds(o.n.cfg.User)]; feed != nil && strings.HasPrefix(m.Feeds, "dm:") && (feed.fresh || feed.busy) {
-		// A thing's state or event is in its feed, not tried yet or
-		// being tried: what it sends next in a dm (a result) leaves
-		// after that try (its gossip leg, its server leg).
-		q.after, q.afterUntil = feed, time.Now().Add(feedFirstWait)
-		q.afterTries = feed.tries + 1
-		if feed.busy && feed.fresh {
-			q.afterTries++
-		}
+	if feed := o.queues[wire.ThingFeeds(o.n.cfg.User)]; feed != nil && strings.HasPrefix(m.Feeds, "dm:") && feed.sent < feed.seq {
+		// A thing's state or event is in its feed, not gossiped yet:
+		// what it sends next in a dm (a result) leaves once it is.
+		q.after, q.afterSeq, q.afterUntil = feed, feed.seq, time.Now().Add(feedFirstWait)
 	}
 	switch {
 	case !hold:
@@ -203,6 +265,11 @@ func (o *outbox) queue(m wire.Message, hold bool) {
 	q.msgs = append(q.msgs, m)
 	if f, err := wire.ParseFeeds(m.Feeds); err == nil && (f.Kind == wire.FeedsGroup || f.Kind == wire.FeedsThing) {
 		q.fresh = true
+		if q.seqs == nil {
+			q.seqs = make(map[string]int)
+		}
+		q.seq++
+		q.seqs[m.MsgId] = q.seq
 	}
 }
 
@@ -247,11 +314,14 @@ func (o *outbox) loop() {
 			}
 			batch := q.msgs[:min(len(q.msgs), maxBatch)]
 			q.busy, q.fresh = true, false
+			last := q.seqOf(batch)
+			q.early = max(q.early, last)
 			inFlight++
 			workers.Add(1)
 			go func() {
 				defer workers.Done()
-				r := o.n.deliverBatch(o.n.ctx, feeds, batch)
+				r := o.n.deliverBatch(o.n.ctx, feeds, batch, func() { o.legSent(feeds, last) })
+				r.sent = last
 				o.donec <- r
 				// Out of the persistent outbox after the conversation
 				// moved on: a crash before this sends them again, and
@@ -264,6 +334,7 @@ func (o *outbox) loop() {
 			// other audience).
 			runtime.Gosched()
 		}
+		o.gossipEarly(&workers)
 		timer.Reset(time.Until(wake))
 		select {
 		case <-o.stopc:
@@ -280,6 +351,10 @@ func (o *outbox) loop() {
 		case <-o.kickc:
 			for _, q := range o.queues {
 				q.next = time.Time{}
+			}
+		case leg := <-o.sentc:
+			if q := o.queues[leg.feeds]; q != nil {
+				q.sent = max(q.sent, leg.seq)
 			}
 		case ids := <-o.gone:
 			o.drop(ids)
@@ -320,6 +395,8 @@ func (o *outbox) drop(ids []string) {
 		for _, m := range q.msgs {
 			if !set[m.MsgId] {
 				kept = append(kept, m)
+			} else {
+				delete(q.seqs, m.MsgId)
 			}
 		}
 		q.msgs = kept
@@ -335,11 +412,13 @@ func (o *outbox) finish(r batchResult) {
 		return
 	}
 	q.busy = false
-	q.tries++
+	q.sent = max(q.sent, r.sent)
 	kept := q.msgs[:0]
 	for _, m := range q.msgs {
 		if !r.delivered[m.MsgId] {
 			kept = append(kept, m)
+		} else {
+			delete(q.seqs, m.MsgId)
 		}
 	}
 	q.msgs = kept
@@ -361,7 +440,7 @@ func (o *outbox) finish(r batchResult) {
 // that answer within DirectTimeout, and through the server for the rest
 // and for every group message (whose members' connected devices also get it
 // directly). It reports which were delivered and why the others were not.
-func (n *Node) deliverBatch(ctx context.Context, feeds string, msgs []wire.Message) batchResult {
+func (n *Node) deliverBatch(ctx context.Context, feeds string, msgs []wire.Message, sent func()) batchResult {
 	res := batchResult{feeds: feeds, delivered: make(map[string]bool, len(msgs))}
 	f, err := wire.ParseFeeds(feeds)
 	if err != nil {
@@ -369,6 +448,9 @@ func (n *Node) deliverBatch(ctx context.Context, feeds string, msgs []wire.Messa
 		return res
 	}
 	direct := n.sendDirect(ctx, f, feeds, msgs)
+	if sent != nil {
+		sent()
+	}
 	if f.Kind == wire.FeedsDM {
 		for id := range direct {
 			res.delivered[id] = true
