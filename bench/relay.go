@@ -72,15 +72,15 @@ var relayPaths = []struct{ path, via, what string }{
 
 // PunchRound is one timed upgrade from relayed to direct.
 type PunchRound struct {
-	// Ready is from the nodes' start until both held a relay slot and
-	// had started hole punching (status relay.hole_punch), the moment
-	// the other times start from.
+	// Ready is from the nodes' start until both held a relay slot, the
+	// moment the other times start from (hole punching may start later:
+	// a relayed connection open by then is punched once it has).
 	Ready time.Duration
 	// Listen is what the relay and the nodes listen on: "tcp+quic" or
 	// "tcp".
 	Listen string
 	// ToRelayed is from both nodes online (friends, relay slots held,
-	// hole punching started, alice knowing bob's relayed address) until the first message is
+	// alice knowing bob's relayed address) until the first message is
 	// stored at bob; FirstVia is how it came (relayed, or p2p when the
 	// punch beat it).
 	ToRelayed time.Duration
@@ -176,7 +176,7 @@ func (res *RelayResults) run(ctx context.Context, dir string) {
 		"a relayed address is dialled 500 ms after a peer's direct ones while those are still being tried (behind a NAT they lead nowhere): "+
 			"on TCP alone they fail at once and the relay is dialled; a QUIC dial stays pending, and the first relayed message waits the 500 ms out",
 		"go-libp2p starts hole punching once a node knows a public address of its own, looked for at 0.25 s then at doubling intervals up to 5 s "+
-			"(the \"ready\" column); a relayed connection opened before that stays relayed until it ends, so each round starts from there")
+			"(possibly after the \"ready\" column); a relayed connection opened before that is punched once it has")
 }
 
 // inWorld builds a world, runs measure in it and tears it down. It

@@ -52,14 +52,14 @@ func (res *RelayResults) Print(w io.Writer) {
 }
 
 func (res *RelayResults) printRounds(w io.Writer) {
-	fmt.Fprintf(w, "\nFrom both nodes online (friends, relay slots held, hole punching started) to the first message relayed, and to the first direct one\n")
+	fmt.Fprintf(w, "\nFrom both nodes online (friends, relay slots held) to the first message relayed, and to the first direct one\n")
 	tw := newTable(w)
 	fmt.Fprintln(tw, "  round\tlistening on\tready\tfirst message stored\tfirst direct message stored\tmessages before it\tdirect connection\t")
 	for _, listen := range []string{"tcp+quic", "tcp"} {
 		res.printRoundsOn(tw, listen)
 	}
 	tw.Flush()
-	fmt.Fprintf(w, "  ready: from the nodes' start until both held a relay slot and had started hole punching\n")
+	fmt.Fprintf(w, "  ready: from the nodes' start until both held a relay slot\n")
 	fmt.Fprintf(w, "  one message every %v once the previous one is stored; each round in a fresh network and fresh processes\n", res.Config.Pace)
 }
 

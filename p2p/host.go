@@ -134,7 +134,11 @@ type Host struct {
 	closed bool
 	reach  string // reachability, as the last event said
 	peers  map[peer.ID]*peerLink
-	wg     sync.WaitGroup // stream handlers and outbound readers
+	// punching are the peers a relayed connection to is being punched
+	// to (punch.go).
+	punching map[peer.ID]struct{}
+	hps      holePuncher    // go-libp2p's hole punching; nil without Relay
+	wg       sync.WaitGroup // stream handlers and outbound readers
 
 	closeOnce sync.Once
 	closeErr  error
@@ -179,8 +183,9 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 		}
 		opts = append(opts, libp2p.AddrsFactory(func([]multiaddr.Multiaddr) []multiaddr.Multiaddr { return announce }))
 	}
+	var hps holePuncher
 	if cfg.Relay {
-		opts = append(opts, libp2p.EnableRelay(), libp2p.EnableHolePunching(),
+		opts = append(opts, libp2p.EnableRelay(), libp2p.EnableHolePunching(captureHolePuncher(&hps)),
 			libp2p.SwarmOpts(swarm.WithDialRanker(preferDirect)))
 	}
 	lh, err := libp2p.New(opts...)
@@ -195,11 +200,18 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 		ctx:    hctx,
 		cancel: cancel,
 		peers:  make(map[peer.ID]*peerLink),
+
+		punching: make(map[peer.ID]struct{}),
+		hps:      hps,
 	}
 	lh.SetStreamHandler(ProtocolID, h.handleStream)
 	if err := h.watchReachability(); err != nil {
 		h.Close()
 		return nil, fmt.Errorf("p2p: reachability: %w", err)
+	}
+	if err := h.watchPunching(); err != nil {
+		h.Close()
+		return nil, fmt.Errorf("p2p: hole punching: %w", err)
 	}
 	if err := h.startDiscovery(); err != nil {
 		h.Close()

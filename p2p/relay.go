@@ -117,8 +117,8 @@ func (h *Host) Limited(id peer.ID) bool {
 // HolePunching reports whether hole punching has started: go-libp2p
 // starts it (and answers DCUtR) only once the host knows a public address
 // of its own, which it looks for at 0.25 s, then at doubling intervals up
-// to 5 s. A relayed connection that opened before is not upgraded: it
-// stays relayed until it ends, and the next one is punched.
+// to 5 s. A relayed connection that opened before is punched then
+// (punch.go).
 func (h *Host) HolePunching() bool {
 	return h.cfg.Relay && slices.Contains(h.h.Mux().Protocols(), holepunch.Protocol)
 }

@@ -91,6 +91,11 @@ func TestHolePunchingWaitsForAPublicAddress(t *testing.T) {
 	if relayed.HolePunching() || plain.HolePunching() {
 		t.Errorf("HolePunching() = %v with Relay, %v without, on loopback: want false for both", relayed.HolePunching(), plain.HolePunching())
 	}
+	// The host holds go-libp2p's service, to punch the relayed
+	// connections that opened before punching started (punch.go).
+	if relayed.hps == nil || plain.hps != nil {
+		t.Errorf("hole punching service %v with Relay, %v without: want one with Relay only", relayed.hps, plain.hps)
+	}
 }
 
 func TestNilAuthorizeRefusesEveryone(t *testing.T) {

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -27,7 +28,15 @@ import (
 // natNet is the test network.
 type natNet struct {
 	*natlab.Net
-	t *testing.T
+	t     *testing.T
+	nodes map[string]*natNode // by home
+}
+
+// natNode is how a node was started, to start it again.
+type natNode struct {
+	ns, name  string
+	env, args []string
+	proc      *nsProc
 }
 
 const natServerIP = natlab.ServerIP
@@ -46,7 +55,7 @@ func newNATNet(t *testing.T, symmetric bool) *natNet {
 			t.Log(err)
 		}
 	})
-	return &natNet{Net: lab, t: t}
+	return &natNet{Net: lab, t: t, nodes: map[string]*natNode{}}
 }
 
 // nsProc is a process of the binary in a namespace.
@@ -76,6 +85,21 @@ func (n *natNet) start(ns, name string, env []string, args ...string) *nsProc {
 		}
 	})
 	return p
+}
+
+// restart stops the node in home (as a user quits it) and starts it again.
+func (n *natNet) restart(home string) {
+	n.t.Helper()
+	nd := n.nodes[home]
+	if err := nd.proc.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		n.t.Fatal(err)
+	}
+	select {
+	case <-nd.proc.exited:
+	case <-time.After(30 * time.Second):
+		n.t.Fatalf("%s did not stop", nd.name)
+	}
+	nd.proc = n.start(nd.ns, nd.name+" (again)", nd.env, nd.args...)
 }
 
 // cli runs a CLI verb in ns against the node in home.
@@ -122,14 +146,16 @@ func natPair(t *testing.T, setup natSetup) (n *natNet, aliceHome, bobHome string
 		// No history_push racing a direct frame to the other node: what
 		// is measured is how the direct path went.
 		args = append(args, "--direct-timeout", "3s", "--sync-interval", "1h", "--log-level", "debug")
-		n.start(u.ns, "mqtter node "+u.user, []string{"MQTTER_PASSWORD=" + u.user + "-pw"}, args...)
+		nd := &natNode{ns: u.ns, name: "mqtter node " + u.user, env: []string{"MQTTER_PASSWORD=" + u.user + "-pw"}, args: args}
+		nd.proc = n.start(nd.ns, nd.name, nd.env, nd.args...)
+		n.nodes[u.home] = nd
 	}
 	for _, u := range []struct{ ns, home string }{{n.A, aliceHome}, {n.B, bobHome}} {
-		// Behind a cone NAT, also until hole punching has started: a
-		// relayed connection opened before stays relayed until it ends.
+		// Not until hole punching has started: a relayed connection
+		// opened before is punched once it has.
 		n.eventually(30*time.Second, "a node holds a relay slot", func() (bool, string) {
 			st, out := n.status(u.ns, u.home)
-			return st.Relay != nil && len(st.Relay.Addrs) > 0 && (st.Relay.HolePunch || setup.symmetric), out
+			return st.Relay != nil && len(st.Relay.Addrs) > 0, out
 		})
 	}
 	if out, err := n.cli(n.A, aliceHome, "friend", "add", "bob"); err != nil {
@@ -249,5 +275,83 @@ func TestNATSymmetricStaysRelayed(t *testing.T) {
 	st, out := n.status(n.A, aliceHome)
 	if st.Outbox != 0 {
 		t.Errorf("alice's outbox holds %d: %s", st.Outbox, out)
+	}
+}
+
+// TestNATEarlyRelayedConnectionIsPunched: a relayed connection that opens
+// before hole punching has started (go-libp2p starts it only once a node
+// knows a public address of its own) is punched once it has, well before
+// the relay's limit ends it: on the node it reached ("reached": bob's
+// punching starts, he punches), and on the node that dialled it
+// ("dialled": bob's punch was refused while alice could not answer it; once
+// she can, she says so and he punches again).
+func TestNATEarlyRelayedConnectionIsPunched(t *testing.T) {
+	t.Run("reached", func(t *testing.T) { earlyRelayed(t, false) })
+	t.Run("dialled", func(t *testing.T) { earlyRelayed(t, true) })
+}
+
+// earlyRelayed starts bob's node (alice's when dialler) again while the
+// server is out of its reach, so that by the time it reaches the server
+// (and learns its public address from the relay) go-libp2p looks for one
+// only every 5 s; alice reaches bob through the relay in between.
+func earlyRelayed(t *testing.T, dialler bool) {
+	n, aliceHome, bobHome := natPair(t, natSetup{})
+	ns, home, who := n.B, bobHome, "bob"
+	if dialler {
+		ns, home, who = n.A, aliceHome, "alice"
+	}
+	block := []string{"OUTPUT", "-d", natServerIP, "-j", "REJECT"}
+	early := false
+	for try := 1; try <= 3 && !early; try++ {
+		n.iptables(ns, append([]string{"-I"}, block...)...)
+		n.restart(home)
+		// go-libp2p looks at 0.25 s, then 0.75, 1.75, 3.75, 7.75, 12.75 s
+		// after the start: let the node reach the server just after 7.75.
+		time.Sleep(8 * time.Second)
+		n.iptables(ns, append([]string{"-D"}, block...)...)
+		var st node.Status
+		n.eventually(30*time.Second, who+" holds a relay slot again", func() (bool, string) {
+			var out string
+			st, out = n.status(ns, home)
+			return st.Relay != nil && len(st.Relay.Addrs) > 0, out
+		})
+		early = !st.Relay.HolePunch
+		if !early {
+			t.Logf("try %d: %s's hole punching started before the slot was there; again", try, who)
+		}
+	}
+	if !early {
+		t.Fatalf("%s's hole punching always started before the slot was there: the test cannot open a relayed connection first", who)
+	}
+	// Well within the relay's 2 minutes: the punch follows the start of
+	// the node's punching (within 5 s), and takes a few seconds.
+	start := time.Now()
+	deadline := start.Add(45 * time.Second)
+	for i := 0; ; i++ {
+		via := n.send(aliceHome, bobHome, fmt.Sprintf("message %d", i))
+		st, _ := n.status(ns, home)
+		t.Logf("%v: message %d via %s; %s's hole punching started: %v", time.Since(start).Round(time.Millisecond), i, via, who, st.Relay.HolePunch)
+		if i == 0 && via != "relayed" {
+			t.Errorf("the first message went via %s, want relayed: %s could not punch yet", via, who)
+		}
+		if via == "p2p" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no message went direct in %v: the relayed connection was not punched", deadline.Sub(start))
+		}
+		time.Sleep(time.Second)
+	}
+	for _, line := range strings.Split(n.nodes[bobHome].proc.out.String(), "\n") {
+		if strings.Contains(line, "hole punch") || strings.Contains(line, "hole-punched") {
+			t.Log(line)
+		}
+	}
+}
+
+func (n *natNet) iptables(ns string, args ...string) {
+	n.t.Helper()
+	if out, err := n.Command(context.Background(), ns, "iptables", args...).CombinedOutput(); err != nil {
+		n.t.Fatalf("iptables %q: %v: %s", args, err, out)
 	}
 }
