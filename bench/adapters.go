@@ -244,3 +244,6 @@ func (res *AdapterResults) Print(w io.Writer) {
 	}
 	printList(w, "Could not measure", res.Errors)
 }
+
+// Failed reports whether part of the run could not be set up.
+func (res *AdapterResults) Failed() bool { return len(res.Errors) > 0 }

@@ -1,11 +1,49 @@
 package bench
 
 import (
+	"context"
 	"flag"
 	"fmt"
+	"io"
 	"os"
+	"os/signal"
 	"runtime/pprof"
+	"syscall"
 )
+
+// Report is what a bench run gives back: it prints its figures, and says
+// whether part of the run could not be set up.
+type Report interface {
+	Print(w io.Writer)
+	Failed() bool
+}
+
+// Main is a bench command's main: parse reads the flags into a config
+// (and where to write a CPU profile of the command itself, "" for none),
+// run measures until done or interrupted (SIGINT, SIGTERM). It prints the
+// report on stdout and exits 2 on bad flags, 1 when the run failed to set
+// up, 0 whatever the figures.
+func Main[C any](name string, parse func(args []string) (C, string, error), run func(context.Context, C) Report) {
+	cfg, cpuProfile, err := parse(os.Args[1:])
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	stopProfile, err := ProfileCPU(cpuProfile)
+	if err != nil {
+		stop()
+		fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
+		os.Exit(2)
+	}
+	res := run(ctx, cfg)
+	res.Print(os.Stdout)
+	stopProfile()
+	stop()
+	if res.Failed() {
+		os.Exit(1)
+	}
+}
 
 // ParseFlags is how the bench commands read their flags: newFlags binds a
 // flag set to a config (and returns its --quick flag); the config starts

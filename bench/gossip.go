@@ -232,3 +232,6 @@ const (
 	membersProcesses = "processes"
 	membersInProcess = "in-process"
 )
+
+// Failed reports whether part of the run could not be set up.
+func (res *GossipResults) Failed() bool { return len(res.Errors) > 0 }

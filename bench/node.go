@@ -231,3 +231,6 @@ func memoryOf(name string, p *process, isNode, idle bool) NodeMemory {
 	m.RSS, m.HWM = rss, hwm
 	return m
 }
+
+// Failed reports whether part of the run could not be set up.
+func (res *NodeResults) Failed() bool { return len(res.Errors) > 0 }

@@ -274,3 +274,6 @@ func (res *RelayResults) latency(ctx context.Context, w *natWorld, path string) 
 		}
 	}
 }
+
+// Failed reports whether part of the run could not be set up.
+func (res *RelayResults) Failed() bool { return len(res.Errors) > 0 }

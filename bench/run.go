@@ -173,3 +173,6 @@ func (res *Results) mosquittoTarget(ctx context.Context, dir string, links int) 
 	}
 	return t
 }
+
+// Failed reports whether part of the run could not be set up.
+func (res *Results) Failed() bool { return len(res.Errors) > 0 }

@@ -307,3 +307,6 @@ func (res *ThingResults) rulesNote(ctx context.Context, w *thingWorld) {
 		res.note("the door's rules fired %d times and dropped %v (loop guards)", r.Fired, r.Dropped)
 	}
 }
+
+// Failed reports whether part of the run could not be set up.
+func (res *ThingResults) Failed() bool { return len(res.Errors) > 0 }

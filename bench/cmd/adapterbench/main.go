@@ -8,32 +8,26 @@ package main
 import (
 	"context"
 	"flag"
-	"fmt"
 	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/mqtter/mqtter/bench"
 )
 
 func main() {
-	cfg, err := bench.ParseFlags(os.Args[1:], bench.DefaultAdapterConfig(), func(c bench.AdapterConfig) bench.AdapterConfig { return c.Quick() }, newFlagSet)
+	bench.Main("adapterbench", parseFlags, func(ctx context.Context, cfg bench.AdapterConfig) bench.Report {
+		cfg.Progress = os.Stderr
+		return bench.RunAdapters(ctx, cfg)
+	})
+}
+
+// parseFlags reads the flags into an AdapterConfig. With --quick the
+// defaults are the quick ones, and any other flag given still wins.
+func parseFlags(args []string) (bench.AdapterConfig, string, error) {
+	cfg, err := bench.ParseFlags(args, bench.DefaultAdapterConfig(), func(c bench.AdapterConfig) bench.AdapterConfig { return c.Quick() }, newFlagSet)
 	if err == nil {
 		err = cfg.Validate()
 	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "adapterbench:", err)
-		os.Exit(2)
-	}
-	cfg.Progress = os.Stderr
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	res := bench.RunAdapters(ctx, cfg)
-	res.Print(os.Stdout)
-	if len(res.Errors) > 0 {
-		stop()
-		os.Exit(1)
-	}
+	return cfg, "", err
 }
 
 func newFlagSet(cfg *bench.AdapterConfig) (*flag.FlagSet, *bool) {

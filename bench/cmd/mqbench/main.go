@@ -11,7 +11,6 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/signal"
 	"strconv"
 	"strings"
 	"syscall"
@@ -20,31 +19,13 @@ import (
 )
 
 func main() {
-	cfg, cpuProfile, err := parseFlags(os.Args[1:])
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "mqbench:", err)
-		os.Exit(2)
-	}
-	cfg.Progress = os.Stderr
-	if err := raiseFileLimit(); err != nil {
-		fmt.Fprintln(os.Stderr, "mqbench: raising the open-file limit:", err)
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-
-	stopProfile, err := bench.ProfileCPU(cpuProfile)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "mqbench:", err)
-		os.Exit(2)
-	}
-	defer stopProfile()
-	res := bench.Run(ctx, cfg)
-	res.Print(os.Stdout)
-	if len(res.Errors) > 0 {
-		stop()
-		stopProfile()
-		os.Exit(1)
-	}
+	bench.Main("mqbench", parseFlags, func(ctx context.Context, cfg bench.Config) bench.Report {
+		if err := raiseFileLimit(); err != nil {
+			fmt.Fprintln(os.Stderr, "mqbench: raising the open-file limit:", err)
+		}
+		cfg.Progress = os.Stderr
+		return bench.Run(ctx, cfg)
+	})
 }
 
 // parseFlags reads the flags into a Config. With --quick the defaults are

@@ -12,28 +12,23 @@ package main
 import (
 	"context"
 	"flag"
-	"fmt"
 	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/mqtter/mqtter/bench"
 )
 
 func main() {
-	cfg, err := parseFlags(os.Args[1:])
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "relaybench:", err)
-		os.Exit(2)
-	}
-	cfg.Progress = os.Stderr
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	res := bench.RunRelay(ctx, cfg)
-	res.Print(os.Stdout)
-	if len(res.Errors) > 0 {
-		stop()
-		os.Exit(1)
+	bench.Main("relaybench", noProfile(parseFlags), func(ctx context.Context, cfg bench.RelayConfig) bench.Report {
+		cfg.Progress = os.Stderr
+		return bench.RunRelay(ctx, cfg)
+	})
+}
+
+// noProfile adapts a flag parser with no --cpuprofile to bench.Main.
+func noProfile[C any](parse func([]string) (C, error)) func([]string) (C, string, error) {
+	return func(args []string) (C, string, error) {
+		cfg, err := parse(args)
+		return cfg, "", err
 	}
 }
 

@@ -13,36 +13,16 @@ package main
 import (
 	"context"
 	"flag"
-	"fmt"
 	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/mqtter/mqtter/bench"
 )
 
 func main() {
-	cfg, cpuProfile, err := parseFlags(os.Args[1:])
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "thingbench:", err)
-		os.Exit(2)
-	}
-	cfg.Progress = os.Stderr
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	stopProfile, err := bench.ProfileCPU(cpuProfile)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "thingbench:", err)
-		os.Exit(2)
-	}
-	defer stopProfile()
-	res := bench.RunThings(ctx, cfg)
-	res.Print(os.Stdout)
-	if len(res.Errors) > 0 {
-		stop()
-		stopProfile()
-		os.Exit(1)
-	}
+	bench.Main("thingbench", parseFlags, func(ctx context.Context, cfg bench.ThingConfig) bench.Report {
+		cfg.Progress = os.Stderr
+		return bench.RunThings(ctx, cfg)
+	})
 }
 
 // parseFlags reads the flags into a ThingConfig. With --quick the
