@@ -33,6 +33,7 @@ func runNode(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.StringVar(&cfg.ThingHandler, "thing-handler", "", "a thing's device program, run with /bin/sh -c and kept running: commands on its stdin, feedback on its stdout, a JSON object a line")
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&logFormat, "log-format", "text", "text or json")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile to this file until the node stops")
 	pos, err := parseFlags(fs, args, stderr)
 	if err != nil {
 		return err
@@ -54,6 +55,11 @@ func runNode(ctx context.Context, args []string, stderr io.Writer) error {
 	if cfg.Logger, err = newLogger(stderr, logLevel, logFormat); err != nil {
 		return err
 	}
+	stopProfile, err := startCPUProfile(*cpuProfile)
+	if err != nil {
+		return err
+	}
+	defer stopProfile()
 	return node.Run(ctx, cfg)
 }
 

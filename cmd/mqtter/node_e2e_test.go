@@ -832,3 +832,22 @@ func TestNodeAnnouncesAddrs(t *testing.T) {
 		}
 	}
 }
+
+// A node started with --cpuprofile writes a CPU profile (gzipped protobuf)
+// when it stops.
+func TestNodeCPUProfile(t *testing.T) {
+	t.Parallel()
+	data := newAccounts(t, "alice")
+	srv := startServer(t, data)
+	prof := filepath.Join(t.TempDir(), "node.pprof")
+	alice := launch(t, &nodeProc{t: t, user: "alice", pass: "alice-pw", home: t.TempDir(), server: "tcp://" + srv.mqtt,
+		args: []string{"--cpuprofile", prof}})
+	alice.stop()
+	b, err := os.ReadFile(prof)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b) < 2 || b[0] != 0x1f || b[1] != 0x8b {
+		t.Errorf("the profile (%d bytes) is not gzipped", len(b))
+	}
+}
