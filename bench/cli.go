@@ -7,8 +7,9 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"runtime/pprof"
 	"syscall"
+
+	"github.com/mqtter/mqtter/internal/cpuprofile"
 )
 
 // Report is what a bench run gives back: it prints its figures, and says
@@ -30,7 +31,7 @@ func Main[C any](name string, parse func(args []string) (C, string, error), run 
 		os.Exit(2)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	stopProfile, err := ProfileCPU(cpuProfile)
+	stopProfile, err := cpuprofile.Start(cpuProfile)
 	if err != nil {
 		stop()
 		fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
@@ -64,24 +65,4 @@ func ParseFlags[C any](args []string, defaults C, quick func(C) C, newFlags func
 		return cfg, fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
 	return cfg, nil
-}
-
-// ProfileCPU starts a CPU profile of this process into file and returns
-// what stops it; with no file it does nothing.
-func ProfileCPU(file string) (stop func(), err error) {
-	if file == "" {
-		return func() {}, nil
-	}
-	f, err := os.Create(file)
-	if err != nil {
-		return nil, fmt.Errorf("cpu profile: %w", err)
-	}
-	if err := pprof.StartCPUProfile(f); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("cpu profile: %w", err)
-	}
-	return func() {
-		pprof.StopCPUProfile()
-		f.Close()
-	}, nil
 }

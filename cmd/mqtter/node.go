@@ -9,6 +9,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/mqtter/mqtter/internal/cpuprofile"
 	"github.com/mqtter/mqtter/node"
 )
 
@@ -55,7 +56,7 @@ func runNode(ctx context.Context, args []string, stderr io.Writer) error {
 	if cfg.Logger, err = newLogger(stderr, logLevel, logFormat); err != nil {
 		return err
 	}
-	stopProfile, err := startCPUProfile(*cpuProfile)
+	stopProfile, err := cpuprofile.Start(*cpuProfile)
 	if err != nil {
 		return err
 	}

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mqtter/mqtter/internal/cpuprofile"
 	"github.com/mqtter/mqtter/server"
 )
 
@@ -83,7 +84,7 @@ func runServer(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	cfg.Logger = log
-	stopProfile, err := startCPUProfile(*cpuProfile)
+	stopProfile, err := cpuprofile.Start(*cpuProfile)
 	if err != nil {
 		return err
 	}

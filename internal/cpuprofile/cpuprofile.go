@@ -1,4 +1,6 @@
-package main
+// Package cpuprofile writes a CPU profile of the running process, for
+// the --cpuprofile flags of mqtter and of the bench commands.
+package cpuprofile
 
 import (
 	"fmt"
@@ -6,9 +8,9 @@ import (
 	"runtime/pprof"
 )
 
-// startCPUProfile writes a CPU profile of this process to file until the
-// returned stop is called; with no file it does nothing.
-func startCPUProfile(file string) (stop func(), err error) {
+// Start writes a CPU profile of this process to file until the returned
+// stop is called; with no file it does nothing.
+func Start(file string) (stop func(), err error) {
 	if file == "" {
 		return func() {}, nil
 	}
