@@ -246,9 +246,11 @@ func (o *outbox) queue(m wire.Message, hold bool) {
 		o.queues[m.Feeds] = q
 		o.order = append(o.order, m.Feeds)
 	}
-	if feed := o.queues[wire.ThingFeeds(o.n.cfg.User)]; feed != nil && strings.HasPrefix(m.Feeds, "dm:") && feed.sent < feed.seq {
+	if feed := o.queues[wire.ThingFeeds(o.n.cfg.User)]; feed != nil && m.MsgType == wire.MsgTypeFeedback && strings.HasPrefix(m.Feeds, "dm:") && feed.sent < feed.seq {
 		// A thing's state or event is in its feed, not gossiped yet:
-		// what it sends next in a dm (a result) leaves once it is.
+		// the feedback it sends next in a dm (an ack, a result) leaves
+		// once it is. A rule's command does not wait: what it does
+		// needs no state of this thing first.
 		q.after, q.afterSeq, q.afterUntil = feed, feed.seq, time.Now().Add(feedFirstWait)
 	}
 	switch {

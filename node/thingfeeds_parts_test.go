@@ -17,11 +17,19 @@ import (
 // account's feed.
 func TestOutboxResultWaitsForFeed(t *testing.T) {
 	o := &outbox{n: &Node{cfg: Config{User: "lamp"}}, queues: make(map[string]*convQueue)}
-	msg := func(feeds string) wire.Message { return wire.Message{MsgId: wire.NewMsgID(), Feeds: feeds} }
+	msg := func(feeds string) wire.Message {
+		return wire.Message{MsgId: wire.NewMsgID(), Feeds: feeds, MsgType: wire.MsgTypeFeedback}
+	}
 	state, result := msg("t:lamp"), msg(wire.DM("alice", "lamp"))
 	now := time.Now()
 
 	o.queue(state, false)
+	command := msg(wire.DM("door", "lamp"))
+	command.MsgType = wire.MsgTypeCommand
+	o.queue(command, false)
+	if waits, _ := o.queues[command.Feeds].waitsForFeed(now); waits {
+		t.Error("a rule's command waits for the thing's state")
+	}
 	o.queue(result, false)
 	dm, feed := o.queues[result.Feeds], o.queues[state.Feeds]
 	if waits, _ := dm.waitsForFeed(now); !waits {
