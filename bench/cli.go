@@ -66,3 +66,20 @@ func ParseFlags[C any](args []string, defaults C, quick func(C) C, newFlags func
 	}
 	return cfg, nil
 }
+
+// inRunDir runs run in a fresh temporary directory named for the bench,
+// then keeps it, telling note where, when keep says so, and removes it
+// otherwise. Its error is that of making the directory (run did not run).
+func inRunDir(name string, run func(dir string), keep func() bool, note func(string)) error {
+	dir, err := os.MkdirTemp("", name+"-")
+	if err != nil {
+		return err
+	}
+	run(dir)
+	if keep() {
+		note("logs and data kept in " + dir)
+	} else {
+		os.RemoveAll(dir)
+	}
+	return nil
+}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
 	"time"
 )
 
@@ -111,16 +110,11 @@ func RunNodes(ctx context.Context, cfg NodeConfig) *NodeResults {
 	res := &NodeResults{Config: cfg, Latency: map[string]Latencies{}, LatencyErr: map[string]string{}}
 	res.Load[0] = loadAverage()
 	defer func() { res.Load[1] = loadAverage() }()
-	dir, err := os.MkdirTemp("", "nodebench-")
+	err := inRunDir("nodebench", func(dir string) { res.run(ctx, dir) },
+		func() bool { return cfg.Keep || len(res.Errors) > 0 },
+		func(note string) { res.Notes = append(res.Notes, note) })
 	if err != nil {
 		res.Errors = append(res.Errors, err.Error())
-		return res
-	}
-	res.run(ctx, dir)
-	if cfg.Keep || len(res.Errors) > 0 {
-		res.Notes = append(res.Notes, "logs and data kept in "+dir)
-	} else {
-		os.RemoveAll(dir)
 	}
 	return res
 }

@@ -24,7 +24,8 @@ import (
 
 // nodeWorld is everything a node benchmark talks to: a server, two nodes
 // that talk directly (alice and bob, friends), two that talk through the
-// server (carol and dave, in a group of two, never connected directly),
+// server (carol and dave, in a group of two, listening nowhere so that
+// they never connect to each other: the group would go by gossip),
 // the bench's own device of alice, and a bare libp2p host.
 type nodeWorld struct {
 	server                  *broker
@@ -55,10 +56,11 @@ func startNodeWorld(ctx context.Context, cfg NodeConfig, dir string) (*nodeWorld
 	}
 	w.server = server
 	for _, slot := range []struct {
-		p    **nodeProc
-		user string
-	}{{&w.alice, "alice"}, {&w.bob, "bob"}, {&w.carol, "carol"}, {&w.dave, "dave"}} {
-		n, err := startNodeProc(ctx, cfg.MQTTer, dir, slot.user, server.url())
+		p      **nodeProc
+		user   string
+		listen string
+	}{{&w.alice, "alice", "/ip4/127.0.0.1/tcp/0"}, {&w.bob, "bob", "/ip4/127.0.0.1/tcp/0"}, {&w.carol, "carol", node.ListenNone}, {&w.dave, "dave", node.ListenNone}} {
+		n, err := startNodeProcAt(ctx, cfg.MQTTer, dir, slot.user, server.url(), slot.listen)
 		if err != nil {
 			return w, err
 		}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"time"
 
@@ -121,16 +120,11 @@ func RunRelay(ctx context.Context, cfg RelayConfig) *RelayResults {
 	res := &RelayResults{Config: cfg, Latency: map[string]Latencies{}, LatencyErr: map[string]string{}, Via: map[string]map[string]int{}}
 	res.Load[0] = loadAverage()
 	defer func() { res.Load[1] = loadAverage() }()
-	dir, err := os.MkdirTemp("", "relaybench-")
+	err := inRunDir("relaybench", func(dir string) { res.run(ctx, dir) },
+		func() bool { return cfg.Keep || len(res.Errors) > 0 },
+		func(note string) { res.Notes = append(res.Notes, note) })
 	if err != nil {
 		res.Errors = append(res.Errors, err.Error())
-		return res
-	}
-	res.run(ctx, dir)
-	if cfg.Keep || len(res.Errors) > 0 {
-		res.Notes = append(res.Notes, "logs and data kept in "+dir)
-	} else {
-		os.RemoveAll(dir)
 	}
 	return res
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
 	"time"
 
 	"github.com/mqtter/mqtter/node"
@@ -90,16 +89,11 @@ func RunThings(ctx context.Context, cfg ThingConfig) *ThingResults {
 	res := &ThingResults{Config: cfg, Latency: map[string]Latencies{}, LatencyErr: map[string]string{}}
 	res.Load[0] = loadAverage()
 	defer func() { res.Load[1] = loadAverage() }()
-	dir, err := os.MkdirTemp("", "thingbench-")
+	err := inRunDir("thingbench", func(dir string) { res.run(ctx, dir) },
+		func() bool { return cfg.Keep || len(res.Errors) > 0 || len(res.LatencyErr) > 0 },
+		func(note string) { res.Notes = append(res.Notes, note) })
 	if err != nil {
 		res.Errors = append(res.Errors, err.Error())
-		return res
-	}
-	res.run(ctx, dir)
-	if cfg.Keep || len(res.Errors) > 0 || len(res.LatencyErr) > 0 {
-		res.note("logs and data kept in %s", dir)
-	} else {
-		os.RemoveAll(dir)
 	}
 	return res
 }
