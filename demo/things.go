@@ -232,14 +232,7 @@ func (d *demo) relayed(ctx context.Context, srv *proc, alice *nodeProc) error {
 	if err := d.received(ctx, carol, "alice", hi, "relayed|server", all...); err != nil {
 		return err
 	}
-	err = d.waitFor(ctx, "alice's node counts the delivery through the relay", all, func(ctx context.Context) (bool, string) {
-		st, err := alice.api.Status(ctx)
-		if err != nil {
-			return false, err.Error()
-		}
-		return st.Counters["sent_relayed"] >= 1, fmt.Sprintf("counters %v, failures %+v", st.Counters, st.Failures)
-	})
-	if err != nil {
+	if err := d.counted(ctx, alice, "sent_relayed", all...); err != nil {
 		return err
 	}
 	d.say("  (alice's node: sent_relayed = 1, carol's node stored it through the relay)")
