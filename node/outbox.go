@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"runtime"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -246,7 +245,11 @@ func (o *outbox) queue(m wire.Message, hold bool) {
 		o.queues[m.Feeds] = q
 		o.order = append(o.order, m.Feeds)
 	}
-	if feed := o.queues[wire.ThingFeeds(o.n.cfg.User)]; feed != nil && m.MsgType == wire.MsgTypeFeedback && strings.HasPrefix(m.Feeds, "dm:") && feed.sent < feed.seq {
+	var kind wire.FeedsKind // zero: feeds that do not parse
+	if f, err := wire.ParseFeeds(m.Feeds); err == nil {
+		kind = f.Kind
+	}
+	if feed := o.queues[wire.ThingFeeds(o.n.cfg.User)]; feed != nil && m.MsgType == wire.MsgTypeFeedback && kind == wire.FeedsDM && feed.sent < feed.seq {
 		// A thing's state or event is in its feed, not gossiped yet:
 		// the feedback it sends next in a dm (an ack, a result) leaves
 		// once it is. A rule's command does not wait: what it does
@@ -265,7 +268,7 @@ func (o *outbox) queue(m wire.Message, hold bool) {
 		}
 	}
 	q.msgs = append(q.msgs, m)
-	if f, err := wire.ParseFeeds(m.Feeds); err == nil && (f.Kind == wire.FeedsGroup || f.Kind == wire.FeedsThing) {
+	if kind == wire.FeedsGroup || kind == wire.FeedsThing {
 		q.fresh = true
 		if q.seqs == nil {
 			q.seqs = make(map[string]int)
