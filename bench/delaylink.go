@@ -203,10 +203,11 @@ func (ls *netLinks) close() []string {
 	return problems
 }
 
-// where says, for a report's header, what links the run had.
-func (ls *netLinks) where(base string) string {
-	if ls.delay <= 0 {
+// withLinks says, for a report's header, that a run's hops went through
+// links of delay (nothing when it had none).
+func withLinks(base string, delay time.Duration) string {
+	if delay <= 0 {
 		return base
 	}
-	return fmt.Sprintf("%s, each hop between processes through a link holding every byte %v each way (round trip %v); the local API calls cross none", base, ls.delay, 2*ls.delay)
+	return fmt.Sprintf("%s, each hop between processes through a link holding every byte %v each way (round trip %v); the local API calls cross none", base, delay, 2*delay)
 }

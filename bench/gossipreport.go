@@ -25,8 +25,7 @@ var pathWhat = map[string]string{
 // problems.
 func (res *GossipResults) Print(w io.Writer) {
 	cfg := res.Config
-	links := netLinks{delay: cfg.LinkDelay}
-	printHeader(w, "gossip fan-out", links.where("all on 127.0.0.1 (libp2p GossipSub among the members' nodes; MQTT to the server)"), res.Load)
+	printHeader(w, "gossip fan-out", withLinks("all on 127.0.0.1 (libp2p GossipSub among the members' nodes; MQTT to the server)", cfg.LinkDelay), res.Load)
 	if len(res.Rows) > 0 {
 		fmt.Fprintf(w, "\nA group message until the LAST member stored it, one at a time (n=%d a row after %d warm-up)\n", cfg.N, cfg.Warmup)
 		tw := newTable(w)

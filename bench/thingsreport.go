@@ -43,8 +43,7 @@ func (res *ThingResults) hop() (time.Duration, bool) {
 // problems.
 func (res *ThingResults) Print(w io.Writer) {
 	cfg := res.Config
-	links := netLinks{delay: cfg.LinkDelay}
-	where := links.where("all on 127.0.0.1 (libp2p between nodes; MQTT to the server)")
+	where := withLinks("all on 127.0.0.1 (libp2p between nodes; MQTT to the server)", cfg.LinkDelay)
 	printHeader(w, "thing", where, res.Load)
 	if len(res.Latency) > 0 {
 		fmt.Fprintf(w, "\nLatency, one at a time (n=%d after %d warm-up; chain n=%d after %d)\n", cfg.N, cfg.Warmup, cfg.ChainN, cfg.ChainWarmup)
